@@ -1,0 +1,46 @@
+"""Build hpclars: the Cython sources in kernels/ become the hpclars.kernels.* modules.
+
+Compiler directives and flags are set here, once.  OpenMP is used for the
+``nthreads`` argument of the kernels; BLAS comes from scipy.linalg.cython_blas.
+Set HPCLARS_NO_NATIVE=1 to build without -march=native (for a login node whose
+CPU differs from the compute nodes').
+"""
+
+import os
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+KERNELS = ["conv", "pool", "dense", "elementwise"]
+
+compile_args = ["-O3", "-fopenmp", "-ffp-contract=fast"]
+if os.environ.get("HPCLARS_NO_NATIVE", "0") in ("", "0"):
+    compile_args.append("-march=native")
+
+extensions = [
+    Extension(
+        f"hpclars.kernels.{name}",
+        [f"kernels/{name}.pyx"],
+        include_dirs=[np.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=compile_args,
+        extra_link_args=["-fopenmp"],
+    )
+    for name in KERNELS
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives={
+            "language_level": 3,
+            "boundscheck": False,
+            "wraparound": False,
+            "cdivision": True,
+            "initializedcheck": False,
+            "nonecheck": False,
+            "embedsignature": True,
+        },
+    ),
+)
