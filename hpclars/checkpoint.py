@@ -1,0 +1,79 @@
+"""Checkpoints: everything needed to continue a run exactly, in one HDF5 file.
+
+Stored: the flat parameters, all optimizer state (momentum, Adam/LAMB moments,
+step count), the position in the run (step, epoch, batch within the epoch),
+the partial per-epoch accumulators, the wall time so far and the config.  The
+data order is a pure function of (seed, epoch) and the learning rate of the
+step count, so no random-generator state needs saving.
+
+Written atomically (temporary file, flush, fsync, rename): a process killed
+while writing leaves the previous checkpoint intact.
+
+Deliberately left out: the run log (see :mod:`hpclars.log`).
+"""
+
+import json
+import os
+
+import h5py
+import numpy as np
+
+from .log import write_atomically
+
+FORMAT = "hpclars-checkpoint"
+
+
+def checkpoint_path(out):
+    root, _ = os.path.splitext(os.fspath(out))
+    return root + ".ckpt.h5"
+
+
+def save(path, params, optimizer_state, position, accumulators, config_json, world_size):
+    """Write a checkpoint.  ``position`` and ``accumulators`` are JSON-able dicts
+    except that accumulator values may be NumPy arrays."""
+    arrays = {k: v for k, v in accumulators.items() if isinstance(v, np.ndarray)}
+    scalars = {k: v for k, v in accumulators.items() if not isinstance(v, np.ndarray)}
+
+    def fill(f):
+        f.attrs["format"] = FORMAT
+        f.attrs["config"] = config_json
+        f.attrs["world_size"] = int(world_size)
+        f.attrs["position"] = json.dumps(position)
+        f.attrs["accumulators"] = json.dumps(scalars)
+        f.attrs["optimizer_t"] = int(optimizer_state["t"])
+        f.create_dataset("params", data=params)
+        g = f.create_group("optimizer")
+        for k, v in optimizer_state.items():
+            if k != "t":
+                g.create_dataset(k, data=v)
+        g = f.create_group("accumulators")
+        for k, v in arrays.items():
+            g.create_dataset(k, data=v)
+
+    write_atomically(path, fill)
+
+
+class Checkpoint:
+    def __init__(self, params, optimizer_state, position, accumulators, config, world_size):
+        self.params = params
+        self.optimizer_state = optimizer_state
+        self.position = position
+        self.accumulators = accumulators
+        self.config = config
+        self.world_size = world_size
+
+
+def load(path):
+    path = os.fspath(path)
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("format") != FORMAT:
+            raise ValueError(f"{path}: not an hpclars checkpoint")
+        state = {"t": int(f.attrs["optimizer_t"])}
+        state.update({k: f["optimizer"][k][()] for k in f["optimizer"]})
+        acc = json.loads(f.attrs["accumulators"])
+        acc.update({k: f["accumulators"][k][()] for k in f["accumulators"]})
+        return Checkpoint(
+            params=f["params"][()], optimizer_state=state,
+            position=json.loads(f.attrs["position"]), accumulators=acc,
+            config=json.loads(f.attrs["config"]), world_size=int(f.attrs["world_size"]),
+        )

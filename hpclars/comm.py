@@ -1,0 +1,110 @@
+"""Data-parallel communication: the few MPI calls the trainer needs.
+
+Everything goes through buffer-based (capital-letter) mpi4py calls on
+contiguous arrays; the step's gradient is averaged with ONE in-place
+``Allreduce``.  Every helper is a no-op at one process, so the same code runs
+with and without ``mpiexec``.
+
+A failure on any rank must end the whole job, never hang it:
+:func:`abort_on_error` prints the failing rank's message and calls
+``MPI_Abort``, which makes the launcher kill every rank and exit non-zero.
+
+Deliberately left out: anything about the model or the optimizer.
+"""
+
+import contextlib
+import hashlib
+import sys
+import traceback
+
+import numpy as np
+from mpi4py import MPI
+
+
+class Comm:
+    """COMM_WORLD with the trainer's collective operations."""
+
+    def __init__(self, comm=None):
+        self.comm = comm if comm is not None else MPI.COMM_WORLD
+        self.rank = self.comm.Get_rank()
+        self.size = self.comm.Get_size()
+
+    @property
+    def is_root(self):
+        return self.rank == 0
+
+    def allreduce_sum_(self, buf):
+        """Sum ``buf`` (contiguous float32/float64) over ranks, in place."""
+        if self.size > 1:
+            self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+        return buf
+
+    def allreduce_max_(self, buf):
+        if self.size > 1:
+            self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.MAX)
+        return buf
+
+    def bcast_(self, buf, root=0):
+        """Broadcast a contiguous array from ``root``, in place."""
+        if self.size > 1:
+            self.comm.Bcast(buf, root=root)
+        return buf
+
+    def bcast_obj(self, obj, root=0):
+        """Broadcast a small Python object (set-up only, never in the step)."""
+        return self.comm.bcast(obj, root=root) if self.size > 1 else obj
+
+    def barrier(self):
+        if self.size > 1:
+            self.comm.Barrier()
+
+    def same_everywhere(self, buf):
+        """True on every rank if ``buf`` is bitwise identical on all ranks."""
+        if self.size == 1:
+            return True
+        digest = hashlib.sha256(np.ascontiguousarray(buf).tobytes()).digest()
+        mine = np.frombuffer(digest[:8], dtype=np.int64).copy()
+        low, high = mine.copy(), mine.copy()
+        self.comm.Allreduce(MPI.IN_PLACE, low, op=MPI.MIN)
+        self.comm.Allreduce(MPI.IN_PLACE, high, op=MPI.MAX)
+        return bool(low[0] == high[0])
+
+    def on_root(self, fn):
+        """Run ``fn`` on rank 0 and give every rank its result, or its error.
+
+        For set-up work whose failure is the same for everyone (reading the
+        data): one message from rank 0 and a clean exit on all ranks, instead of
+        N copies of the traceback and an abort.
+        """
+        result, error = None, None
+        if self.is_root:
+            try:
+                result = fn()
+            except Exception as exc:  # re-raised on every rank below
+                error = exc
+        error = self.bcast_obj(error)
+        if error is not None:
+            raise error
+        return result
+
+
+@contextlib.contextmanager
+def abort_on_error(comm, expected=()):
+    """End the whole MPI job if this rank raises.
+
+    Exceptions of the ``expected`` types are raised on every rank at once (the
+    caller made sure of that), so they propagate for a clean exit.  Anything
+    else may be local to this rank: print it, naming the rank, and abort.
+    """
+    try:
+        yield
+    except expected:
+        raise
+    except (Exception, KeyboardInterrupt) as exc:
+        if comm.size == 1:
+            raise
+        sys.stderr.write(f"hpclars: rank {comm.rank} of {comm.size} failed: {type(exc).__name__}: {exc}\n")
+        traceback.print_exc(file=sys.stderr)
+        sys.stderr.write("hpclars: aborting all ranks (the other ranks' messages, if any, are consequences)\n")
+        sys.stderr.flush()
+        comm.comm.Abort(1)

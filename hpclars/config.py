@@ -1,0 +1,209 @@
+"""The run configuration: one frozen dataclass, the only home of defaults.
+
+The CLI builds a :class:`Config` from flags, a preset is a named set of
+overrides applied before the flags, and :func:`validate` checks every field
+before any expensive work (data loading, MPI communication) starts.  Checks that
+need the MPI world size live in :func:`validate_for_world`.
+
+Deliberately left out: anything that depends on the data or the machine.
+"""
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+
+OPTIMIZERS = ("sgd", "lars", "lamb", "adam", "adamw")
+SCHEDULES = ("inverse-time", "constant", "poly", "cosine")
+LR_SCALING = ("none", "linear", "sqrt")
+LARS_DENOMINATORS = ("sum", "norm")
+LARS_MODES = ("scale", "clip")
+LARS_MOMENTUM = ("inside", "after")
+
+TRAIN_SIZE = 60000
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that defines a training run.  Defaults are the paper's Table 1."""
+
+    optimizer: str = "sgd"
+    batch_size: int = 64            # global batch, shared by all ranks
+    epochs: int = 30
+    max_steps: int = 0              # 0: no limit beyond epochs
+    # Global learning rate and its schedule.
+    lr: float = 0.01
+    schedule: str = "inverse-time"
+    lr_decay: float = 1e-4          # inverse-time: lr / (1 + lr_decay * t)
+    warmup_epochs: float = 0.0      # linear warm-up, in epochs (fractions allowed)
+    poly_power: float = 2.0         # poly: (1 - progress) ** poly_power
+    lr_scaling: str = "none"        # scale lr with batch_size / base_batch_size
+    base_batch_size: int = 64
+    # Shared optimizer hyperparameters.
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    nesterov: bool = False
+    # LARS (You et al. 2017) and its variants.
+    trust_coef: float = 0.001       # eta
+    lars_denominator: str = "sum"   # sum: ||g|| + wd*||w||; norm: ||g + wd*w||
+    lars_mode: str = "scale"        # scale: lr*local; clip: min(local, lr) (apex LARC)
+    lars_momentum: str = "inside"   # inside: Algorithm 1; after: TensorFlow LARSOptimizer
+    lars_eps: float = 0.0           # added to the trust-ratio denominator
+    exclude_bias: bool = False      # biases get no adaptation and no weight decay
+    # Adam-family (LAMB, Adam, AdamW).
+    beta1: float = 0.9
+    beta2: float = 0.999
+    adam_eps: float = 1e-6
+    # Run control.
+    seed: int = 0
+    data_dir: str = ""              # "": $HPCLARS_DATA, else the per-user cache
+    out: str = "run.h5"
+    overwrite: bool = False
+    resume: bool = False
+    stop_file: str = ""
+    checkpoint_every: int = 1       # epochs between checkpoints; 0: only on a stop
+    chunk_size: int = 256           # images per kernel call; bounds memory
+    threads: int = 1                # OpenMP threads per rank
+    progress: bool = True
+    preset: str = ""
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text):
+        return cls(**json.loads(text))
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+class ConfigError(ValueError):
+    """A bad flag or preset; the message is one line naming it."""
+
+
+# Presets: named overrides, applied on top of the defaults and under the flags.
+PRESETS = {
+    "paper": dict(
+        lr=0.01, schedule="inverse-time", lr_decay=1e-4, weight_decay=1e-4,
+        momentum=0.9, trust_coef=0.001, warmup_epochs=0.0, lr_scaling="none",
+        lars_denominator="sum", lars_mode="scale", lars_momentum="inside",
+        exclude_bias=False, nesterov=False,
+    ),
+}
+
+
+def field_names():
+    return [f.name for f in dataclasses.fields(Config)]
+
+
+def build(preset="", **overrides):
+    """Defaults <- preset <- explicit overrides, then validated."""
+    values = {}
+    if preset:
+        if preset not in PRESETS:
+            raise ConfigError(f"--preset: unknown preset {preset!r}; choose from {', '.join(sorted(PRESETS))}")
+        values.update(PRESETS[preset])
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = set(values) - set(field_names())
+    if unknown:
+        raise ConfigError(f"unknown config field(s): {', '.join(sorted(unknown))}")
+    cfg = Config(preset=preset, **values)
+    validate(cfg)
+    return cfg
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def _choice(cfg, name, allowed):
+    value = getattr(cfg, name)
+    if value not in allowed:
+        raise ConfigError(f"{_flag(name)}: {value!r} is not one of {', '.join(allowed)}")
+
+
+def _at_least(cfg, name, low):
+    value = getattr(cfg, name)
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= low):
+        raise ConfigError(f"{_flag(name)}: must be a number >= {low}, got {value!r}")
+
+
+def _in_range(cfg, name, low, high):
+    value = getattr(cfg, name)
+    if not (isinstance(value, (int, float)) and low <= value < high):
+        raise ConfigError(f"{_flag(name)}: must be in [{low}, {high}), got {value!r}")
+
+
+def validate(cfg):
+    """Raise ConfigError naming the first bad field; cheap, no I/O beyond nothing."""
+    _choice(cfg, "optimizer", OPTIMIZERS)
+    _choice(cfg, "schedule", SCHEDULES)
+    _choice(cfg, "lr_scaling", LR_SCALING)
+    _choice(cfg, "lars_denominator", LARS_DENOMINATORS)
+    _choice(cfg, "lars_mode", LARS_MODES)
+    _choice(cfg, "lars_momentum", LARS_MOMENTUM)
+    if not (isinstance(cfg.batch_size, int) and 1 <= cfg.batch_size <= TRAIN_SIZE):
+        raise ConfigError(f"--batch-size: must be an integer in [1, {TRAIN_SIZE}], got {cfg.batch_size!r}")
+    _at_least(cfg, "epochs", 1)
+    _at_least(cfg, "max_steps", 0)
+    _at_least(cfg, "lr", 0)
+    if cfg.lr <= 0:
+        raise ConfigError(f"--lr: must be > 0, got {cfg.lr!r}")
+    _at_least(cfg, "lr_decay", 0)
+    _at_least(cfg, "warmup_epochs", 0)
+    _at_least(cfg, "poly_power", 0)
+    _at_least(cfg, "base_batch_size", 1)
+    _at_least(cfg, "weight_decay", 0)
+    _in_range(cfg, "momentum", 0, 1)
+    _at_least(cfg, "trust_coef", 0)
+    if cfg.trust_coef <= 0:
+        raise ConfigError(f"--trust-coef: must be > 0, got {cfg.trust_coef!r}")
+    _at_least(cfg, "lars_eps", 0)
+    _in_range(cfg, "beta1", 0, 1)
+    _in_range(cfg, "beta2", 0, 1)
+    _at_least(cfg, "adam_eps", 0)
+    _at_least(cfg, "seed", 0)
+    _at_least(cfg, "checkpoint_every", 0)
+    _at_least(cfg, "chunk_size", 1)
+    _at_least(cfg, "threads", 1)
+    if not cfg.out:
+        raise ConfigError("--out: an output path is required")
+    if not cfg.out.endswith((".h5", ".hdf5")):
+        raise ConfigError(f"--out: {cfg.out!r} must end in .h5 or .hdf5")
+    if cfg.overwrite and cfg.resume:
+        raise ConfigError("--overwrite and --resume: choose one")
+    if cfg.warmup_epochs > cfg.epochs:
+        raise ConfigError(f"--warmup-epochs: {cfg.warmup_epochs} is longer than --epochs {cfg.epochs}")
+
+
+def validate_for_world(cfg, world_size):
+    """Checks that need the number of ranks."""
+    if cfg.batch_size < world_size:
+        raise ConfigError(
+            f"--batch-size: {cfg.batch_size} is smaller than the {world_size} ranks; "
+            "every rank needs at least one image")
+    if cfg.batch_size % world_size:
+        raise ConfigError(
+            f"--batch-size: {cfg.batch_size} is not divisible by the {world_size} ranks; "
+            f"try {cfg.batch_size - cfg.batch_size % world_size} or "
+            f"{cfg.batch_size + world_size - cfg.batch_size % world_size}")
+
+
+def steps_per_epoch(cfg):
+    return TRAIN_SIZE // cfg.batch_size
+
+
+def total_steps(cfg):
+    steps = cfg.epochs * steps_per_epoch(cfg)
+    return min(steps, cfg.max_steps) if cfg.max_steps else steps
+
+
+def scaled_lr(cfg):
+    """The base learning rate after the batch-size scaling rule."""
+    ratio = cfg.batch_size / cfg.base_batch_size
+    if cfg.lr_scaling == "linear":
+        return cfg.lr * ratio
+    if cfg.lr_scaling == "sqrt":
+        return cfg.lr * math.sqrt(ratio)
+    return cfg.lr

@@ -1,0 +1,213 @@
+"""HDF5 run logs: the writer the trainer uses and the reader analysis uses.
+
+One file per run.  Schema (format "hpclars-log", version 1):
+
+root attributes
+    format, format_version    "hpclars-log", 1
+    config                    the full resolved Config as JSON
+    status                    running | completed | diverged | failed | interrupted
+    message                   why the run ended that way ("" when completed)
+    world_size                MPI ranks that trained it
+    hpclars_version, hostname, created (ISO 8601 UTC), n_params
+    schedule                  the learning-rate schedule and its parameters, JSON
+    tensor_names              the parameter tensors, in buffer order
+/epochs/<field>               1-D, one entry per evaluated epoch; epoch 0 is the
+                              evaluation before any training.  Fields: see EPOCH_FIELDS.
+/tensors/<field>              2-D (epochs, tensors): weight_norm (at the end of the
+                              epoch), grad_norm and local_lr (means over the epoch's
+                              steps; NaN at epoch 0).  local_lr is the factor that
+                              multiplies the global rate: LARS's local rate, LAMB's
+                              trust ratio, 1 for SGD and Adam.
+/params/<tensor>              the parameters at the end of the run (absent while running)
+
+Accuracies are fractions in [0, 1]; gen_error = train_acc - test_acc.
+
+Writes are atomic: the whole file is rewritten to a temporary name, flushed,
+fsync'ed and renamed over the old one, so a process killed at any moment leaves
+either the previous or the new complete log, never a corrupt one.  Logs are
+small (a few KB per epoch), so rewriting costs milliseconds per epoch.
+"""
+
+import datetime
+import json
+import os
+import socket
+
+import h5py
+import numpy as np
+
+from . import __version__
+
+FORMAT = "hpclars-log"
+FORMAT_VERSION = 1
+STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
+
+EPOCH_FIELDS = (
+    "epoch",            # 0 = before training
+    "step",             # optimizer steps taken so far
+    "lr",               # global learning rate of the epoch's last step (first step's rate at epoch 0)
+    "train_loss", "train_acc",   # over the full 60k training set
+    "test_loss", "test_acc",     # over the 10k test set
+    "gen_error",        # train_acc - test_acc
+    "step_loss",        # mean minibatch loss seen during the epoch's steps
+    "wall_s",           # wall seconds since the run started (across restarts)
+    "time_compute",     # seconds in forward+backward this epoch (max over ranks)
+    "time_allreduce",   # seconds in the gradient Allreduce (max over ranks)
+    "time_optim",       # seconds in the optimizer step (max over ranks)
+    "time_eval",        # seconds evaluating (max over ranks)
+    "images_per_s",     # training images per second this epoch (steps only)
+    "noise_scale",      # gradient noise scale B_simple (NaN with one rank)
+)
+TENSOR_FIELDS = ("weight_norm", "grad_norm", "local_lr")
+
+
+def write_atomically(path, fill):
+    """Create ``path`` as a new HDF5 file filled by ``fill(h5file)``, atomically."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with h5py.File(tmp, "w") as f:
+            fill(f)
+            f.flush()
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    dir_fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class RunLog:
+    """The log of one run, held in memory and rewritten atomically on flush."""
+
+    def __init__(self, path, attrs, tensor_names):
+        self.path = os.fspath(path)
+        self.attrs = dict(attrs)
+        self.tensor_names = list(tensor_names)
+        self.epochs = {f: [] for f in EPOCH_FIELDS}
+        self.tensors = {f: [] for f in TENSOR_FIELDS}
+        self.params = None
+
+    @classmethod
+    def create(cls, path, config_json, world_size, tensor_names, n_params, schedule):
+        attrs = dict(
+            format=FORMAT, format_version=FORMAT_VERSION, config=config_json,
+            status="running", message="", world_size=int(world_size),
+            hpclars_version=__version__, hostname=socket.gethostname(),
+            created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            n_params=int(n_params), schedule=json.dumps(schedule, sort_keys=True),
+        )
+        return cls(path, attrs, tensor_names)
+
+    @classmethod
+    def reopen(cls, path, keep_epochs_through):
+        """Continue an existing log, dropping epochs after ``keep_epochs_through``."""
+        data = read_log(path)
+        log = cls(path, data.attrs, data.tensor_names)
+        keep = data.epochs["epoch"] <= keep_epochs_through
+        for f in EPOCH_FIELDS:
+            log.epochs[f] = list(data.epochs[f][keep])
+        for f in TENSOR_FIELDS:
+            log.tensors[f] = [row for row in data.tensors[f][keep]]
+        log.attrs["status"] = "running"
+        log.attrs["message"] = ""
+        return log
+
+    @property
+    def n_epochs(self):
+        return len(self.epochs["epoch"])
+
+    def append_epoch(self, record, tensor_record):
+        missing = set(EPOCH_FIELDS) - set(record)
+        if missing:
+            raise KeyError(f"epoch record lacks {sorted(missing)}")
+        for f in EPOCH_FIELDS:
+            self.epochs[f].append(record[f])
+        for f in TENSOR_FIELDS:
+            self.tensors[f].append(np.asarray(tensor_record[f], dtype=np.float64))
+
+    def set_status(self, status, message=""):
+        if status not in STATUSES:
+            raise ValueError(f"status {status!r} is not one of {STATUSES}")
+        self.attrs["status"] = status
+        self.attrs["message"] = message
+
+    def set_params(self, views):
+        self.params = {name: np.array(v) for name, v in views.items()}
+
+    def flush(self):
+        write_atomically(self.path, self._fill)
+
+    def _fill(self, f):
+        for k, v in self.attrs.items():
+            f.attrs[k] = v
+        f.attrs["tensor_names"] = np.array(self.tensor_names, dtype=h5py.string_dtype())
+        g = f.create_group("epochs")
+        for name in EPOCH_FIELDS:
+            dtype = np.int64 if name in ("epoch", "step") else np.float64
+            g.create_dataset(name, data=np.array(self.epochs[name], dtype=dtype))
+        g = f.create_group("tensors")
+        k = len(self.tensor_names)
+        for name in TENSOR_FIELDS:
+            rows = np.array(self.tensors[name], dtype=np.float64).reshape(-1, k)
+            g.create_dataset(name, data=rows)
+        if self.params is not None:
+            g = f.create_group("params")
+            for name, value in self.params.items():
+                g.create_dataset(name, data=value)
+
+
+class RunData:
+    """What :func:`read_log` returns; plain arrays, the file is closed."""
+
+    def __init__(self, path, attrs, epochs, tensors, tensor_names, params):
+        self.path = path
+        self.attrs = attrs
+        self.epochs = epochs
+        self.tensors = tensors
+        self.tensor_names = tensor_names
+        self.params = params
+
+    @property
+    def config(self):
+        return json.loads(self.attrs["config"])
+
+    @property
+    def status(self):
+        return self.attrs["status"]
+
+    @property
+    def world_size(self):
+        return int(self.attrs["world_size"])
+
+    def final(self, field):
+        """The field's value at the last logged epoch (NaN if none)."""
+        values = self.epochs[field]
+        return float(values[-1]) if len(values) else float("nan")
+
+
+def _attr(value):
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def read_log(path):
+    """Read a run log written by :class:`RunLog`; raises ValueError if it is not one."""
+    path = os.fspath(path)
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("format") != FORMAT:
+            raise ValueError(f"{path}: not an hpclars log (attribute 'format' is {f.attrs.get('format')!r})")
+        attrs = {k: _attr(v) for k, v in f.attrs.items() if k != "tensor_names"}
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in f.attrs["tensor_names"]]
+        epochs = {k: f["epochs"][k][()] for k in f["epochs"]}
+        tensors = {k: f["tensors"][k][()] for k in f["tensors"]}
+        params = {k: f["params"][k][()] for k in f["params"]} if "params" in f else None
+    return RunData(path, attrs, epochs, tensors, names, params)

@@ -1,0 +1,188 @@
+"""The paper's LeNet-5 over one flat parameter buffer.
+
+conv 6@5x5 pad 2 -> ReLU -> maxpool 2 -> conv 16@5x5 pad 2 -> ReLU -> maxpool 2
+-> dense 784->120 -> ReLU -> dense 120->84 -> ReLU -> dense 84->10 -> softmax
+cross-entropy; 107,786 parameters.
+
+All parameters are views into one contiguous buffer, and so are the gradients,
+so the trainer can average the gradient with a single Allreduce and the
+optimizers can take per-tensor norms of views.  A batch is processed in chunks
+of at most ``chunk_size`` images whose gradients accumulate into the buffer, so
+memory does not grow with the batch size.
+
+The model runs on any module with the kernel signatures of
+:mod:`hpclars.reference`: the compiled :mod:`hpclars.kernels` for training, the
+NumPy references in float64 for the finite-difference tests.
+
+Deliberately left out: anything about optimizers, data order or MPI.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+PARAM_SHAPES = (
+    ("conv1.w", (6, 1, 5, 5)),
+    ("conv1.b", (6,)),
+    ("conv2.w", (16, 6, 5, 5)),
+    ("conv2.b", (16,)),
+    ("fc1.w", (120, 784)),
+    ("fc1.b", (120,)),
+    ("fc2.w", (84, 120)),
+    ("fc2.b", (84,)),
+    ("fc3.w", (10, 84)),
+    ("fc3.b", (10,)),
+)
+IMAGE_SHAPE = (1, 28, 28)
+N_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each tensor lives in the flat buffer."""
+
+    names: tuple
+    shapes: tuple
+    slices: tuple
+    is_bias: tuple
+    size: int
+
+    def views(self, flat):
+        """Dict name -> view of ``flat`` with the tensor's shape (no copies)."""
+        return {n: flat[s].reshape(shape) for n, s, shape in zip(self.names, self.slices, self.shapes)}
+
+
+def make_layout(specs=PARAM_SHAPES):
+    names, shapes, slices, is_bias = [], [], [], []
+    offset = 0
+    for name, shape in specs:
+        n = int(np.prod(shape))
+        names.append(name)
+        shapes.append(shape)
+        slices.append(slice(offset, offset + n))
+        is_bias.append(len(shape) == 1)
+        offset += n
+    return Layout(tuple(names), tuple(shapes), tuple(slices), tuple(is_bias), offset)
+
+
+LAYOUT = make_layout()
+
+
+def init_params(flat, seed, layout=LAYOUT):
+    """Seeded He initialisation: weights ~ N(0, 2 / fan_in), biases 0."""
+    rng = np.random.default_rng([seed, 0x1E7E7])
+    for name, view in layout.views(flat).items():
+        if name.endswith(".b"):
+            view[...] = 0
+        else:
+            fan_in = int(np.prod(view.shape[1:]))
+            view[...] = rng.standard_normal(view.shape) * np.sqrt(2.0 / fan_in)
+    return flat
+
+
+class LeNet:
+    """Forward and backward passes with preallocated activations for one chunk."""
+
+    def __init__(self, kernels, chunk_size, nthreads=1, dtype=np.float32):
+        self.k = kernels
+        self.chunk = int(chunk_size)
+        self.nthreads = int(nthreads)
+        self.dtype = dtype
+        c = self.chunk
+        z = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
+        self.x = z(c, 1, 28, 28)
+        self.a1 = z(c, 6, 28, 28)
+        self.p1 = z(c, 6, 14, 14)
+        self.i1 = np.zeros((c, 6, 14, 14), dtype=np.uint8)
+        self.a2 = z(c, 16, 14, 14)
+        self.p2 = z(c, 16, 7, 7)
+        self.i2 = np.zeros((c, 16, 7, 7), dtype=np.uint8)
+        self.h1 = z(c, 120)
+        self.h2 = z(c, 84)
+        self.logits = z(c, 10)
+        self.dlogits = z(c, 10)
+        self.dh2 = z(c, 84)
+        self.dh1 = z(c, 120)
+        self.dp2 = z(c, 16, 7, 7)
+        self.da2 = z(c, 16, 14, 14)
+        self.dp1 = z(c, 6, 14, 14)
+        self.da1 = z(c, 6, 28, 28)
+        work = max(kernels.conv2d_work_size(c, 1, 28, 28, 6, 5, self.nthreads),
+                   kernels.conv2d_work_size(c, 6, 14, 14, 16, 5, self.nthreads))
+        self.work = np.zeros(max(work, 1), dtype=np.float32)
+
+    def _load(self, images, n):
+        """Copy ``n`` images into the input buffer, scaling uint8 pixels to [0, 1]."""
+        x = self.x[:n]
+        if images.dtype == np.uint8:
+            np.multiply(images.reshape(n, 1, 28, 28), self.dtype(1.0 / 255.0), out=x, casting="unsafe")
+        else:
+            x[...] = images.reshape(n, 1, 28, 28)
+        return x
+
+    def _forward(self, p, x, n):
+        k, t = self.k, self.nthreads
+        a1, p1, i1 = self.a1[:n], self.p1[:n], self.i1[:n]
+        a2, p2, i2 = self.a2[:n], self.p2[:n], self.i2[:n]
+        h1, h2, logits = self.h1[:n], self.h2[:n], self.logits[:n]
+        k.conv2d_forward(x, p["conv1.w"], p["conv1.b"], a1, self.work, t)
+        k.relu_forward(a1, a1, t)
+        k.maxpool2_forward(a1, p1, i1, t)
+        k.conv2d_forward(p1, p["conv2.w"], p["conv2.b"], a2, self.work, t)
+        k.relu_forward(a2, a2, t)
+        k.maxpool2_forward(a2, p2, i2, t)
+        k.dense_forward(p2.reshape(n, 784), p["fc1.w"], p["fc1.b"], h1, t)
+        k.relu_forward(h1, h1, t)
+        k.dense_forward(h1, p["fc2.w"], p["fc2.b"], h2, t)
+        k.relu_forward(h2, h2, t)
+        k.dense_forward(h2, p["fc3.w"], p["fc3.b"], logits, t)
+        return logits
+
+    def _backward(self, p, g, x, n):
+        k, t = self.k, self.nthreads
+        dlogits, dh2, dh1 = self.dlogits[:n], self.dh2[:n], self.dh1[:n]
+        dp2, da2, dp1, da1 = self.dp2[:n], self.da2[:n], self.dp1[:n], self.da1[:n]
+        h1, h2 = self.h1[:n], self.h2[:n]
+        k.dense_backward(h2, p["fc3.w"], dlogits, dh2, g["fc3.w"], g["fc3.b"], t)
+        k.relu_backward(h2, dh2, dh2, t)
+        k.dense_backward(h1, p["fc2.w"], dh2, dh1, g["fc2.w"], g["fc2.b"], t)
+        k.relu_backward(h1, dh1, dh1, t)
+        k.dense_backward(self.p2[:n].reshape(n, 784), p["fc1.w"], dh1, dp2.reshape(n, 784),
+                         g["fc1.w"], g["fc1.b"], t)
+        k.maxpool2_backward(dp2, self.i2[:n], da2, t)
+        k.relu_backward(self.a2[:n], da2, da2, t)
+        k.conv2d_backward(self.p1[:n], p["conv2.w"], da2, dp1, g["conv2.w"], g["conv2.b"], self.work, t)
+        k.maxpool2_backward(dp1, self.i1[:n], da1, t)
+        k.relu_backward(self.a1[:n], da1, da1, t)
+        k.conv2d_backward(x, p["conv1.w"], da1, None, g["conv1.w"], g["conv1.b"], self.work, t)
+
+    def forward_backward(self, params, grads, images, labels, scale):
+        """Accumulate ``scale`` * d(summed loss)/d(params) into ``grads``.
+
+        params, grads: dicts of views (``LAYOUT.views(flat)``); grads are added to,
+        not overwritten.  images: (n, 28, 28) uint8 or (n, 1, 28, 28) float;
+        labels: (n,) int32.  Returns (summed loss, number correct).
+        """
+        loss, correct = 0.0, 0
+        for lo in range(0, len(labels), self.chunk):
+            hi = min(lo + self.chunk, len(labels))
+            n = hi - lo
+            x = self._load(images[lo:hi], n)
+            logits = self._forward(params, x, n)
+            l, c = self.k.softmax_xent(logits, labels[lo:hi], self.dlogits[:n], scale, self.nthreads)
+            loss += l
+            correct += c
+            self._backward(params, grads, x, n)
+        return loss, correct
+
+    def evaluate(self, params, images, labels):
+        """(summed loss, number correct) over ``images`` without touching gradients."""
+        loss, correct = 0.0, 0
+        for lo in range(0, len(labels), self.chunk):
+            hi = min(lo + self.chunk, len(labels))
+            n = hi - lo
+            logits = self._forward(params, self._load(images[lo:hi], n), n)
+            l, c = self.k.softmax_xent(logits, labels[lo:hi], None, 1.0, self.nthreads)
+            loss += l
+            correct += c
+        return loss, correct

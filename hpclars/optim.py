@@ -1,0 +1,183 @@
+"""Optimizers: SGD, LARS, LAMB, Adam and AdamW over a flat parameter buffer.
+
+Every optimizer updates each parameter tensor (each weight and each bias is its
+own "layer") through views into one contiguous float32 buffer, so it neither
+knows nor cares that the gradient was averaged over MPI ranks: the trainer
+hands it the already-reduced gradient and every rank applies the same update.
+
+Shared pieces are defined once: :func:`trust_ratio` (used by LARS and LAMB)
+and the learning-rate schedule in :mod:`hpclars.schedules`.  SGD is LARS with
+the trust ratio switched off (``Momentum(adapt=False)``).
+
+Zero norms: the trust ratio falls back to 1 when the weight norm or the norm it
+is compared with is 0 (a bias initialised to zero, or a tensor whose gradient
+vanished): there is nothing to measure the update against, so the global rate
+applies unchanged.  This is the rule of You et al.'s reference code.
+
+Deliberately left out: gradient clipping and anything MPI.
+"""
+
+import numpy as np
+
+
+def norm(x):
+    """Euclidean norm of a float32 array, accumulated in float64."""
+    x = x.ravel()
+    return float(np.sqrt(np.dot(x.astype(np.float64), x.astype(np.float64))))
+
+
+def trust_ratio(w_norm, check_norm, denominator, coef=1.0, eps=0.0):
+    """``coef * w_norm / (denominator + eps)``, or 1.0 if ``w_norm`` or ``check_norm`` is 0.
+
+    ``check_norm`` is the norm whose vanishing disables adaptation: the gradient
+    norm for LARS (paper: "either norm is 0"), the update norm for LAMB.
+    """
+    if w_norm == 0.0 or check_norm == 0.0 or denominator + eps == 0.0:
+        return 1.0
+    return coef * w_norm / (denominator + eps)
+
+
+class Optimizer:
+    """Base class: walks the tensors and records per-tensor diagnostics.
+
+    After each :meth:`step`, ``w_norm``, ``g_norm`` and ``local`` hold, per
+    tensor, the weight norm before the update, the gradient norm, and the
+    factor the global learning rate was multiplied by (1 for plain SGD).
+    """
+
+    state_names = ()
+
+    def __init__(self, cfg, layout):
+        self.cfg = cfg
+        self.layout = layout
+        n = layout.size
+        self.state = {name: np.zeros(n, dtype=np.float32) for name in self.state_names}
+        self.t = 0
+        k = len(layout.names)
+        self.w_norm = np.zeros(k)
+        self.g_norm = np.zeros(k)
+        self.local = np.ones(k)
+
+    def _decay(self, i):
+        return 0.0 if self.cfg.exclude_bias and self.layout.is_bias[i] else self.cfg.weight_decay
+
+    def _adapts(self, i):
+        return not (self.cfg.exclude_bias and self.layout.is_bias[i])
+
+    def step(self, params, grads, lr):
+        """Update ``params`` in place from the (already averaged) ``grads``."""
+        for i, sl in enumerate(self.layout.slices):
+            w, g = params[sl], grads[sl]
+            self.w_norm[i] = norm(w)
+            self.g_norm[i] = norm(g)
+            self.local[i] = self._update(i, w, g, {k: v[sl] for k, v in self.state.items()}, lr)
+        self.t += 1
+
+    def state_dict(self):
+        return {"t": self.t, **{k: v.copy() for k, v in self.state.items()}}
+
+    def load_state_dict(self, state):
+        self.t = int(state["t"])
+        for k in self.state_names:
+            self.state[k][...] = state[k]
+
+
+class Momentum(Optimizer):
+    """Heavy-ball momentum SGD with weight decay; with ``adapt`` it is LARS.
+
+    SGD (paper Table 1):   v <- m*v + lr*(g + wd*w);               w <- w - v
+    LARS (Algorithm 1):    v <- m*v + lr*local*(g + wd*w);         w <- w - v
+      local = eta*||w|| / (||g|| + wd*||w|| + eps)   (denominator "sum", the paper)
+      local = eta*||w|| / (||g + wd*w|| + eps)       (denominator "norm")
+    mode "clip" (apex LARC): the rate is min(local, lr) instead of lr*local.
+    momentum "after" (TensorFlow LARSOptimizer): v <- m*v + (g + wd*w); w <- w - rate*v.
+    Nesterov: the step is m*v_new + d instead of v_new (d the term added to v).
+    """
+
+    state_names = ("momentum",)
+
+    def __init__(self, cfg, layout, adapt):
+        super().__init__(cfg, layout)
+        self.adapt = adapt
+
+    def local_rate(self, i, w_norm, g_norm, d, lr):
+        """The factor multiplying the global rate for tensor ``i``."""
+        if not (self.adapt and self._adapts(i)):
+            return 1.0
+        cfg = self.cfg
+        if cfg.lars_denominator == "sum":
+            denom = g_norm + self._decay(i) * w_norm
+        else:
+            denom = norm(d)
+        local = trust_ratio(w_norm, g_norm, denom, cfg.trust_coef, cfg.lars_eps)
+        if cfg.lars_mode == "clip":
+            return min(local, lr) / lr
+        return local
+
+    def _update(self, i, w, g, state, lr):
+        cfg, v = self.cfg, state["momentum"]
+        d = g + np.float32(self._decay(i)) * w
+        local = self.local_rate(i, self.w_norm[i], self.g_norm[i], d, lr)
+        rate = np.float32(lr * local)
+        m = np.float32(cfg.momentum)
+        if cfg.lars_momentum == "inside":
+            d *= rate
+            v *= m
+            v += d
+            step = m * v + d if cfg.nesterov else v
+        else:
+            v *= m
+            v += d
+            step = rate * (m * v + d if cfg.nesterov else v)
+        w -= step
+        return local
+
+
+class AdamFamily(Optimizer):
+    """Adam, AdamW and LAMB (You et al. 2019, Algorithm 2).
+
+    m <- b1*m + (1-b1)*g';  v <- b2*v + (1-b2)*g'^2;  bias-corrected m_hat, v_hat
+    r = m_hat / (sqrt(v_hat) + eps)
+    adam:  g' = g + wd*w, u = r
+    adamw: g' = g,        u = r + wd*w
+    lamb:  g' = g,        u = r + wd*w, ratio = ||w|| / ||u|| (1 if either is 0)
+    w <- w - lr * ratio * u   (ratio = 1 for adam and adamw)
+    """
+
+    state_names = ("m", "v")
+
+    def __init__(self, cfg, layout, kind):
+        super().__init__(cfg, layout)
+        self.kind = kind
+
+    def _update(self, i, w, g, state, lr):
+        cfg = self.cfg
+        wd = np.float32(self._decay(i))
+        if self.kind == "adam":
+            g = g + wd * w
+        b1, b2 = np.float32(cfg.beta1), np.float32(cfg.beta2)
+        m, v = state["m"], state["v"]
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * g * g
+        t = self.t + 1
+        m_hat = m / np.float32(1 - cfg.beta1 ** t)
+        v_hat = v / np.float32(1 - cfg.beta2 ** t)
+        u = m_hat / (np.sqrt(v_hat) + np.float32(cfg.adam_eps))
+        if self.kind != "adam":
+            u += wd * w
+        ratio = 1.0
+        if self.kind == "lamb" and self._adapts(i):
+            u_norm = norm(u)
+            ratio = trust_ratio(self.w_norm[i], u_norm, u_norm)
+        w -= np.float32(lr * ratio) * u
+        return ratio
+
+
+def make_optimizer(cfg, layout):
+    if cfg.optimizer in ("sgd", "lars"):
+        return Momentum(cfg, layout, adapt=cfg.optimizer == "lars")
+    if cfg.optimizer in ("lamb", "adam", "adamw"):
+        return AdamFamily(cfg, layout, kind=cfg.optimizer)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}")

@@ -1,0 +1,88 @@
+"""The LeNet model: layout, initialisation, whole-model gradient, chunking."""
+
+import numpy as np
+import pytest
+
+from hpclars import kernels, reference
+from hpclars.model import LAYOUT, LeNet, init_params
+
+
+def test_parameter_count_and_layout():
+    assert LAYOUT.size == 107786
+    assert LAYOUT.names[0] == "conv1.w" and LAYOUT.names[-1] == "fc3.b"
+    flat = np.zeros(LAYOUT.size, np.float32)
+    views = LAYOUT.views(flat)
+    views["fc1.w"][3, 5] = 7.0
+    # Views share memory with the flat buffer: the Allreduce sees every tensor.
+    assert flat[LAYOUT.slices[4]][3 * 784 + 5] == 7.0
+    assert all(np.shares_memory(v, flat) for v in views.values())
+
+
+def test_init_is_seeded_he():
+    a = init_params(np.zeros(LAYOUT.size, np.float32), seed=3)
+    b = init_params(np.zeros(LAYOUT.size, np.float32), seed=3)
+    c = init_params(np.zeros(LAYOUT.size, np.float32), seed=4)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    v = LAYOUT.views(a)
+    assert np.all(v["conv1.b"] == 0) and np.all(v["fc3.b"] == 0)
+    # He: std sqrt(2 / fan_in); fc1 has 94080 samples, so 2% is generous.
+    assert v["fc1.w"].std() == pytest.approx(np.sqrt(2 / 784), rel=0.02)
+
+
+def _loss(model, flat, x, y):
+    loss, _ = model.evaluate(LAYOUT.views(flat), x, y)
+    return loss
+
+
+def test_whole_model_gradient_matches_finite_differences():
+    rng = np.random.default_rng(0)
+    flat = init_params(np.zeros(LAYOUT.size, np.float64), seed=1)
+    x = rng.random((3, 1, 28, 28))
+    y = np.array([1, 7, 3], dtype=np.int32)
+    model = LeNet(reference, chunk_size=2, dtype=np.float64)  # 2 chunks: accumulation too
+    grads = np.zeros_like(flat)
+    model.forward_backward(LAYOUT.views(flat), LAYOUT.views(grads), x, y, scale=1.0)
+    h = 1e-6
+    for s in LAYOUT.slices:  # a few coordinates of every tensor
+        for i in rng.choice(np.arange(s.start, s.stop), size=4, replace=False):
+            e = flat.copy()
+            e[i] += h
+            up = _loss(model, e, x, y)
+            e[i] -= 2 * h
+            down = _loss(model, e, x, y)
+            fd = (up - down) / (2 * h)
+            assert grads[i] == pytest.approx(fd, rel=1e-4, abs=1e-7), (i, grads[i], fd)
+
+
+def _grad(kern, chunk, images, labels, threads=1):
+    flat = init_params(np.zeros(LAYOUT.size, np.float32), seed=2)
+    grads = np.zeros_like(flat)
+    model = LeNet(kern, chunk_size=chunk, nthreads=threads)
+    loss, correct = model.forward_backward(LAYOUT.views(flat), LAYOUT.views(grads), images, labels,
+                                           1.0 / len(labels))
+    return grads, loss, correct
+
+
+@pytest.fixture(scope="module")
+def batch(mnist):
+    return mnist.train_images[:96], mnist.train_labels[:96]
+
+
+def test_compiled_model_matches_reference_model(batch):
+    images, labels = batch
+    g_ref, l_ref, c_ref = _grad(reference, 96, images, labels)
+    g, l, c = _grad(kernels, 96, images, labels)
+    assert c == c_ref
+    assert l == pytest.approx(l_ref, rel=1e-5)
+    assert np.max(np.abs(g - g_ref)) <= 1e-5 * np.max(np.abs(g_ref))
+
+
+@pytest.mark.parametrize("chunk,threads", [(1, 1), (7, 1), (32, 2), (96, 2)])
+def test_chunked_gradient_equals_unchunked(batch, chunk, threads):
+    images, labels = batch
+    g_full, loss_full, c_full = _grad(kernels, 96, images, labels)
+    g, loss, c = _grad(kernels, chunk, images, labels, threads)
+    assert c == c_full
+    assert loss == pytest.approx(loss_full, rel=1e-6)
+    assert np.max(np.abs(g - g_full)) <= 1e-5 * np.max(np.abs(g_full))

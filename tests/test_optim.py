@@ -1,0 +1,253 @@
+"""One optimizer step against formulas written out by hand, per optimizer and switch."""
+
+import math
+
+import numpy as np
+import pytest
+
+from hpclars import config as C
+from hpclars.model import make_layout
+from hpclars.optim import AdamFamily, Momentum, make_optimizer, trust_ratio
+from hpclars.schedules import lr_at
+
+# Two tensors: a weight and a bias, so per-tensor behaviour and bias switches show.
+LAYOUT = make_layout((("w", (3, 4)), ("b", (3,))))
+
+
+def cfg(**kw):
+    return C.build(**kw)
+
+
+def tensors(seed=0):
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal(LAYOUT.size).astype(np.float32)
+    g = rng.standard_normal(LAYOUT.size).astype(np.float32) * 0.1
+    return w, g
+
+
+def n(x):
+    return math.sqrt(float(np.sum(np.asarray(x, np.float64) ** 2)))
+
+
+def split(x):
+    return [x[s].astype(np.float64) for s in LAYOUT.slices]
+
+
+def run_steps(opt, w, grads, lrs):
+    w = w.copy()
+    for g, lr in zip(grads, lrs):
+        opt.step(w, g.copy(), lr)
+    return w
+
+
+def test_sgd_one_step_is_table1_formula():
+    c = cfg(optimizer="sgd", lr=0.1, weight_decay=0.01, momentum=0.9)
+    w0, g = tensors()
+    opt = make_optimizer(c, LAYOUT)
+    w1 = run_steps(opt, w0, [g], [0.1])
+    # v = m*0 + lr*(g + wd*w); w = w - v
+    expected = w0.astype(np.float64) - 0.1 * (g + 0.01 * w0.astype(np.float64))
+    np.testing.assert_allclose(w1, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_sgd_two_steps_use_momentum():
+    c = cfg(optimizer="sgd", lr=0.1, weight_decay=0.0, momentum=0.5)
+    w0, g = tensors()
+    opt = make_optimizer(c, LAYOUT)
+    w2 = run_steps(opt, w0, [g, g], [0.1, 0.05])
+    v1 = 0.1 * g.astype(np.float64)
+    v2 = 0.5 * v1 + 0.05 * g
+    np.testing.assert_allclose(w2, w0 - v1 - v2, rtol=1e-6, atol=1e-7)
+
+
+def test_nesterov_step():
+    c = cfg(optimizer="sgd", lr=0.1, weight_decay=0.0, momentum=0.5, nesterov=True)
+    w0, g = tensors()
+    w2 = run_steps(make_optimizer(c, LAYOUT), w0, [g, g], [0.1, 0.1])
+    d = 0.1 * g.astype(np.float64)
+    v1 = d
+    step1 = 0.5 * v1 + d
+    v2 = 0.5 * v1 + d
+    step2 = 0.5 * v2 + d
+    np.testing.assert_allclose(w2, w0 - step1 - step2, rtol=1e-6, atol=1e-7)
+
+
+def lars_expected(w0, g, lr, wd, eta, denom="sum", mode="scale", eps=0.0, exclude_bias=False):
+    out = []
+    for i, (w, gg) in enumerate(zip(split(w0), split(g))):
+        bias = LAYOUT.is_bias[i]
+        d_wd = 0.0 if (exclude_bias and bias) else wd
+        d = gg + d_wd * w
+        if exclude_bias and bias:
+            local = 1.0
+        else:
+            den = n(gg) + d_wd * n(w) if denom == "sum" else n(d)
+            local = eta * n(w) / (den + eps)
+        rate = min(local, lr) if mode == "clip" and not (exclude_bias and bias) else lr * local
+        out.append(w - rate * d)
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("denom", ["sum", "norm"])
+@pytest.mark.parametrize("mode", ["scale", "clip"])
+def test_lars_one_step(denom, mode):
+    c = cfg(optimizer="lars", lr=0.5, weight_decay=0.01, trust_coef=0.02, lars_denominator=denom,
+            lars_mode=mode, lars_eps=1e-3)
+    w0, g = tensors(1)
+    w1 = run_steps(make_optimizer(c, LAYOUT), w0, [g], [0.5])
+    np.testing.assert_allclose(w1, lars_expected(w0, g, 0.5, 0.01, 0.02, denom, mode, 1e-3),
+                               rtol=1e-6, atol=1e-7)
+
+
+def test_lars_clip_mode_caps_rate_at_lr():
+    # eta large: local far above lr, so clip gives exactly plain SGD's step.
+    c = cfg(optimizer="lars", lr=0.01, weight_decay=0.0, trust_coef=10.0, lars_mode="clip")
+    w0, g = tensors(2)
+    w1 = run_steps(make_optimizer(c, LAYOUT), w0, [g], [0.01])
+    np.testing.assert_allclose(w1, w0 - 0.01 * g.astype(np.float64), rtol=1e-6, atol=1e-7)
+
+
+def test_lars_momentum_after():
+    c = cfg(optimizer="lars", lr=0.5, weight_decay=0.01, trust_coef=0.02, momentum=0.9,
+            lars_momentum="after")
+    w0, g = tensors(3)
+    opt = make_optimizer(c, LAYOUT)
+    w1 = run_steps(opt, w0, [g], [0.5])
+    w2 = run_steps(opt, w1, [g], [0.25])
+    # v = m*v + (g + wd*w); w -= lr*local*v, local from the current w and g.
+    exp, v = [], []
+    for w, gg in zip(split(w0), split(g)):
+        d = gg + 0.01 * w
+        local = 0.02 * n(w) / (n(gg) + 0.01 * n(w))
+        v.append(d)
+        exp.append(w - 0.5 * local * d)
+    exp2 = []
+    for w, gg, vv, wprev in zip(split(w1), split(g), v, exp):
+        d = gg + 0.01 * w
+        local = 0.02 * n(w) / (n(gg) + 0.01 * n(w))
+        vv = 0.9 * vv + d
+        exp2.append(w - 0.25 * local * vv)
+    np.testing.assert_allclose(w1, np.concatenate(exp), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(w2, np.concatenate(exp2), rtol=1e-5, atol=1e-7)
+
+
+def test_lars_exclude_bias():
+    c = cfg(optimizer="lars", lr=0.5, weight_decay=0.01, trust_coef=0.02, exclude_bias=True)
+    w0, g = tensors(4)
+    w1 = run_steps(make_optimizer(c, LAYOUT), w0, [g], [0.5])
+    exp = lars_expected(w0, g, 0.5, 0.01, 0.02, exclude_bias=True)
+    np.testing.assert_allclose(w1, exp, rtol=1e-6, atol=1e-7)
+    bias = LAYOUT.slices[1]
+    np.testing.assert_allclose(w1[bias], w0[bias] - 0.5 * g[bias], rtol=1e-6)
+
+
+@pytest.mark.parametrize("zero", ["weight", "grad"])
+def test_lars_zero_norm_falls_back_to_one(zero):
+    c = cfg(optimizer="lars", lr=0.1, weight_decay=0.01, trust_coef=0.001)
+    w0, g = tensors(5)
+    s = LAYOUT.slices[1]
+    (w0 if zero == "weight" else g)[s] = 0
+    opt = make_optimizer(c, LAYOUT)
+    w1 = run_steps(opt, w0, [g], [0.1])
+    assert opt.local[1] == 1.0
+    assert opt.local[0] != 1.0
+    np.testing.assert_allclose(w1[s], w0[s] - 0.1 * (g[s] + 0.01 * w0[s]), rtol=1e-6, atol=1e-8)
+
+
+def test_trust_ratio_helper():
+    assert trust_ratio(2.0, 1.0, 4.0, coef=0.5) == 0.25
+    assert trust_ratio(0.0, 1.0, 4.0) == 1.0
+    assert trust_ratio(2.0, 0.0, 4.0) == 1.0
+    assert trust_ratio(2.0, 1.0, 3.0, eps=1.0) == 0.5
+
+
+def test_sgd_is_lars_with_trust_ratio_off():
+    lars_cfg = cfg(optimizer="lars", lr=0.1, weight_decay=0.01, momentum=0.9)
+    sgd_cfg = cfg(optimizer="sgd", lr=0.1, weight_decay=0.01, momentum=0.9)
+    w0, g = tensors(6)
+    _, g2 = tensors(7)
+    a = run_steps(Momentum(lars_cfg, LAYOUT, adapt=False), w0, [g, g2], [0.1, 0.09])
+    b = run_steps(make_optimizer(sgd_cfg, LAYOUT), w0, [g, g2], [0.1, 0.09])
+    np.testing.assert_array_equal(a, b)
+    c = run_steps(make_optimizer(lars_cfg, LAYOUT), w0, [g, g2], [0.1, 0.09])
+    assert not np.allclose(a, c)
+
+
+def adam_expected(w0, g, lr, kind, wd, b1=0.9, b2=0.999, eps=1e-6):
+    out = []
+    for w, gg in zip(split(w0), split(g)):
+        if kind == "adam":
+            gg = gg + wd * w
+        m = (1 - b1) * gg
+        v = (1 - b2) * gg * gg
+        r = (m / (1 - b1)) / (np.sqrt(v / (1 - b2)) + eps)
+        u = r if kind == "adam" else r + wd * w
+        ratio = n(w) / n(u) if kind == "lamb" else 1.0
+        out.append(w - lr * ratio * u)
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("kind", ["lamb", "adam", "adamw"])
+def test_adam_family_one_step(kind):
+    c = cfg(optimizer=kind, lr=0.01, weight_decay=0.1)
+    w0, g = tensors(8)
+    opt = make_optimizer(c, LAYOUT)
+    assert isinstance(opt, AdamFamily)
+    w1 = run_steps(opt, w0, [g], [0.01])
+    np.testing.assert_allclose(w1, adam_expected(w0, g, 0.01, kind, 0.1), rtol=1e-5, atol=1e-7)
+
+
+def test_lamb_second_step_bias_correction():
+    c = cfg(optimizer="lamb", lr=0.01, weight_decay=0.0, beta1=0.8, beta2=0.9, adam_eps=1e-8)
+    w0, g = tensors(9)
+    _, g2 = tensors(10)
+    opt = make_optimizer(c, LAYOUT)
+    w1 = run_steps(opt, w0, [g], [0.01])
+    w2 = run_steps(opt, w1, [g2], [0.02])
+    exp, ratios = [], []
+    for w, ga, gb in zip(split(w1), split(g), split(g2)):
+        m = 0.8 * (0.2 * ga) + 0.2 * gb
+        v = 0.9 * (0.1 * ga * ga) + 0.1 * gb * gb
+        r = (m / (1 - 0.8 ** 2)) / (np.sqrt(v / (1 - 0.9 ** 2)) + 1e-8)
+        ratios.append(n(w) / n(r))
+        exp.append(w - 0.02 * ratios[-1] * r)
+    np.testing.assert_allclose(w2, np.concatenate(exp), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(opt.local, ratios, rtol=1e-5)
+
+
+def test_lamb_zero_weight_falls_back_to_one():
+    c = cfg(optimizer="lamb", lr=0.01, weight_decay=0.0)
+    w0, g = tensors(11)
+    w0[LAYOUT.slices[1]] = 0
+    opt = make_optimizer(c, LAYOUT)
+    run_steps(opt, w0, [g], [0.01])
+    assert opt.local[1] == 1.0
+
+
+def test_state_dict_round_trip_continues_identically():
+    c = cfg(optimizer="lamb", lr=0.01)
+    w0, g = tensors(12)
+    a = make_optimizer(c, LAYOUT)
+    wa = run_steps(a, w0, [g, g], [0.01, 0.01])
+    b = make_optimizer(c, LAYOUT)
+    wb = run_steps(b, w0, [g], [0.01])
+    state = b.state_dict()
+    b2 = make_optimizer(c, LAYOUT)
+    b2.load_state_dict(state)
+    wb = run_steps(b2, wb, [g], [0.01])
+    np.testing.assert_array_equal(wa, wb)
+
+
+def test_schedules():
+    base = dict(batch_size=600, epochs=10, lr=1.0)  # 100 steps per epoch, 1000 in all
+    assert lr_at(cfg(**base, schedule="inverse-time", lr_decay=0.01), 100) == pytest.approx(0.5)
+    assert lr_at(cfg(**base, schedule="constant"), 999) == 1.0
+    warm = cfg(**base, schedule="poly", warmup_epochs=1, poly_power=2)
+    assert lr_at(warm, 0) == pytest.approx(0.01)
+    assert lr_at(warm, 99) == pytest.approx(1.0)
+    assert lr_at(warm, 100) == pytest.approx(1.0)
+    assert lr_at(warm, 100 + 450) == pytest.approx(0.25)
+    cos = cfg(**base, schedule="cosine", warmup_epochs=0)
+    assert lr_at(cos, 500) == pytest.approx(0.5)
+    assert lr_at(cfg(**base, lr_scaling="linear", base_batch_size=300, schedule="constant"), 0) == 2.0
+    assert lr_at(cfg(**base, lr_scaling="sqrt", base_batch_size=150, schedule="constant"), 0) == 2.0
