@@ -1,0 +1,133 @@
+"""Elementwise kernels of the LeNet model: ReLU and fused softmax + cross-entropy.
+
+Signatures and buffer semantics are those of :mod:`hpclars.reference`.  Every
+argument is checked once at entry (dtype, C-contiguity, shape); a bad one gets
+a ValueError that names it.  The loops run without the GIL, split over the
+batch (first) axis across ``nthreads`` OpenMP threads.  Deliberately left out:
+any other activation, and a separate softmax (only the fused loss is needed).
+"""
+
+import numpy as np
+
+from cython.parallel cimport prange
+from libc.math cimport exp, log
+
+
+cdef object _checked(object a, str name, object dtype, tuple shape, bint out=False):
+    """Return `a` after checking it is a C-contiguous ndarray of `dtype` and `shape`."""
+    if not isinstance(a, np.ndarray):
+        raise ValueError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+    if a.dtype != dtype:
+        raise ValueError(f"{name} must have dtype {np.dtype(dtype)}, got {a.dtype}")
+    if shape is not None and a.shape != shape:
+        raise ValueError(f"{name} has shape {a.shape}, expected {shape}")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
+    if out and not a.flags.writeable:
+        raise ValueError(f"{name} is an output and must be writeable")
+    return a
+
+
+cdef _check_threads(int nthreads):
+    if nthreads < 1:
+        raise ValueError(f"nthreads must be >= 1, got {nthreads}")
+
+
+cdef object _rows(object a):
+    """View of a C-contiguous array as (first axis, everything else), so prange splits the batch."""
+    if a.ndim == 0:
+        return a.reshape(1, 1)
+    return a.reshape(a.shape[0], a.size // a.shape[0] if a.shape[0] else 0)
+
+
+def relu_forward(x, out, int nthreads=1):
+    """out = max(x, 0) elementwise; any shape; out may be x.
+
+    x   (any shape)           IN   float32
+    out (same shape as x)     OUT  float32
+    """
+    _check_threads(nthreads)
+    _checked(x, "x", np.float32, None)
+    _checked(out, "out", np.float32, x.shape, out=True)
+    cdef const float[:, ::1] xv = _rows(x)
+    cdef float[:, ::1] ov = _rows(out)
+    cdef Py_ssize_t i, j, m = xv.shape[1]
+    cdef float v
+    for i in prange(xv.shape[0], nogil=True, num_threads=nthreads, schedule="static"):
+        for j in range(m):
+            v = xv[i, j]
+            ov[i, j] = v if v > 0 else 0
+
+
+def relu_backward(y, dout, dx, int nthreads=1):
+    """dx = dout where y > 0 else 0; y is the ReLU *output*; dx may be dout.
+
+    y    (any shape)          IN   float32, output of relu_forward
+    dout (same shape as y)    IN   float32
+    dx   (same shape as y)    OUT  float32
+    """
+    _check_threads(nthreads)
+    _checked(y, "y", np.float32, None)
+    _checked(dout, "dout", np.float32, y.shape)
+    _checked(dx, "dx", np.float32, y.shape, out=True)
+    cdef const float[:, ::1] yv = _rows(y)
+    cdef const float[:, ::1] gv = _rows(dout)
+    cdef float[:, ::1] dv = _rows(dx)
+    cdef Py_ssize_t i, j, m = yv.shape[1]
+    for i in prange(yv.shape[0], nogil=True, num_threads=nthreads, schedule="static"):
+        for j in range(m):
+            dv[i, j] = gv[i, j] if yv[i, j] > 0 else 0
+
+
+def softmax_xent(logits, labels, dlogits, float scale, int nthreads=1):
+    """Fused softmax + cross-entropy over a batch; returns (loss_sum, n_correct).
+
+    logits  (N, K)   IN   float32
+    labels  (N,)     IN   int32 class indices in [0, K)
+    dlogits (N, K)   OUT  float32, scale * (softmax(logits) - onehot(labels)), or None to skip
+    scale   float         usually 1 / (images in the global batch)
+    loss_sum is the summed (not averaged) cross-entropy as a Python float; n_correct
+    counts rows whose argmax (first maximum) equals the label.  Each row is
+    reduced in double precision.
+    """
+    _check_threads(nthreads)
+    _checked(logits, "logits", np.float32, None)
+    if logits.ndim != 2 or logits.shape[1] == 0:
+        raise ValueError(f"logits must have shape (N, K) with K >= 1, got {logits.shape}")
+    cdef Py_ssize_t n = logits.shape[0], k = logits.shape[1]
+    _checked(labels, "labels", np.int32, (n,))
+    if n and (labels.min() < 0 or labels.max() >= k):
+        raise ValueError(f"labels must lie in [0, {k}), got values in "
+                         f"[{labels.min()}, {labels.max()}]")
+    cdef bint want_grad = dlogits is not None
+    if want_grad:
+        _checked(dlogits, "dlogits", np.float32, (n, k), out=True)
+    cdef const float[:, ::1] z = logits
+    cdef const int[::1] lab = labels
+    # A 1x1 dummy keeps the memoryview typed when the gradient is skipped.
+    cdef float[:, ::1] g = dlogits if want_grad else np.empty((1, 1), np.float32)
+
+    cdef Py_ssize_t i, j, best
+    cdef double zmax, s, p, inv_s, loss = 0.0
+    cdef int correct = 0
+    for i in prange(n, nogil=True, num_threads=nthreads, schedule="static"):
+        best = 0
+        zmax = z[i, 0]
+        for j in range(1, k):
+            if z[i, j] > zmax:
+                zmax = z[i, j]
+                best = j
+        s = 0.0
+        for j in range(k):
+            s = s + exp(z[i, j] - zmax)
+        loss += log(s) - (z[i, lab[i]] - zmax)
+        if best == lab[i]:
+            correct += 1
+        if want_grad:
+            inv_s = 1.0 / s
+            for j in range(k):
+                p = exp(z[i, j] - zmax) * inv_s
+                if j == lab[i]:
+                    p = p - 1.0
+                g[i, j] = <float>(scale * p)
+    return float(loss), int(correct)

@@ -1,0 +1,472 @@
+"""The compiled kernels against their NumPy references, and the references against calculus.
+
+Three layers of checks:
+- every kernel equals its reference in float32 (relative error <= 1e-5) on the
+  model's shapes, at several batch sizes and thread counts, including the
+  dx=None paths and the accumulate-into (INOUT) semantics of parameter gradients;
+- every reference's backward pass matches central finite differences in float64;
+- bad arguments are refused with a ValueError whose message starts with the
+  argument's name.
+Output and scratch buffers are pre-filled with NaN, so a kernel that leaves part
+of an output unwritten, or reads scratch it did not write, fails.
+"""
+
+import numpy as np
+import pytest
+
+from hpclars import kernels as K
+from hpclars import reference as R
+
+TOL = 1e-5
+BATCHES = [1, 3, 17]
+THREADS = [1, 2]
+# (Cin, Cout, H) of conv1 and conv2; K = 5 for both.
+CONV_SHAPES = [(1, 6, 28), (6, 16, 14)]
+# (C, H) of the two pooling inputs.
+POOL_SHAPES = [(6, 28), (16, 14)]
+# (In, Out) of the three dense layers.
+DENSE_SHAPES = [(784, 120), (120, 84), (84, 10)]
+KSIZE = 5
+
+
+def rel_err(a, b):
+    """max|a - b| / max|b|, the figure every kernel-vs-reference check bounds."""
+    scale = np.abs(b).max()
+    return float(np.abs(a - b).max() / (scale if scale > 0 else 1.0))
+
+
+def randn(rng, *shape, dtype=np.float32):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def nans(shape, dtype=np.float32):
+    return np.full(shape, np.nan, dtype=dtype)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+# --------------------------------------------------------------------------
+# Kernels == references (float32)
+# --------------------------------------------------------------------------
+
+def conv_problem(rng, n, cin, cout, h):
+    x = randn(rng, n, cin, h, h)
+    w = randn(rng, cout, cin, KSIZE, KSIZE) * 0.2
+    b = randn(rng, cout)
+    dout = randn(rng, n, cout, h, h)
+    return x, w, b, dout
+
+
+def conv_work(n, cin, cout, h, nthreads):
+    return nans(K.conv2d_work_size(n, cin, h, h, cout, KSIZE, nthreads))
+
+
+@pytest.mark.parametrize("nthreads", THREADS)
+@pytest.mark.parametrize("n", BATCHES)
+@pytest.mark.parametrize("cin,cout,h", CONV_SHAPES)
+def test_conv2d_forward_matches_reference(rng, cin, cout, h, n, nthreads):
+    x, w, b, _ = conv_problem(rng, n, cin, cout, h)
+    out, ref = nans((n, cout, h, h)), nans((n, cout, h, h))
+    K.conv2d_forward(x, w, b, out, conv_work(n, cin, cout, h, nthreads), nthreads)
+    R.conv2d_forward(x, w, b, ref, None)
+    assert rel_err(out, ref) <= TOL
+
+
+@pytest.mark.parametrize("nthreads", THREADS)
+@pytest.mark.parametrize("n", BATCHES)
+@pytest.mark.parametrize("cin,cout,h", CONV_SHAPES)
+def test_conv2d_backward_matches_reference(rng, cin, cout, h, n, nthreads):
+    x, w, _, dout = conv_problem(rng, n, cin, cout, h)
+    work = conv_work(n, cin, cout, h, nthreads)
+    dx_ref, dw_ref, db_ref = nans(x.shape), np.zeros_like(w), np.zeros(cout, np.float32)
+    R.conv2d_backward(x, w, dout, dx_ref, dw_ref, db_ref, None)
+
+    dx, dw, db = nans(x.shape), np.zeros_like(w), np.zeros(cout, np.float32)
+    K.conv2d_backward(x, w, dout, dx, dw, db, work, nthreads)
+    assert rel_err(dx, dx_ref) <= TOL
+    assert rel_err(dw, dw_ref) <= TOL
+    assert rel_err(db, db_ref) <= TOL
+
+    # A second call accumulates into dw/db (and skips dx): they double.
+    K.conv2d_backward(x, w, dout, None, dw, db, work, nthreads)
+    assert rel_err(dw, 2 * dw_ref) <= TOL
+    assert rel_err(db, 2 * db_ref) <= TOL
+
+
+@pytest.mark.parametrize("nthreads", THREADS)
+@pytest.mark.parametrize("cin,cout,h", CONV_SHAPES)
+def test_conv2d_backward_without_dx_matches_reference(rng, cin, cout, h, nthreads):
+    n = 3
+    x, w, _, dout = conv_problem(rng, n, cin, cout, h)
+    dw_ref, db_ref = np.zeros_like(w), np.zeros(cout, np.float32)
+    R.conv2d_backward(x, w, dout, None, dw_ref, db_ref, None)
+    dw, db = np.zeros_like(w), np.zeros(cout, np.float32)
+    K.conv2d_backward(x, w, dout, None, dw, db, conv_work(n, cin, cout, h, nthreads), nthreads)
+    assert rel_err(dw, dw_ref) <= TOL
+    assert rel_err(db, db_ref) <= TOL
+
+
+@pytest.mark.parametrize("k", [1, 3, 7])
+def test_conv2d_other_kernel_sizes_and_non_square_images(rng, k):
+    # Not the model's shapes: guards the padding arithmetic against H != W and K != 5.
+    n, cin, cout, h, wd = 4, 2, 3, 5, 8
+    x, w = randn(rng, n, cin, h, wd), randn(rng, cout, cin, k, k)
+    b, dout = randn(rng, cout), randn(rng, n, cout, h, wd)
+    work = nans(K.conv2d_work_size(n, cin, h, wd, cout, k, 2))
+    out, ref = nans(dout.shape), nans(dout.shape)
+    K.conv2d_forward(x, w, b, out, work, 2)
+    R.conv2d_forward(x, w, b, ref, None)
+    assert rel_err(out, ref) <= TOL
+    dx, dw, db = nans(x.shape), np.zeros_like(w), np.zeros_like(b)
+    dx_ref, dw_ref, db_ref = nans(x.shape), np.zeros_like(w), np.zeros_like(b)
+    K.conv2d_backward(x, w, dout, dx, dw, db, work, 2)
+    R.conv2d_backward(x, w, dout, dx_ref, dw_ref, db_ref, None)
+    assert rel_err(dx, dx_ref) <= TOL
+    assert rel_err(dw, dw_ref) <= TOL
+    assert rel_err(db, db_ref) <= TOL
+
+
+def test_conv2d_work_sized_for_a_larger_batch_serves_a_smaller_one(rng):
+    cin, cout, h = CONV_SHAPES[1]
+    x, w, b, _ = conv_problem(rng, 3, cin, cout, h)
+    out, ref = nans((3, cout, h, h)), nans((3, cout, h, h))
+    K.conv2d_forward(x, w, b, out, conv_work(64, cin, cout, h, 2), 2)
+    R.conv2d_forward(x, w, b, ref, None)
+    assert rel_err(out, ref) <= TOL
+
+
+@pytest.mark.parametrize("nthreads", THREADS)
+@pytest.mark.parametrize("n", BATCHES)
+@pytest.mark.parametrize("c,h", POOL_SHAPES)
+def test_maxpool2_matches_reference(rng, c, h, n, nthreads):
+    # ReLU-like input: about half the entries tie at zero, so the tie rule is exercised.
+    x = np.maximum(randn(rng, n, c, h, h), 0)
+    pooled = (n, c, h // 2, h // 2)
+    out, idx = nans(pooled), np.full(pooled, 255, np.uint8)
+    out_ref, idx_ref = nans(pooled), np.full(pooled, 255, np.uint8)
+    K.maxpool2_forward(x, out, idx, nthreads)
+    R.maxpool2_forward(x, out_ref, idx_ref)
+    np.testing.assert_array_equal(idx, idx_ref)
+    assert rel_err(out, out_ref) <= TOL
+
+    dout = randn(rng, *pooled)
+    dx, dx_ref = nans(x.shape), nans(x.shape)
+    K.maxpool2_backward(dout, idx, dx, nthreads)
+    R.maxpool2_backward(dout, idx_ref, dx_ref)
+    assert rel_err(dx, dx_ref) <= TOL
+
+
+@pytest.mark.parametrize("nthreads", THREADS)
+def test_maxpool2_ties_take_first_position(nthreads):
+    x = np.zeros((2, 3, 4, 6), np.float32)
+    out, idx = nans((2, 3, 2, 3)), np.full((2, 3, 2, 3), 255, np.uint8)
+    idx_ref = np.full((2, 3, 2, 3), 255, np.uint8)
+    K.maxpool2_forward(x, out, idx, nthreads)
+    R.maxpool2_forward(x, nans((2, 3, 2, 3)), idx_ref)
+    assert not idx.any()
+    assert not idx_ref.any()
+    assert not out.any()
+
+
+@pytest.mark.parametrize("nthreads", THREADS)
+@pytest.mark.parametrize("n", BATCHES)
+@pytest.mark.parametrize("n_in,n_out", DENSE_SHAPES)
+def test_dense_matches_reference(rng, n_in, n_out, n, nthreads):
+    x, w, b = randn(rng, n, n_in), randn(rng, n_out, n_in) * 0.1, randn(rng, n_out)
+    out, out_ref = nans((n, n_out)), nans((n, n_out))
+    K.dense_forward(x, w, b, out, nthreads)
+    R.dense_forward(x, w, b, out_ref)
+    assert rel_err(out, out_ref) <= TOL
+
+    dout = randn(rng, n, n_out)
+    dx_ref, dw_ref, db_ref = nans(x.shape), np.zeros_like(w), np.zeros_like(b)
+    R.dense_backward(x, w, dout, dx_ref, dw_ref, db_ref)
+    dx, dw, db = nans(x.shape), np.zeros_like(w), np.zeros_like(b)
+    K.dense_backward(x, w, dout, dx, dw, db, nthreads)
+    assert rel_err(dx, dx_ref) <= TOL
+    assert rel_err(dw, dw_ref) <= TOL
+    assert rel_err(db, db_ref) <= TOL
+
+    # A second call accumulates into dw/db (and skips dx): they double.
+    K.dense_backward(x, w, dout, None, dw, db, nthreads)
+    assert rel_err(dw, 2 * dw_ref) <= TOL
+    assert rel_err(db, 2 * db_ref) <= TOL
+
+
+@pytest.mark.parametrize("nthreads", THREADS)
+@pytest.mark.parametrize("n", BATCHES)
+def test_relu_matches_reference(rng, n, nthreads):
+    x = randn(rng, n, 6, 28, 28)
+    out, out_ref = nans(x.shape), nans(x.shape)
+    K.relu_forward(x, out, nthreads)
+    R.relu_forward(x, out_ref)
+    np.testing.assert_array_equal(out, out_ref)
+
+    dout = randn(rng, *x.shape)
+    dx, dx_ref = nans(x.shape), nans(x.shape)
+    K.relu_backward(out, dout, dx, nthreads)
+    R.relu_backward(out_ref, dout, dx_ref)
+    np.testing.assert_array_equal(dx, dx_ref)
+
+
+def test_relu_in_place(rng):
+    x = randn(rng, 5, 120)
+    expected_out = np.maximum(x, 0)
+    K.relu_forward(x, x, 2)
+    np.testing.assert_array_equal(x, expected_out)
+    dout = randn(rng, 5, 120)
+    expected_dx = np.where(x > 0, dout, 0).astype(np.float32)
+    K.relu_backward(x, dout, dout, 2)
+    np.testing.assert_array_equal(dout, expected_dx)
+
+
+@pytest.mark.parametrize("nthreads", THREADS)
+@pytest.mark.parametrize("n", BATCHES)
+def test_softmax_xent_matches_reference(rng, n, nthreads):
+    logits = randn(rng, n, 10) * 3
+    labels = rng.integers(0, 10, n).astype(np.int32)
+    # Force some rows to be right, so n_correct is not trivially 0.
+    labels[::2] = logits[::2].argmax(axis=1)
+    scale = 1.0 / 37
+    dl, dl_ref = nans((n, 10)), nans((n, 10))
+    loss, correct = K.softmax_xent(logits, labels, dl, scale, nthreads)
+    loss_ref, correct_ref = R.softmax_xent(logits, labels, dl_ref, scale)
+    assert isinstance(loss, float) and isinstance(correct, int)
+    assert abs(loss - loss_ref) <= TOL * abs(loss_ref)
+    assert correct == correct_ref
+    assert rel_err(dl, dl_ref) <= TOL
+
+    assert K.softmax_xent(logits, labels, None, scale, nthreads) == (loss, correct)
+
+
+def test_softmax_xent_argmax_ties_take_first():
+    logits = np.zeros((2, 10), np.float32)
+    labels = np.array([0, 1], np.int32)
+    assert K.softmax_xent(logits, labels, None, 1.0)[1] == 1
+    assert R.softmax_xent(logits, labels, None, 1.0)[1] == 1
+
+
+# --------------------------------------------------------------------------
+# References == central finite differences (float64)
+# --------------------------------------------------------------------------
+
+FD_EPS = 1e-6
+FD_TOL = 1e-6
+
+
+def numeric_grad(f, a):
+    """Central differences of the scalar f() w.r.t. every entry of a (perturbed in place)."""
+    g = np.zeros_like(a)
+    flat, gflat = a.reshape(-1), g.reshape(-1)
+    for j in range(flat.size):
+        v = flat[j]
+        flat[j] = v + FD_EPS
+        up = f()
+        flat[j] = v - FD_EPS
+        down = f()
+        flat[j] = v
+        gflat[j] = (up - down) / (2 * FD_EPS)
+    return g
+
+
+def assert_fd(analytic, f, a):
+    numeric = numeric_grad(f, a)
+    assert rel_err(analytic, numeric) <= FD_TOL, (analytic, numeric)
+
+
+def test_reference_conv2d_backward_matches_finite_differences(rng):
+    n, cin, cout, h, wd, k = 2, 2, 3, 5, 4, 3
+    x = randn(rng, n, cin, h, wd, dtype=np.float64)
+    w = randn(rng, cout, cin, k, k, dtype=np.float64)
+    b = randn(rng, cout, dtype=np.float64)
+    g = randn(rng, n, cout, h, wd, dtype=np.float64)  # L = sum(out * g), so dL/dout = g
+    out = np.empty_like(g)
+
+    def loss():
+        R.conv2d_forward(x, w, b, out, None)
+        return float(np.sum(out * g))
+
+    dx, dw, db = np.empty_like(x), np.zeros_like(w), np.zeros_like(b)
+    R.conv2d_backward(x, w, g, dx, dw, db, None)
+    assert_fd(dw, loss, w)
+    assert_fd(db, loss, b)
+    assert_fd(dx, loss, x)
+
+
+def test_reference_maxpool2_backward_matches_finite_differences(rng):
+    shape = (2, 2, 4, 6)
+    # Distinct values 0.1 apart: no ties, and the argmax cannot flip within FD_EPS.
+    x = (rng.permutation(int(np.prod(shape))) * 0.1).reshape(shape).astype(np.float64)
+    g = randn(rng, 2, 2, 2, 3, dtype=np.float64)
+    out, idx = np.empty_like(g), np.empty(g.shape, np.uint8)
+
+    def loss():
+        R.maxpool2_forward(x, out, idx)
+        return float(np.sum(out * g))
+
+    loss()
+    dx = np.empty_like(x)
+    R.maxpool2_backward(g, idx, dx)
+    assert_fd(dx, loss, x)
+
+
+def test_reference_relu_backward_matches_finite_differences(rng):
+    x = randn(rng, 3, 7, dtype=np.float64)
+    x += np.sign(x) * 0.1  # keep every entry away from the kink at 0
+    g = randn(rng, 3, 7, dtype=np.float64)
+    y = np.empty_like(x)
+
+    def loss():
+        R.relu_forward(x, y)
+        return float(np.sum(y * g))
+
+    loss()
+    dx = np.empty_like(x)
+    R.relu_backward(y, g, dx)
+    assert_fd(dx, loss, x)
+
+
+def test_reference_dense_backward_matches_finite_differences(rng):
+    x = randn(rng, 3, 5, dtype=np.float64)
+    w = randn(rng, 4, 5, dtype=np.float64)
+    b = randn(rng, 4, dtype=np.float64)
+    g = randn(rng, 3, 4, dtype=np.float64)
+    out = np.empty_like(g)
+
+    def loss():
+        R.dense_forward(x, w, b, out)
+        return float(np.sum(out * g))
+
+    dx, dw, db = np.empty_like(x), np.zeros_like(w), np.zeros_like(b)
+    R.dense_backward(x, w, g, dx, dw, db)
+    assert_fd(dw, loss, w)
+    assert_fd(db, loss, b)
+    assert_fd(dx, loss, x)
+
+
+def test_reference_softmax_xent_matches_finite_differences(rng):
+    logits = randn(rng, 4, 10, dtype=np.float64)
+    labels = np.array([3, 0, 9, 3], np.int32)
+    dl = np.empty_like(logits)
+    R.softmax_xent(logits, labels, dl, 1.0)
+    assert_fd(dl, lambda: R.softmax_xent(logits, labels, None, 1.0)[0], logits)
+
+
+# --------------------------------------------------------------------------
+# Bad arguments are refused, naming the argument
+# --------------------------------------------------------------------------
+
+def _conv_args(n=2, cin=6, cout=16, h=14):
+    f = np.float32
+    return dict(
+        x=np.zeros((n, cin, h, h), f), w=np.zeros((cout, cin, KSIZE, KSIZE), f),
+        b=np.zeros(cout, f), out=np.zeros((n, cout, h, h), f),
+        dout=np.zeros((n, cout, h, h), f), dx=np.zeros((n, cin, h, h), f),
+        dw=np.zeros((cout, cin, KSIZE, KSIZE), f), db=np.zeros(cout, f),
+        work=np.zeros(K.conv2d_work_size(n, cin, h, h, cout, KSIZE, 2), f),
+    )
+
+
+def _conv_fwd(**bad):
+    a = {**_conv_args(), **bad}
+    K.conv2d_forward(a["x"], a["w"], a["b"], a["out"], a["work"], bad.get("nthreads", 2))
+
+
+def _conv_bwd(**bad):
+    a = {**_conv_args(), **bad}
+    K.conv2d_backward(a["x"], a["w"], a["dout"], a["dx"], a["dw"], a["db"], a["work"], 2)
+
+
+def _pool_fwd(**bad):
+    a = {"x": np.zeros((2, 6, 28, 28), np.float32), "out": np.zeros((2, 6, 14, 14), np.float32),
+         "idx": np.zeros((2, 6, 14, 14), np.uint8), **bad}
+    K.maxpool2_forward(a["x"], a["out"], a["idx"])
+
+
+def _pool_bwd(**bad):
+    a = {"dout": np.zeros((2, 6, 14, 14), np.float32), "idx": np.zeros((2, 6, 14, 14), np.uint8),
+         "dx": np.zeros((2, 6, 28, 28), np.float32), **bad}
+    K.maxpool2_backward(a["dout"], a["idx"], a["dx"])
+
+
+def _dense_fwd(**bad):
+    a = {"x": np.zeros((3, 84), np.float32), "w": np.zeros((10, 84), np.float32),
+         "b": np.zeros(10, np.float32), "out": np.zeros((3, 10), np.float32), **bad}
+    K.dense_forward(a["x"], a["w"], a["b"], a["out"])
+
+
+def _dense_bwd(**bad):
+    a = {"x": np.zeros((3, 84), np.float32), "w": np.zeros((10, 84), np.float32),
+         "dout": np.zeros((3, 10), np.float32), "dx": np.zeros((3, 84), np.float32),
+         "dw": np.zeros((10, 84), np.float32), "db": np.zeros(10, np.float32), **bad}
+    K.dense_backward(a["x"], a["w"], a["dout"], a["dx"], a["dw"], a["db"])
+
+
+def _relu_fwd(**bad):
+    a = {"x": np.zeros((3, 4), np.float32), "out": np.zeros((3, 4), np.float32), **bad}
+    K.relu_forward(a["x"], a["out"])
+
+
+def _relu_bwd(**bad):
+    a = {"y": np.zeros((3, 4), np.float32), "dout": np.zeros((3, 4), np.float32),
+         "dx": np.zeros((3, 4), np.float32), **bad}
+    K.relu_backward(a["y"], a["dout"], a["dx"])
+
+
+def _xent(**bad):
+    a = {"logits": np.zeros((3, 10), np.float32), "labels": np.zeros(3, np.int32),
+         "dlogits": np.zeros((3, 10), np.float32), **bad}
+    K.softmax_xent(a["logits"], a["labels"], a["dlogits"], 1.0)
+
+
+F32, F64 = np.float32, np.float64
+BAD_ARGUMENTS = [
+    (_conv_fwd, "x", np.zeros((2, 6, 14, 14), F64)),
+    (_conv_fwd, "x", np.zeros((2, 6, 14), F32)),
+    (_conv_fwd, "w", np.zeros((16, 5, 5, 5), F32)),
+    (_conv_fwd, "w", np.zeros((16, 6, 4, 4), F32)),
+    (_conv_fwd, "b", np.zeros(15, F32)),
+    (_conv_fwd, "out", np.zeros((2, 16, 14, 13), F32)),
+    (_conv_fwd, "work", np.zeros(10, F32)),
+    (_conv_fwd, "nthreads", 0),
+    (_conv_bwd, "dout", np.zeros((2, 16, 14, 13), F32)),
+    (_conv_bwd, "dx", np.zeros((2, 6, 14, 13), F32)),
+    (_conv_bwd, "dw", np.zeros((16, 6, 5, 10), F32)[..., ::2]),
+    (_conv_bwd, "db", np.zeros(16, F64)),
+    (_pool_fwd, "x", np.zeros((2, 6, 27, 28), F32)),
+    (_pool_fwd, "out", np.zeros((2, 6, 14, 15), F32)),
+    (_pool_fwd, "idx", np.zeros((2, 6, 14, 14), np.int32)),
+    (_pool_bwd, "idx", np.zeros((2, 6, 14, 13), np.uint8)),
+    (_pool_bwd, "dx", np.zeros((2, 6, 28, 27), F32)),
+    (_dense_fwd, "w", np.zeros((10, 83), F32)),
+    (_dense_fwd, "b", np.zeros(11, F32)),
+    (_dense_fwd, "out", np.zeros((3, 11), F32)),
+    (_dense_bwd, "dout", np.zeros((4, 10), F32)),
+    (_dense_bwd, "dx", np.zeros((3, 85), F32)),
+    (_dense_bwd, "dw", np.zeros((84, 10), F32).T),
+    (_dense_bwd, "db", np.zeros(9, F32)),
+    (_relu_fwd, "out", np.zeros((4, 3), F32)),
+    (_relu_bwd, "dx", np.zeros((3, 4), F64)),
+    (_xent, "logits", np.zeros((3, 10), F64)),
+    (_xent, "labels", np.zeros(3, np.int64)),
+    (_xent, "labels", np.array([0, 10, 1], np.int32)),
+    (_xent, "dlogits", np.zeros((3, 9), F32)),
+]
+
+
+@pytest.mark.parametrize(
+    "call,name,value", BAD_ARGUMENTS,
+    ids=[f"{c.__name__[1:]}-{n}-{i}" for i, (c, n, _) in enumerate(BAD_ARGUMENTS)])
+def test_bad_argument_is_refused_by_name(call, name, value):
+    with pytest.raises(ValueError, match=rf"^{name}\b"):
+        call(**{name: value})
+
+
+def test_read_only_output_is_refused_by_name():
+    out = np.zeros((3, 4), np.float32)
+    out.flags.writeable = False
+    with pytest.raises(ValueError, match=r"^out\b"):
+        K.relu_forward(np.zeros((3, 4), np.float32), out)
