@@ -14,6 +14,7 @@ Deliberately left out: anything about the model or the optimizer.
 
 import contextlib
 import hashlib
+import os
 import sys
 import traceback
 
@@ -69,8 +70,9 @@ class Comm:
         self.comm.Allreduce(MPI.IN_PLACE, high, op=MPI.MAX)
         return bool(low[0] == high[0])
 
-    def on_root(self, fn):
-        """Run ``fn`` on rank 0 and give every rank its result, or its error.
+    def on_root(self, fn, share_result=True):
+        """Run ``fn`` on rank 0 and give every rank its result (pickled: keep it
+        small, or pass ``share_result=False`` and broadcast it yourself), or its error.
 
         For set-up work whose failure is the same for everyone (reading the
         data): one message from rank 0 and a clean exit on all ranks, instead of
@@ -85,7 +87,7 @@ class Comm:
         error = self.bcast_obj(error)
         if error is not None:
             raise error
-        return result
+        return self.bcast_obj(result) if share_result else result
 
 
 @contextlib.contextmanager
@@ -108,3 +110,4 @@ def abort_on_error(comm, expected=()):
         sys.stderr.write("hpclars: aborting all ranks (the other ranks' messages, if any, are consequences)\n")
         sys.stderr.flush()
         comm.comm.Abort(1)
+        os._exit(1)  # Abort does not return; if an MPI ever lets it, still never hang

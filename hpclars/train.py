@@ -198,7 +198,7 @@ class Trainer:
             self.say(f"{cfg.out}: already {payload}; nothing to do")
             return payload
         if self._data is None:
-            loaded = comm.on_root(lambda: load_mnist(cfg.data_dir or None))
+            loaded = comm.on_root(lambda: load_mnist(cfg.data_dir or None), share_result=False)
             self._data = _bcast_mnist(comm, loaded)
         self.data = self._data
         return self._train(payload if mode == "resume" else None)
@@ -210,7 +210,7 @@ class Trainer:
         spe = C.steps_per_epoch(cfg)
         total = C.total_steps(cfg)
 
-        flat = np.zeros(LAYOUT.size, dtype=np.float32)
+        flat = self.flat = np.zeros(LAYOUT.size, dtype=np.float32)
         gbuf = np.zeros(LAYOUT.size + EXTRA, dtype=np.float32)
         grads = gbuf[:LAYOUT.size]
         P, G = LAYOUT.views(flat), LAYOUT.views(grads)

@@ -1,0 +1,131 @@
+"""Data parallelism with real MPI processes: N ranks equal 1 rank, failures end the job."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from _util import assert_ok, flat_params, launch, metrics, read_log, run, train_args
+
+STEPS = 20
+BATCH = 64  # divisible by 1, 2 and 4
+
+
+@pytest.fixture(scope="module")
+def one_rank_logs(tmp_path_factory, data_dir):
+    """The 1-rank reference runs, shared by the 2- and 4-rank comparisons."""
+    out = tmp_path_factory.mktemp("one_rank")
+    logs = {}
+    for opt in ("sgd", "lars"):
+        path = out / f"{opt}.h5"
+        assert_ok(run(train_args(path, data_dir, preset="paper", optimizer=opt,
+                                 batch_size=BATCH, epochs=1, max_steps=STEPS)))
+        logs[opt] = read_log(path)
+    return logs
+
+
+@pytest.mark.parametrize("ranks", [2, 4])
+@pytest.mark.parametrize("opt", ["sgd", "lars"])
+def test_n_ranks_equal_one_rank(tmp_path, data_dir, one_rank_logs, ranks, opt):
+    path = tmp_path / "n.h5"
+    assert_ok(run(train_args(path, data_dir, preset="paper", optimizer=opt,
+                             batch_size=BATCH, epochs=1, max_steps=STEPS), ranks=ranks))
+    one, many = one_rank_logs[opt], read_log(path)
+    assert many.world_size == ranks and one.world_size == 1
+    assert many.status == one.status == "completed"
+    assert many.epochs["step"][-1] == STEPS
+    for name in one.tensor_names:
+        a, b = many.params[name], one.params[name]
+        assert np.max(np.abs(a - b)) <= 1e-5 * np.max(np.abs(b)), name
+    # Not vacuous: the 20 steps trained the model.
+    assert one.epochs["train_loss"][-1] < one.epochs["train_loss"][0] - 0.1
+    np.testing.assert_allclose(many.epochs["test_acc"], one.epochs["test_acc"], atol=2e-4)
+
+
+@pytest.mark.parametrize("ranks", [2, 4])
+def test_parameters_bitwise_identical_on_all_ranks(tmp_path, data_dir, ranks):
+    digests = tmp_path / "digests.json"
+    proc = run([data_dir, tmp_path / "g.h5", digests], ranks=ranks, script="mpi_gather.py")
+    assert_ok(proc)
+    report = json.loads(digests.read_text())
+    assert report["status"] == "completed"
+    assert report["size"] == ranks and len(report["digests"]) == ranks
+    assert len(set(report["digests"])) == 1
+
+
+def test_same_seed_same_ranks_gives_bitwise_identical_logs(tmp_path, data_dir):
+    logs = []
+    for name in ("a.h5", "b.h5"):
+        path = tmp_path / name
+        assert_ok(run(train_args(path, data_dir, optimizer="lars", lr=1.0, trust_coef=0.01,
+                                 batch_size=BATCH, epochs=1, max_steps=STEPS, seed=5), ranks=2))
+        logs.append(read_log(path))
+    a, b = logs
+    for k, v in metrics(a).items():
+        np.testing.assert_array_equal(v, metrics(b)[k], err_msg=k)
+    for k in a.tensors:
+        np.testing.assert_array_equal(a.tensors[k], b.tensors[k], err_msg=k)
+    np.testing.assert_array_equal(flat_params(a), flat_params(b))
+
+
+def test_exception_on_one_rank_ends_the_job(tmp_path, data_dir):
+    start = time.monotonic()
+    proc = run([data_dir, tmp_path / "f.h5", 2], ranks=4, script="mpi_fault.py", timeout=60)
+    elapsed = time.monotonic() - start
+    assert proc.returncode != 0
+    assert elapsed < 30
+    assert "rank 2 of 4 failed: RuntimeError: injected fault in conv2d_forward" in proc.stderr
+
+
+def _rank_pids(out_path):
+    """PIDs of the python processes training into ``out_path`` (found via /proc)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().split(b"\0")
+        except OSError:
+            continue
+        if str(out_path).encode() in cmd and any(b"python" in c for c in cmd[:1]):
+            pids.append(int(entry))
+    return pids
+
+
+def test_kill_9_of_one_rank_ends_the_job(tmp_path, data_dir):
+    out = tmp_path / "k.h5"
+    proc = subprocess.Popen(launch(train_args(out, data_dir, batch_size=BATCH, epochs=5), ranks=2),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not out.exists() and time.monotonic() < deadline:  # epoch 0 evaluated: mid-run now
+            time.sleep(0.2)
+        pids = _rank_pids(out)
+        assert len(pids) == 2, pids
+        os.kill(pids[-1], signal.SIGKILL)
+        killed = time.monotonic()
+        proc.wait(timeout=30)
+        assert time.monotonic() - killed < 30
+        assert proc.returncode != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    assert read_log(out).status == "running"  # the log written so far stays readable
+
+
+@pytest.mark.parametrize("batch,message", [
+    (66, "--batch-size: 66 is not divisible by the 4 ranks; try 64 or 68"),
+    (2, "--batch-size: 2 is smaller than the 4 ranks"),
+])
+def test_bad_batch_for_world_size_refused_before_work(tmp_path, data_dir, batch, message):
+    out = tmp_path / "bad.h5"
+    proc = run(train_args(out, data_dir, batch_size=batch, epochs=1), ranks=4, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.count(message) == 1, proc.stderr
+    assert not out.exists()
