@@ -147,8 +147,7 @@ def validate(cfg):
         raise ConfigError(f"--batch-size: must be an integer in [1, {TRAIN_SIZE}], got {cfg.batch_size!r}")
     _at_least(cfg, "epochs", 1)
     _at_least(cfg, "max_steps", 0)
-    _at_least(cfg, "lr", 0)
-    if cfg.lr <= 0:
+    if not (isinstance(cfg.lr, (int, float)) and math.isfinite(cfg.lr) and cfg.lr > 0):
         raise ConfigError(f"--lr: must be > 0, got {cfg.lr!r}")
     _at_least(cfg, "lr_decay", 0)
     _at_least(cfg, "warmup_epochs", 0)
