@@ -108,6 +108,12 @@ def make_parser():
                        "Exit codes: 0 completed or diverged, 1 failure, 2 bad arguments, "
                        "75 stopped and checkpointed (rerun with --resume).")
     add_config_flags(p)
+    from . import bench
+
+    bench.add_parser(sub, _Parser)
+    from . import sweep
+
+    sweep.add_parser(sub, _Parser)
     return parser
 
 
@@ -123,6 +129,22 @@ def _train(args):
     return STATUS_EXIT[status]
 
 
+def _sweep(args):
+    from . import sweep
+
+    if args.count or args.list:
+        sweep.main(args)
+        return EXIT_OK
+    sweep.load_grid(args.grid, args.out_dir or ".")  # a bad grid fails before MPI starts
+    from .comm import Comm, abort_on_error
+    from .data import DataError
+
+    comm = Comm()
+    with abort_on_error(comm, expected=(C.ConfigError, DataError)):
+        status = sweep.main(args)
+    return STATUS_EXIT[status]
+
+
 def main(argv=None):
     parser = make_parser()
     args = parser.parse_args(argv)
@@ -131,6 +153,12 @@ def main(argv=None):
     try:
         if args.command == "train":
             return _train(args)
+        if args.command == "sweep":
+            return _sweep(args)
+        if args.command == "bench":
+            from . import bench
+
+            return bench.main(args)
     except C.ConfigError as exc:
         _error_once(f"hpclars {args.command}: error: {exc}")
         return EXIT_USAGE

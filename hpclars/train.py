@@ -138,6 +138,12 @@ def _bcast_mnist(comm, data):
     return MNIST(*arrays)
 
 
+def load_data(data_dir, comm):
+    """MNIST on every rank: rank 0 reads (and if needed downloads) it, then broadcasts."""
+    loaded = comm.on_root(lambda: load_mnist(data_dir or None), share_result=False)
+    return _bcast_mnist(comm, loaded)
+
+
 class Progress:
     """A progress indicator on rank 0's stderr: live on a terminal, sparse in a batch log."""
 
@@ -174,6 +180,7 @@ class Trainer:
             from . import kernels
         self.kernels = kernels
         self._data = data
+        self.log = None
 
     # -- helpers ---------------------------------------------------------
     def say(self, text):
@@ -198,10 +205,15 @@ class Trainer:
             self.say(f"{cfg.out}: already {payload}; nothing to do")
             return payload
         if self._data is None:
-            loaded = comm.on_root(lambda: load_mnist(cfg.data_dir or None), share_result=False)
-            self._data = _bcast_mnist(comm, loaded)
+            self._data = load_data(cfg.data_dir, comm)
         self.data = self._data
-        return self._train(payload if mode == "resume" else None)
+        try:
+            return self._train(payload if mode == "resume" else None)
+        except Exception as exc:
+            if self.log is not None:  # leave a log that says what happened
+                self.log.set_status("failed", f"{type(exc).__name__}: {exc}")
+                self.log.flush()
+            raise
 
     def _train(self, saved):
         cfg, comm, k = self.cfg, self.comm, self.kernels
@@ -234,10 +246,10 @@ class Trainer:
         log = None
         if comm.is_root:
             if saved is None:
-                log = RunLog.create(cfg.out, cfg.to_json(), N, LAYOUT.names, LAYOUT.size,
+                log = self.log = RunLog.create(cfg.out, cfg.to_json(), N, LAYOUT.names, LAYOUT.size,
                                     schedules.describe(cfg))
             else:
-                log = RunLog.reopen(cfg.out, keep_epochs_through=epoch - 1)
+                log = self.log = RunLog.reopen(cfg.out, keep_epochs_through=epoch - 1)
                 log.attrs["world_size"] = N
         t_start = time.perf_counter()
 
@@ -403,4 +415,4 @@ def train(cfg, comm=None, kernels=None, data=None):
     return Trainer(cfg, comm, kernels, data).run()
 
 
-__all__ = ["train", "Trainer", "DataError", "prepare_output"]
+__all__ = ["train", "Trainer", "DataError", "prepare_output", "load_data"]

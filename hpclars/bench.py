@@ -1,0 +1,279 @@
+"""Benchmarks: ``hpclars bench train | kernels | allreduce``.
+
+Every figure is measured against a named baseline in the same process run:
+warm-up first, then several repeats, the median quoted.
+
+- ``train``: images/s of a whole training step (forward, backward, optimizer)
+  at several batch sizes, beside PyTorch CPU on the same model with the same
+  thread count when torch is installed (a benchmark-only extra), and the
+  achieved GFLOP/s beside this machine's single-thread sgemm rate.
+- ``kernels``: each kernel, forward and backward, checked against its NumPy
+  reference before it is timed.
+- ``allreduce``: OSU-style latency of ``Allreduce`` for the model's gradient
+  buffer and sizes around it, beside the per-step compute time, so the
+  fraction of a step spent communicating is visible at any rank count.
+
+Deliberately left out: asserting anything about speed (tests never time).
+"""
+
+import statistics
+import time
+
+import numpy as np
+
+from . import reference
+from .model import LAYOUT, LeNet, init_params
+
+# FLOPs per image (multiply-add = 2): forward, and backward as the trainer runs it
+# (conv1 needs no input gradient).
+CONV1 = 2 * 6 * 1 * 25 * 28 * 28
+CONV2 = 2 * 16 * 6 * 25 * 14 * 14
+DENSE = 2 * (784 * 120 + 120 * 84 + 84 * 10)
+FWD_FLOPS = CONV1 + CONV2 + DENSE
+TRAIN_FLOPS = FWD_FLOPS + CONV1 + 2 * CONV2 + 2 * DENSE
+
+
+def median_time(fn, repeats, warmup=2):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def sgemm_gflops(n=1024, repeats=5):
+    """Single-call sgemm rate of the BLAS the kernels use (scipy's), in GFLOP/s."""
+    from scipy.linalg.blas import sgemm
+
+    rng = np.random.default_rng(0)
+    a = np.asfortranarray(rng.standard_normal((n, n), dtype=np.float32))
+    b = np.asfortranarray(rng.standard_normal((n, n), dtype=np.float32))
+    t = median_time(lambda: sgemm(1.0, a, b), repeats)
+    return 2 * n ** 3 / t / 1e9
+
+
+def _batch(batch, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(batch, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=batch).astype(np.int32)
+    return images, labels
+
+
+def hpclars_step(batch, threads, chunk_size):
+    """A closure running one hpclars training step (1 rank) on a fixed random batch."""
+    from . import config as C
+    from . import kernels
+    from .optim import make_optimizer
+
+    cfg = C.build(optimizer="sgd", batch_size=batch, threads=threads, chunk_size=chunk_size)
+    flat = init_params(np.zeros(LAYOUT.size, np.float32), 0)
+    grads = np.zeros_like(flat)
+    P, G = LAYOUT.views(flat), LAYOUT.views(grads)
+    model = LeNet(kernels, min(chunk_size, batch), threads)
+    opt = make_optimizer(cfg, LAYOUT)
+    images, labels = _batch(batch)
+
+    def step():
+        grads[...] = 0
+        model.forward_backward(P, G, images, labels, 1.0 / batch)
+        opt.step(flat, grads, 0.01)
+
+    return step
+
+
+def torch_step(batch, threads):
+    """The same model, loss and optimizer in PyTorch CPU, or None without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    nn = torch.nn
+    net = nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(784, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    loss_fn = nn.CrossEntropyLoss()
+    images, labels = _batch(batch)
+    x = torch.from_numpy(images.astype(np.float32) / 255.0).reshape(batch, 1, 28, 28)
+    y = torch.from_numpy(labels.astype(np.int64))
+
+    def step():
+        opt.zero_grad(set_to_none=False)
+        loss_fn(net(x), y).backward()
+        opt.step()
+
+    return step, torch.__version__
+
+
+def bench_train(args):
+    print(f"# hpclars bench train: {args.threads} thread(s), chunk {args.chunk_size}, "
+          f"median of {args.repeats}, {TRAIN_FLOPS / 1e6:.2f} MFLOP per image")
+    peak = sgemm_gflops()
+    print(f"# sgemm 1024^3 (scipy OpenBLAS, 1 call): {peak:.1f} GFLOP/s")
+    print(f"{'batch':>6} {'hpclars img/s':>14} {'GFLOP/s':>8} {'% sgemm':>8} {'torch img/s':>12} {'ratio':>6}")
+    torch_version = None
+    for batch in args.batch_sizes:
+        step = hpclars_step(batch, args.threads, args.chunk_size)
+        t = median_time(step, args.repeats)
+        ips = batch / t
+        gf = ips * TRAIN_FLOPS / 1e9
+        row = f"{batch:>6} {ips:>14.0f} {gf:>8.1f} {100 * gf / peak:>7.1f}%"
+        baseline = None if args.no_torch else torch_step(batch, args.threads)
+        if baseline is not None:
+            tstep, torch_version = baseline
+            tt = median_time(tstep, args.repeats)
+            row += f" {batch / tt:>12.0f} {tt / t:>6.2f}"
+        else:
+            row += f" {'-':>12} {'-':>6}"
+        print(row, flush=True)
+    if torch_version:
+        print(f"# baseline: PyTorch {torch_version} CPU, torch.set_num_threads({args.threads}), "
+              "same model, loss and SGD momentum; ratio = hpclars img/s / torch img/s")
+    else:
+        print("# no PyTorch baseline (install torch to get one; see BENCHMARKS.md)")
+
+
+def _kernel_cases(batch, threads):
+    """(name, flops, call(kernels_module), outputs) for every kernel at the model's shapes.
+
+    Inputs come from a fixed seed, so two calls build identical cases: one for
+    the compiled kernels, one for the reference, compared before timing.
+    """
+    from . import kernels as K
+
+    rng = np.random.default_rng(0)
+    f32 = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    z = lambda *s: np.zeros(s, np.float32)  # noqa: E731
+    cases = []
+    for name, (cin, cout, hw) in (("conv1", (1, 6, 28)), ("conv2", (6, 16, 14))):
+        x, w, b, dout = f32(batch, cin, hw, hw), f32(cout, cin, 5, 5), f32(cout), f32(batch, cout, hw, hw)
+        out, dx, dw, db = z(batch, cout, hw, hw), z(batch, cin, hw, hw), z(cout, cin, 5, 5), z(cout)
+        work = z(max(K.conv2d_work_size(batch, cin, hw, hw, cout, 5, threads), 1))
+        flops = 2 * cout * cin * 25 * hw * hw * batch
+        cases.append((f"{name} fwd", flops, lambda k, x=x, w=w, b=b, out=out, work=work:
+                      k.conv2d_forward(x, w, b, out, work, threads), [out]))
+        cases.append((f"{name} bwd", 2 * flops,
+                      lambda k, x=x, w=w, dout=dout, dx=dx, dw=dw, db=db, work=work:
+                      (dw.fill(0), db.fill(0), k.conv2d_backward(x, w, dout, dx, dw, db, work, threads)),
+                      [dx, dw, db]))
+    x = np.maximum(f32(batch, 16, 14, 14), 0)
+    pout, idx, dp = z(batch, 16, 7, 7), np.zeros((batch, 16, 7, 7), np.uint8), z(batch, 16, 14, 14)
+    dpool = f32(batch, 16, 7, 7)
+    cases.append(("pool2 fwd", 0, lambda k: k.maxpool2_forward(x, pout, idx, threads), [pout, idx]))
+    cases.append(("pool2 bwd", 0, lambda k: k.maxpool2_backward(dpool, idx, dp, threads), [dp]))
+    xi, w, b, dh = f32(batch, 784), f32(120, 784), f32(120), f32(batch, 120)
+    h, dxi, dw, db = z(batch, 120), z(batch, 784), z(120, 784), z(120)
+    cases.append(("fc1 fwd", 2 * 784 * 120 * batch, lambda k: k.dense_forward(xi, w, b, h, threads), [h]))
+    cases.append(("fc1 bwd", 4 * 784 * 120 * batch,
+                  lambda k: (dw.fill(0), db.fill(0), k.dense_backward(xi, w, dh, dxi, dw, db, threads)),
+                  [dxi, dw, db]))
+    logits, labels, dl = f32(batch, 10), rng.integers(0, 10, batch).astype(np.int32), z(batch, 10)
+    cases.append(("softmax_xent", 0, lambda k: k.softmax_xent(logits, labels, dl, 1.0, threads), [dl]))
+    return K, cases
+
+
+def _max_rel_err(a, b):
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
+
+
+def bench_kernels(args):
+    K, cases = _kernel_cases(args.batch, args.threads)
+    _, ref_cases = _kernel_cases(args.batch, args.threads)
+    peak = sgemm_gflops()
+    print(f"# hpclars bench kernels: batch {args.batch}, {args.threads} thread(s), median of "
+          f"{args.repeats}; sgemm {peak:.1f} GFLOP/s; each kernel checked against hpclars.reference "
+          "first (max relative error shown)")
+    print(f"{'kernel':>14} {'ms':>9} {'img/s':>10} {'GFLOP/s':>8} {'ref ms':>9} {'speed-up':>9} {'rel err':>9}")
+    for (name, flops, call, outs), (_, _, ref_call, ref_outs) in zip(cases, ref_cases):
+        call(K)
+        t_ref = median_time(lambda: ref_call(reference), 1, warmup=0)
+        err = max(_max_rel_err(a, b) for a, b in zip(outs, ref_outs))
+        if err > 1e-4:
+            raise SystemExit(f"hpclars bench: {name} differs from its reference (relative error {err:.2e})")
+        t = median_time(lambda: call(K), args.repeats)
+        gf = f"{flops / t / 1e9:8.1f}" if flops else f"{'-':>8}"
+        print(f"{name:>14} {1e3 * t:9.3f} {args.batch / t:10.0f} {gf} {1e3 * t_ref:9.2f} "
+              f"{t_ref / t:8.1f}x {err:9.1e}", flush=True)
+
+
+def bench_allreduce(args):
+    from mpi4py import MPI
+
+    from .comm import Comm
+
+    comm = Comm()
+    sizes = sorted(set(args.sizes + [LAYOUT.size + 4]))
+    step = hpclars_step(args.batch_size // comm.size, args.threads, args.chunk_size)
+    t_step = median_time(step, 5)
+    if comm.is_root:
+        print(f"# hpclars bench allreduce: {comm.size} rank(s), {args.iters} iterations after "
+              f"{args.warmup} warm-up, MPI: {MPI.Get_library_version().splitlines()[0].strip()}")
+        print(f"# per-step compute (fwd+bwd+optimizer, {args.batch_size // comm.size} images per rank, "
+              f"global batch {args.batch_size}): {1e3 * t_step:.3f} ms on rank 0")
+        print(f"{'floats':>10} {'bytes':>10} {'min us':>9} {'median us':>10} {'max us':>9} {'% of step':>9}")
+    for n in sizes:
+        buf = np.ones(n, dtype=np.float32)
+        times = []
+        for i in range(args.warmup + args.iters):
+            comm.barrier()
+            t0 = MPI.Wtime()
+            comm.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+            dt = MPI.Wtime() - t0
+            if i >= args.warmup:
+                times.append(dt)
+        t = np.array(times)
+        worst = np.zeros(3)
+        comm.comm.Allreduce(np.array([t.min(), np.median(t), t.max()]), worst, op=MPI.MAX)
+        if comm.is_root:
+            mark = "  <- gradient buffer" if n == LAYOUT.size + 4 else ""
+            frac = 100 * worst[1] / (worst[1] + t_step)
+            print(f"{n:>10} {4 * n:>10} {1e6 * worst[0]:9.1f} {1e6 * worst[1]:10.1f} "
+                  f"{1e6 * worst[2]:9.1f} {frac:8.1f}%{mark}", flush=True)
+
+
+def _ints(text):
+    return [int(v) for v in text.split(",") if v]
+
+
+def add_parser(sub, parser_class):
+    p = sub.add_parser("bench", help="benchmarks against a baseline in the same run",
+                       description="Speed benchmarks. Never asserted in tests; see BENCHMARKS.md.")
+    bsub = p.add_subparsers(dest="bench", required=True, parser_class=parser_class)
+    t = bsub.add_parser("train", help="training-step images/s vs PyTorch CPU")
+    t.add_argument("--batch-sizes", type=_ints, default=[64, 256, 1024], help="comma-separated (default 64,256,1024)")
+    t.add_argument("--threads", type=int, default=1, help="threads for hpclars and torch (default 1)")
+    t.add_argument("--chunk-size", type=int, default=256, help="hpclars chunk size (default 256)")
+    t.add_argument("--repeats", type=int, default=7, help="timed repeats; the median is shown (default 7)")
+    t.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
+    k = bsub.add_parser("kernels", help="each kernel vs its NumPy reference")
+    k.add_argument("--batch", type=int, default=256, help="images per call (default 256)")
+    k.add_argument("--threads", type=int, default=1, help="OpenMP threads (default 1)")
+    k.add_argument("--repeats", type=int, default=11, help="timed repeats (default 11)")
+    a = bsub.add_parser("allreduce", help="OSU-style Allreduce latency; run under mpiexec")
+    a.add_argument("--sizes", type=_ints, default=[1024, 16384, 65536, 262144, 1048576],
+                   help="buffer sizes in floats, comma-separated (the gradient buffer is always added)")
+    a.add_argument("--iters", type=int, default=200, help="timed iterations per size (default 200)")
+    a.add_argument("--warmup", type=int, default=20, help="untimed iterations first (default 20)")
+    a.add_argument("--batch-size", type=int, default=1024, help="global batch for the compute figure (default 1024)")
+    a.add_argument("--threads", type=int, default=1, help="threads per rank for the compute figure")
+    a.add_argument("--chunk-size", type=int, default=256, help="chunk size for the compute figure")
+    return p
+
+
+def main(args):
+    for name in ("repeats", "iters", "threads", "batch", "chunk_size", "batch_size"):
+        value = getattr(args, name, 1)
+        if value < 1:
+            raise SystemExit(f"hpclars bench: error: --{name.replace('_', '-')}: must be >= 1, got {value}")
+    {"train": bench_train, "kernels": bench_kernels, "allreduce": bench_allreduce}[args.bench](args)
+    return 0
+
+
+__all__ = ["add_parser", "main", "median_time", "sgemm_gflops", "TRAIN_FLOPS"]

@@ -1,0 +1,157 @@
+"""Sweeps: a grid of runs defined once in a TOML file, run locally or as a SLURM array.
+
+A grid file (see ``jobs/grids/``) holds:
+
+    name = "paper"                 # the sweep's name
+    batch_sizes = [64, 128, ...]   # global batch sizes
+    seeds = [0, 1]
+    [common]                       # Config fields for every run (e.g. epochs = 30)
+    [[runs]]                       # one table per optimizer configuration
+    name = "lars-paper"            # used in the log names
+    preset = "paper"               # optional
+    optimizer = "lars"             # any other Config fields; may also override
+                                   # batch_sizes or seeds for this entry
+
+Runs are numbered run-major, then batch size, then seed; run ``i`` logs to
+``OUT_DIR/<run name>-b<batch>-s<seed>.h5``.  ``hpclars sweep --task i`` runs one
+(a SLURM array task), no ``--task`` runs them all in order.  Every run is
+started with ``--resume`` semantics: completed and diverged logs are skipped,
+interrupted ones continue from their checkpoint, failed ones are rerun.
+
+Every grid point is validated before any run starts.
+"""
+
+import argparse
+import dataclasses
+import os
+import tomllib
+
+from . import config as C
+
+GRID_KEYS = {"name", "batch_sizes", "seeds", "common", "runs"}
+RUN_CONTROL = {"out", "resume", "overwrite", "stop_file", "data_dir"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    index: int
+    name: str
+    config: C.Config
+
+
+class GridError(C.ConfigError):
+    pass
+
+
+def load_grid(path, out_dir, data_dir="", stop_file="", threads=None, chunk_size=None, progress=False):
+    """Read and validate a grid file; returns the list of Tasks."""
+    try:
+        with open(path, "rb") as f:
+            grid = tomllib.load(f)
+    except OSError as exc:
+        raise GridError(f"--grid: cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise GridError(f"--grid: {path} is not valid TOML: {exc}") from None
+    unknown = set(grid) - GRID_KEYS
+    if unknown:
+        raise GridError(f"--grid: {path}: unknown key(s) {', '.join(sorted(unknown))}; "
+                        f"allowed: {', '.join(sorted(GRID_KEYS))}")
+    runs = grid.get("runs") or []
+    if not runs:
+        raise GridError(f"--grid: {path} defines no [[runs]]")
+    common = dict(grid.get("common", {}))
+    bad = RUN_CONTROL & set(common)
+    if bad:
+        raise GridError(f"--grid: {path}: [common] may not set {', '.join(sorted(bad))} (set by the sweep)")
+    tasks, names = [], set()
+    for r, entry in enumerate(runs):
+        entry = dict(entry)
+        run_name = entry.pop("name", None)
+        if not run_name or not isinstance(run_name, str):
+            raise GridError(f"--grid: {path}: runs[{r}] needs a name")
+        if run_name in names:
+            raise GridError(f"--grid: {path}: two runs are named {run_name!r}")
+        names.add(run_name)
+        batches = entry.pop("batch_sizes", grid.get("batch_sizes"))
+        seeds = entry.pop("seeds", grid.get("seeds", [0]))
+        if not batches:
+            raise GridError(f"--grid: {path}: no batch_sizes for run {run_name!r}")
+        preset = entry.pop("preset", common.get("preset", ""))
+        for batch in batches:
+            for seed in seeds:
+                name = f"{run_name}-b{batch}-s{seed}"
+                values = {k: v for k, v in common.items() if k != "preset"}
+                values.update(entry)
+                values.update(batch_size=batch, seed=seed, out=os.path.join(out_dir, name + ".h5"),
+                              resume=True, data_dir=data_dir, stop_file=stop_file, progress=progress)
+                if threads is not None:
+                    values["threads"] = threads
+                if chunk_size is not None:
+                    values["chunk_size"] = chunk_size
+                try:
+                    cfg = C.build(preset=preset, **values)
+                except (C.ConfigError, TypeError) as exc:
+                    raise GridError(f"--grid: {path}: run {name}: {exc}") from None
+                tasks.append(Task(len(tasks), name, cfg))
+    return tasks
+
+
+def run_sweep(tasks, only=None, comm=None):
+    """Run the tasks (or just task ``only``) in this MPI world; returns an exit status string."""
+    from .comm import Comm
+    from .train import load_data, train
+
+    comm = comm or Comm()
+    selected = tasks if only is None else [tasks[only]]
+    for t in selected:
+        C.validate_for_world(t.config, comm.size)
+    data = load_data(selected[0].config.data_dir, comm)
+    outcome = "completed"
+    for t in selected:
+        if comm.is_root:
+            print(f"== sweep task {t.index}/{len(tasks)}: {t.name}", flush=True)
+        status = train(t.config, comm, data=data)
+        if status == "interrupted":
+            return "interrupted"
+        if status == "failed":
+            outcome = "failed"
+    return outcome
+
+
+def add_parser(sub, parser_class):
+    p = sub.add_parser("sweep", help="run a grid of runs (locally, or one task of a SLURM array)",
+                       description="Run the grid defined in a TOML file (see jobs/grids/). Resumable: "
+                       "completed logs are skipped, interrupted runs resume, failed runs are rerun. "
+                       "Under mpiexec -n N every run uses N ranks.")
+    p.add_argument("--grid", required=True, help="grid file (TOML)")
+    p.add_argument("--out-dir", default="", help="directory for the run logs (required unless --count/--list)")
+    p.add_argument("--task", type=int, default=None, help="run only this grid point (0-based)")
+    p.add_argument("--count", action="store_true", help="print the number of grid points and exit")
+    p.add_argument("--list", action="store_true", help="list the grid points and exit")
+    p.add_argument("--data-dir", default="", help="MNIST directory (default: $HPCLARS_DATA or the cache)")
+    p.add_argument("--stop-file", default="", help="checkpoint and exit 75 when this file appears")
+    p.add_argument("--threads", type=int, default=None, help="OpenMP threads per rank for every run")
+    p.add_argument("--chunk-size", type=int, default=None, help="chunk size for every run")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=False,
+                   help="progress indicator while an epoch runs (default: off)")
+    return p
+
+
+def main(args):
+    if not (args.count or args.list) and not args.out_dir:
+        raise C.ConfigError("--out-dir: required to run a sweep")
+    tasks = load_grid(args.grid, args.out_dir or ".", args.data_dir, args.stop_file,
+                      args.threads, args.chunk_size, args.progress)
+    if args.count:
+        print(len(tasks))
+        return "completed"
+    if args.list:
+        for t in tasks:
+            print(f"{t.index:>4}  {t.name}")
+        return "completed"
+    if args.task is not None and not 0 <= args.task < len(tasks):
+        raise C.ConfigError(f"--task: {args.task} is outside the grid's 0..{len(tasks) - 1}")
+    return run_sweep(tasks, args.task)
+
+
+__all__ = ["load_grid", "run_sweep", "Task", "GridError", "main", "add_parser"]
