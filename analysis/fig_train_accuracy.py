@@ -1,0 +1,14 @@
+"""Training accuracy vs batch size (paper Fig. 3).
+
+Reads hpclars run logs (schema: analysis/common.py) and writes fig_train_accuracy.png and
+.pdf: the final train_acc against the global batch size, one line per optimizer
+configuration, mean over seeds with the min-max spread shaded, diverged runs
+marked x (counted at chance level).
+
+    python analysis/fig_train_accuracy.py results/paper --out figures
+"""
+
+import common
+
+if __name__ == "__main__":
+    common.metric_figure_main("fig_train_accuracy", "train_acc", "training accuracy (%)", "Training accuracy vs batch size (paper Fig. 3)")
