@@ -74,6 +74,22 @@ class StopRequest:
         return bool(self.stop_file) and os.path.exists(self.stop_file)
 
 
+def noise_terms(local_sq_mean, global_sq, b, B):
+    """Unbiased estimates of |G|^2 and tr(Sigma) from gradients at two batch sizes.
+
+    McCandlish et al. 2018, "An Empirical Model of Large-Batch Training", App. A:
+    with E|g_b|^2 = |G|^2 + tr(Sigma)/b, the squared norms of the per-rank mean
+    gradients (batch b, averaged over ranks: ``local_sq_mean``) and of the
+    all-reduced one (batch B: ``global_sq``) give
+    |G|^2 ~ (B |g_B|^2 - b |g_b|^2) / (B - b) and tr(Sigma) ~ (|g_b|^2 - |g_B|^2) / (1/b - 1/B).
+    The gradient noise scale B_simple = tr(Sigma) / |G|^2 is the ratio of their
+    sums over an epoch's steps (the ratio of single-step estimates is too noisy).
+    """
+    g2 = (B * global_sq - b * local_sq_mean) / (B - b)
+    s = (local_sq_mean - global_sq) / (1.0 / b - 1.0 / B)
+    return g2, s
+
+
 def _config_mismatch(saved, cfg):
     now = cfg.__dict__
     return sorted(k for k in now if k not in RUN_CONTROL and saved.get(k) != now[k])
@@ -363,9 +379,9 @@ class Trainer:
         acc["grad_norm_sum"] += opt.g_norm
         acc["local_sum"] += opt.local
         if N > 1:
-            # McCandlish et al. 2018, App. A: unbiased |G|^2 and tr(Sigma) from two batch sizes.
-            acc["noise_g2"] += (B * g2 - b * local_g2_mean) / (B - b)
-            acc["noise_s"] += (local_g2_mean - g2) / (1.0 / b - 1.0 / B)
+            g2_est, s_est = noise_terms(local_g2_mean, g2, b, B)
+            acc["noise_g2"] += g2_est
+            acc["noise_s"] += s_est
         acc["time_compute"] += times[0]
         acc["time_allreduce"] += times[1]
         acc["time_optim"] += times[2]
