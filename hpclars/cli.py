@@ -114,18 +114,27 @@ def make_parser():
     from . import sweep
 
     sweep.add_parser(sub, _Parser)
+    from . import tune
+
+    tune.add_parser(sub, _Parser)
     return parser
 
 
 def _train(args):
     cfg = config_from_args(args)  # before MPI starts: bad flags cost nothing
+    from .train import train
+
+    return _collective(lambda comm: train(cfg, comm))
+
+
+def _collective(fn):
+    """Run ``fn(comm)`` on every rank; a rank-local failure aborts the whole job."""
     from .comm import Comm, abort_on_error
     from .data import DataError
-    from .train import train
 
     comm = Comm()
     with abort_on_error(comm, expected=(C.ConfigError, DataError)):
-        status = train(cfg, comm)
+        status = fn(comm)
     return STATUS_EXIT[status]
 
 
@@ -136,13 +145,14 @@ def _sweep(args):
         sweep.main(args)
         return EXIT_OK
     sweep.load_grid(args.grid, args.out_dir or ".")  # a bad grid fails before MPI starts
-    from .comm import Comm, abort_on_error
-    from .data import DataError
+    return _collective(lambda comm: sweep.main(args, comm))
 
-    comm = Comm()
-    with abort_on_error(comm, expected=(C.ConfigError, DataError)):
-        status = sweep.main(args)
-    return STATUS_EXIT[status]
+
+def _tune(args):
+    from . import tune
+
+    tune.make_tasks(args)  # bad settings fail before MPI starts
+    return _collective(lambda comm: tune.main(args, comm))
 
 
 def main(argv=None):
@@ -155,6 +165,8 @@ def main(argv=None):
             return _train(args)
         if args.command == "sweep":
             return _sweep(args)
+        if args.command == "tune":
+            return _tune(args)
         if args.command == "bench":
             from . import bench
 

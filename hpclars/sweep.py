@@ -137,7 +137,7 @@ def add_parser(sub, parser_class):
     return p
 
 
-def main(args):
+def main(args, comm=None):
     if not (args.count or args.list) and not args.out_dir:
         raise C.ConfigError("--out-dir: required to run a sweep")
     tasks = load_grid(args.grid, args.out_dir or ".", args.data_dir, args.stop_file,
@@ -151,7 +151,7 @@ def main(args):
         return "completed"
     if args.task is not None and not 0 <= args.task < len(tasks):
         raise C.ConfigError(f"--task: {args.task} is outside the grid's 0..{len(tasks) - 1}")
-    return run_sweep(tasks, args.task)
+    return run_sweep(tasks, args.task, comm)
 
 
 __all__ = ["load_grid", "run_sweep", "Task", "GridError", "main", "add_parser"]
