@@ -12,7 +12,8 @@ A grid file (see ``jobs/grids/``) holds:
     optimizer = "lars"             # any other Config fields; may also override
                                    # batch_sizes or seeds for this entry
 
-Runs are numbered run-major, then batch size, then seed; run ``i`` logs to
+Runs are numbered seed-major (so a first complete picture comes before the
+repeats), then by [[runs]] entry, then batch size; run ``i`` logs to
 ``OUT_DIR/<run name>-b<batch>-s<seed>.h5``.  ``hpclars sweep --task i`` runs one
 (a SLURM array task), no ``--task`` runs them all in order.  Every run is
 started with ``--resume`` semantics: completed and diverged logs are skipped,
@@ -63,7 +64,7 @@ def load_grid(path, out_dir, data_dir="", stop_file="", threads=None, chunk_size
     bad = RUN_CONTROL & set(common)
     if bad:
         raise GridError(f"--grid: {path}: [common] may not set {', '.join(sorted(bad))} (set by the sweep)")
-    tasks, names = [], set()
+    entries, names = [], set()
     for r, entry in enumerate(runs):
         entry = dict(entry)
         run_name = entry.pop("name", None)
@@ -77,8 +78,14 @@ def load_grid(path, out_dir, data_dir="", stop_file="", threads=None, chunk_size
         if not batches:
             raise GridError(f"--grid: {path}: no batch_sizes for run {run_name!r}")
         preset = entry.pop("preset", common.get("preset", ""))
-        for batch in batches:
-            for seed in seeds:
+        entries.append((run_name, entry, preset, batches, seeds))
+    all_seeds = sorted({s for e in entries for s in e[4]})
+    tasks = []
+    for seed in all_seeds:  # seed-major: a first complete picture comes before the repeats
+        for run_name, entry, preset, batches, seeds in entries:
+            if seed not in seeds:
+                continue
+            for batch in batches:
                 name = f"{run_name}-b{batch}-s{seed}"
                 values = {k: v for k, v in common.items() if k != "preset"}
                 values.update(entry)
