@@ -324,7 +324,8 @@ class Trainer:
                     progress.update(epoch, cfg.epochs, k_step - 1, spe, step_loss)
                     if gbuf[-1] > 0:
                         status = "interrupted"
-                        why = stop.signal_name or f"stop file {cfg.stop_file}"
+                        why = stop.signal_name or (f"stop file {cfg.stop_file}" if stop.requested()
+                                                   else "a signal on another rank")
                         message = f"stopped by {why} at step {opt.t}; resume with --resume"
                         break
                 progress.done()
@@ -346,6 +347,7 @@ class Trainer:
             stop.uninstall()
 
         if status == "interrupted" and comm.is_root:
+            acc["train_time"] += time.perf_counter() - t_epoch  # the part of the epoch done here
             self._checkpoint(flat, opt, epoch, k_step, acc, wall())
         if comm.is_root:
             if not comm.same_everywhere(flat):  # collective: every rank calls it
