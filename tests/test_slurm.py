@@ -195,12 +195,13 @@ def test_time_limit_signal_requeues_and_resumes(slurm):
 
     slurmctld checks limits on a 30 s tick and sends the --signal up to one tick early: at the
     first tick after (limit - warning - 30 s).  With --time=1 and USR1@24 that is the first tick
-    6 s or more after the start, so 6-36 s in, while this ~55 s run is training.  Every later
+    6 s or more after the start, so 6-36 s in, while this run is training (10 epochs:
+    about 110 s here, and still over 36 s on a machine three times faster).  Every later
     attempt would be signalled again ~15 s after its restart; to keep the test to one requeue,
     the requeued job's limit is raised while it waits to restart.  What is under test, the
     scripts and the trainer, is the same in every attempt.
     """
-    epochs = 5
+    epochs = 10
     name = f"requeue-{uuid.uuid4().hex[:8]}"
     proc = subprocess.Popen(
         [str(c) for c in ("sbatch", "--wait", "--parsable", f"--job-name={name}",
