@@ -31,7 +31,8 @@ def make(runs, out):
             epochs = seeds[0].epochs["epoch"][:n]
             for field, style in (("test_acc", "-"), ("train_acc", "--")):
                 mean = np.mean([r.epochs[field][:n] for r in seeds], axis=0) * 100
-                ax.plot(epochs, mean, style, color=colors[label], lw=1.2,
+                shown = np.isfinite(mean)  # epochs run with --eval-every > 1 have no accuracy
+                ax.plot(epochs[shown], mean[shown], style, color=colors[label], lw=1.2,
                         label=label if field == "test_acc" else None)
         ax.set_title(f"batch {batch}", fontsize=9)
         ax.set_ylim(0, 100)

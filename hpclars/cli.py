@@ -55,6 +55,8 @@ HELP = {
               "no checkpoint: start fresh)",
     "stop_file": "if this file appears, finish the step, checkpoint and exit with code 75",
     "checkpoint_every": "epochs between checkpoints (0: only when stopped)",
+    "eval_every": "evaluate train and test accuracy every K epochs (the last epoch always; "
+                  "skipped epochs log NaN metrics)",
     "chunk_size": "images per kernel call; bounds memory at any batch size",
     "threads": "OpenMP threads per rank",
     "progress": "show a progress indicator while an epoch runs",

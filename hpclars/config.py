@@ -62,6 +62,7 @@ class Config:
     resume: bool = False
     stop_file: str = ""
     checkpoint_every: int = 1       # epochs between checkpoints; 0: only on a stop
+    eval_every: int = 1             # epochs between evaluations (the last epoch always is)
     chunk_size: int = 256           # images per kernel call; bounds memory
     threads: int = 1                # OpenMP threads per rank
     progress: bool = True
@@ -164,6 +165,7 @@ def validate(cfg):
     _at_least(cfg, "adam_eps", 0)
     _at_least(cfg, "seed", 0)
     _at_least(cfg, "checkpoint_every", 0)
+    _at_least(cfg, "eval_every", 1)
     _at_least(cfg, "chunk_size", 1)
     _at_least(cfg, "threads", 1)
     if not cfg.out:

@@ -333,7 +333,11 @@ class Trainer:
                     break
                 acc["train_time"] += time.perf_counter() - t_epoch
                 t0 = time.perf_counter()
-                ev = self._evaluate(P, eval_model)
+                last = epoch == cfg.epochs or opt.t >= total
+                if last or epoch % cfg.eval_every == 0:
+                    ev = self._evaluate(P, eval_model)
+                else:
+                    ev = np.full(4, np.nan)  # logged as NaN: this epoch was not evaluated
                 times = np.array([acc["time_compute"], acc["time_allreduce"], acc["time_optim"],
                                   time.perf_counter() - t0])
                 comm.allreduce_max_(times)
@@ -411,13 +415,16 @@ class Trainer:
             grad_norm=acc["grad_norm_sum"] / steps if steps else nan,
             local_lr=acc["local_sum"] / steps if steps else nan))
         log.flush()
-        if first:
-            line = f"epoch {epoch:>3}/{self.cfg.epochs}"
+        line = f"epoch {epoch:>3}/{self.cfg.epochs}"
+        if not first:
+            line += f" step {step:>6} lr {lr:.3g}"
+        if np.isnan(ev[1]):
+            line += "  (not evaluated this epoch)"
         else:
-            line = f"epoch {epoch:>3}/{self.cfg.epochs} step {step:>6} lr {lr:.3g}"
-        line += (f"  train {100 * train_acc:6.2f}% (loss {record['train_loss']:.4f})"
-                 f"  test {100 * test_acc:6.2f}% (loss {record['test_loss']:.4f})"
-                 f"  gen {100 * record['gen_error']:+.2f}  {wall_s:7.1f}s")
+            line += (f"  train {100 * train_acc:6.2f}% (loss {record['train_loss']:.4f})"
+                     f"  test {100 * test_acc:6.2f}% (loss {record['test_loss']:.4f})"
+                     f"  gen {100 * record['gen_error']:+.2f}")
+        line += f"  {wall_s:7.1f}s"
         if not first:
             line += f"  {ips:8.0f} img/s"
         self.say(line)

@@ -55,7 +55,7 @@ def make_tasks(args):
         values = dict(optimizer=args.optimizer, batch_size=args.batch_size, epochs=args.epochs,
                       schedule=args.schedule, lr=lr, warmup_epochs=min(warm, args.epochs), seed=args.seed,
                       out=os.path.join(args.out_dir, f"trial-{i:02d}.h5"), resume=True,
-                      data_dir=args.data_dir, progress=False)
+                      data_dir=args.data_dir, progress=False, eval_every=args.eval_every)
         if args.optimizer == "sgd":
             values["nesterov"] = True
         values.update(extra)
@@ -123,6 +123,8 @@ def add_parser(sub, parser_class):
     p.add_argument("--out-dir", required=True, help="directory for the trial logs and summary.json")
     p.add_argument("--trials", type=int, default=8, help="number of trials (default 8)")
     p.add_argument("--epochs", type=int, default=30, help="epochs per trial: the budget (default 30)")
+    p.add_argument("--eval-every", type=int, default=5,
+                   help="evaluate every K epochs; the summary needs only the last (default 5)")
     p.add_argument("--schedule", default="poly", choices=C.SCHEDULES, help="lr schedule (default poly)")
     p.add_argument("--lr-range", type=_range, default=None,
                    help="LOW,HIGH of the log-uniform lr box (default per optimizer: "

@@ -59,14 +59,18 @@ def test_log_holds_every_field(paper_sgd_run):
     assert [ln.split()[1] for ln in proc.stdout.splitlines() if ln.startswith("epoch")] == ["0/2", "1/2", "2/2"]
 
 
-def test_lars_logs_local_rates(tmp_path, data_dir):
+def test_lars_logs_local_rates_and_eval_every_skips_epochs(tmp_path, data_dir):
     out = tmp_path / "lars.h5"
-    assert_ok(run(train_args(out, data_dir, preset="paper", optimizer="lars", batch_size=600,
-                             epochs=1, max_steps=10)))
+    assert_ok(run(train_args(out, data_dir, preset="paper", optimizer="lars", batch_size=6000,
+                             epochs=2, eval_every=2)))
     log = read_log(out)
     local = log.tensors["local_lr"][1]
     assert np.all(local > 0) and np.all(local < 1)  # eta = 0.001 makes every local rate small
     assert not np.allclose(local, local[0])  # and they differ per tensor
+    np.testing.assert_array_equal(log.epochs["epoch"], [0, 1, 2])
+    assert np.isnan(log.epochs["test_acc"][1]) and np.isnan(log.epochs["train_loss"][1])
+    assert np.isfinite(log.epochs["test_acc"][[0, 2]]).all()  # epoch 0 and the last always are
+    assert np.isfinite(log.epochs["images_per_s"][1])
 
 
 def _resume_args(out, data_dir, **extra):
