@@ -104,3 +104,13 @@ def test_analysis_refuses_an_empty_directory(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "no completed or diverged runs" in proc.stderr
+
+
+def test_a_diverged_run_does_not_stop_the_sweep(tmp_path, data_dir):
+    grid = tmp_path / "g.toml"
+    grid.write_text("batch_sizes=[256]\n[common]\nepochs=1\nmax_steps=5\n"
+                    "[[runs]]\nname='hot'\nlr=1e8\n[[runs]]\nname='ok'\n")
+    proc = run(["sweep", "--grid", grid, "--out-dir", tmp_path / "out", "--data-dir", data_dir])
+    assert_ok(proc)
+    assert read_log(tmp_path / "out" / "hot-b256-s0.h5").status == "diverged"
+    assert read_log(tmp_path / "out" / "ok-b256-s0.h5").status == "completed"
