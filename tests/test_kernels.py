@@ -129,6 +129,27 @@ def test_conv2d_other_kernel_sizes_and_non_square_images(rng, k):
     assert rel_err(db, db_ref) <= TOL
 
 
+@pytest.mark.parametrize("cin, cout, h, wd", [(3, 8, 12, 40), (2, 12, 7, 33), (5, 4, 8, 17)])
+def test_conv2d_other_channel_counts_and_wide_rows(rng, cin, cout, h, wd):
+    # Other output-channel x row blocks than the model's, and rows of two and three 16-wide
+    # chunks with a partial last one, at K = 5.
+    n, k = 3, KSIZE
+    x, w = randn(rng, n, cin, h, wd), randn(rng, cout, cin, k, k) * 0.2
+    b, dout = randn(rng, cout), randn(rng, n, cout, h, wd)
+    work = nans(K.conv2d_work_size(n, cin, h, wd, cout, k, 2))
+    out, ref = nans(dout.shape), nans(dout.shape)
+    K.conv2d_forward(x, w, b, out, work, 2)
+    R.conv2d_forward(x, w, b, ref, None)
+    assert rel_err(out, ref) <= TOL
+    dx, dw, db = nans(x.shape), np.zeros_like(w), np.zeros_like(b)
+    dx_ref, dw_ref, db_ref = nans(x.shape), np.zeros_like(w), np.zeros_like(b)
+    K.conv2d_backward(x, w, dout, dx, dw, db, work, 2)
+    R.conv2d_backward(x, w, dout, dx_ref, dw_ref, db_ref, None)
+    assert rel_err(dx, dx_ref) <= TOL
+    assert rel_err(dw, dw_ref) <= TOL
+    assert rel_err(db, db_ref) <= TOL
+
+
 def test_conv2d_work_sized_for_a_larger_batch_serves_a_smaller_one(rng):
     cin, cout, h = CONV_SHAPES[1]
     x, w, b, _ = conv_problem(rng, 3, cin, cout, h)
@@ -155,6 +176,25 @@ def test_maxpool2_matches_reference(rng, c, h, n, nthreads):
     dout = randn(rng, *pooled)
     dx, dx_ref = nans(x.shape), nans(x.shape)
     K.maxpool2_backward(dout, idx, dx, nthreads)
+    R.maxpool2_backward(dout, idx_ref, dx_ref)
+    assert rel_err(dx, dx_ref) <= TOL
+
+
+@pytest.mark.parametrize("h, wd", [(6, 40), (4, 66), (2, 2)])
+def test_maxpool2_non_square_and_wide_rows(rng, h, wd):
+    # Rows of more than 16 outputs, with a partial last chunk, and H != W.
+    n, c = 3, 2
+    x = np.maximum(randn(rng, n, c, h, wd), 0)
+    pooled = (n, c, h // 2, wd // 2)
+    out, idx = nans(pooled), np.full(pooled, 255, np.uint8)
+    out_ref, idx_ref = nans(pooled), np.full(pooled, 255, np.uint8)
+    K.maxpool2_forward(x, out, idx, 2)
+    R.maxpool2_forward(x, out_ref, idx_ref)
+    np.testing.assert_array_equal(idx, idx_ref)
+    assert rel_err(out, out_ref) <= TOL
+    dout = randn(rng, *pooled)
+    dx, dx_ref = nans(x.shape), nans(x.shape)
+    K.maxpool2_backward(dout, idx, dx, 2)
     R.maxpool2_backward(dout, idx_ref, dx_ref)
     assert rel_err(dx, dx_ref) <= TOL
 
