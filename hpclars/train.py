@@ -91,8 +91,9 @@ def noise_terms(local_sq_mean, global_sq, b, B):
 
 
 def _config_mismatch(saved, cfg):
-    now = cfg.__dict__
-    return sorted(k for k in now if k not in RUN_CONTROL and saved.get(k) != now[k])
+    """Fields that differ; a field newer than the checkpoint counts as its default."""
+    now, default = cfg.__dict__, C.Config().__dict__
+    return sorted(k for k in now if k not in RUN_CONTROL and saved.get(k, default[k]) != now[k])
 
 
 def prepare_output(cfg, world_size):
