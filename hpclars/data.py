@@ -72,8 +72,8 @@ _TIMEOUT_S = 30.0
 _CHUNK = 1 << 20
 
 _HINT_BAD = "delete it to re-download, or point --data-dir or HPCLARS_DATA at a good copy"
-_HINT_MISSING = ("allow downloading, or point --data-dir or HPCLARS_DATA at a directory "
-                 "that has the four MNIST files")
+_HINT_MISSING = ("point --data-dir or HPCLARS_DATA at a directory that has the four MNIST "
+                 "files, or set neither to download them into the per-user cache")
 
 
 class DataError(Exception):

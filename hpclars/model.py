@@ -169,9 +169,10 @@ class LeNet:
             n = hi - lo
             x = self._load(images[lo:hi], n)
             logits = self._forward(params, x, n)
-            l, c = self.k.softmax_xent(logits, labels[lo:hi], self.dlogits[:n], scale, self.nthreads)
-            loss += l
-            correct += c
+            chunk_loss, chunk_correct = self.k.softmax_xent(logits, labels[lo:hi], self.dlogits[:n], scale,
+                                                            self.nthreads)
+            loss += chunk_loss
+            correct += chunk_correct
             self._backward(params, grads, x, n)
         return loss, correct
 
@@ -182,7 +183,7 @@ class LeNet:
             hi = min(lo + self.chunk, len(labels))
             n = hi - lo
             logits = self._forward(params, self._load(images[lo:hi], n), n)
-            l, c = self.k.softmax_xent(logits, labels[lo:hi], None, 1.0, self.nthreads)
-            loss += l
-            correct += c
+            chunk_loss, chunk_correct = self.k.softmax_xent(logits, labels[lo:hi], None, 1.0, self.nthreads)
+            loss += chunk_loss
+            correct += chunk_correct
         return loss, correct

@@ -32,6 +32,7 @@ from . import checkpoint as ckpt
 from . import config as C
 from . import schedules
 from .comm import Comm
+from .data import ENV_VAR as DATA_ENV
 from .data import DataError, load_mnist
 from .log import RunLog, read_log
 from .model import LAYOUT, LeNet, init_params
@@ -156,8 +157,14 @@ def _bcast_mnist(comm, data):
 
 
 def load_data(data_dir, comm):
-    """MNIST on every rank: rank 0 reads (and if needed downloads) it, then broadcasts."""
-    loaded = comm.on_root(lambda: load_mnist(data_dir or None), share_result=False)
+    """MNIST on every rank: rank 0 reads it, then broadcasts.
+
+    Only the per-user cache is filled from the mirrors: a directory the user
+    named (--data-dir or $HPCLARS_DATA) that lacks the files is an error, so a
+    typo does not silently start a download into the wrong place.
+    """
+    named = bool(data_dir) or bool(os.environ.get(DATA_ENV))
+    loaded = comm.on_root(lambda: load_mnist(data_dir or None, download=not named), share_result=False)
     return _bcast_mnist(comm, loaded)
 
 

@@ -1,4 +1,9 @@
-"""Shared fixtures: where the real MNIST lives, and the data loaded once per session."""
+"""Shared fixtures: where the real MNIST lives, and the data loaded once per session.
+
+The tests read MNIST from $HPCLARS_DATA, else from ../shared/data/mnist beside the
+checkout (this project's CI), else from the per-user cache that `hpclars train` fills
+on first use.  They never download.
+"""
 
 import os
 from pathlib import Path
@@ -6,15 +11,29 @@ from pathlib import Path
 import pytest
 
 import hpclars  # noqa: F401  (sets the BLAS thread variables before NumPy loads BLAS)
+from hpclars.data import FILES, resolve_data_dir
 
-DATA_DIR = Path(os.environ.get("HPCLARS_DATA") or
-                Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist")
+
+def _has_mnist(d):
+    return all((d / n).exists() or (d / f"{n}.gz").exists() for n in FILES)
+
+
+def _find_data_dir():
+    if os.environ.get("HPCLARS_DATA"):
+        return Path(os.environ["HPCLARS_DATA"])
+    candidates = [Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist",
+                  resolve_data_dir(None)]
+    return next((d for d in candidates if _has_mnist(d)), candidates[0])
+
+
+DATA_DIR = _find_data_dir()
 
 
 @pytest.fixture(scope="session")
 def data_dir():
-    if not DATA_DIR.is_dir():
-        pytest.fail(f"MNIST not found at {DATA_DIR}; set HPCLARS_DATA to a directory with the IDX files")
+    if not _has_mnist(DATA_DIR):
+        pytest.fail(f"MNIST not found at {DATA_DIR}: set HPCLARS_DATA to a directory with the four "
+                    "IDX files, or run `hpclars train` once to fill the per-user cache")
     return DATA_DIR
 
 

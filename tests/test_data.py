@@ -1,8 +1,9 @@
 """Tests for hpclars.data: the real MNIST, broken copies of it, and downloads from a local server.
 
-The real files come from $HPCLARS_DATA, else ../shared/data/mnist beside the project; they are
-only ever read.  Every broken or downloaded copy lives in a pytest tmp dir.  No test reaches the
-network: an autouse fixture refuses every connection that is not to 127.0.0.1.
+The real files come from where conftest.py finds them ($HPCLARS_DATA, else
+../shared/data/mnist beside the project, else the per-user cache); they are only ever read.
+Every broken or downloaded copy lives in a pytest tmp dir.  No test reaches the network: an
+autouse fixture refuses every connection that is not to 127.0.0.1.
 """
 
 import functools
@@ -13,7 +14,6 @@ import os
 import shutil
 import socket
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,8 +21,7 @@ import pytest
 from hpclars import data
 from hpclars.data import FILES, DataError, load_mnist, read_idx, resolve_data_dir, to_float
 
-SHARED = Path(os.environ.get("HPCLARS_DATA")
-              or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist")
+from conftest import DATA_DIR as SHARED  # noqa: E402  ($HPCLARS_DATA, ../shared, or the cache)
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -310,7 +309,7 @@ def test_download_checks_the_published_gz_md5_by_default(tmp_path, mirror):
     message = str(info.value)
     name = next(iter(FILES))
     assert f"{dest / name}.gz: download failed from all 1 mirrors ({url})" in message
-    assert f".gz MD5 mismatch (got " in message and f"expected {FILES[name][2]})" in message
+    assert ".gz MD5 mismatch (got " in message and f"expected {FILES[name][2]})" in message
     assert list(dest.iterdir()) == []  # no partial or temporary file left behind
 
 

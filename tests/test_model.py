@@ -72,9 +72,9 @@ def batch(mnist):
 def test_compiled_model_matches_reference_model(batch):
     images, labels = batch
     g_ref, l_ref, c_ref = _grad(reference, 96, images, labels)
-    g, l, c = _grad(kernels, 96, images, labels)
+    g, loss, c = _grad(kernels, 96, images, labels)
     assert c == c_ref
-    assert l == pytest.approx(l_ref, rel=1e-5)
+    assert loss == pytest.approx(l_ref, rel=1e-5)
     assert np.max(np.abs(g - g_ref)) <= 1e-5 * np.max(np.abs(g_ref))
 
 

@@ -33,8 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 JOBS = ROOT / "jobs"
 SCRIPTS = ("train.sbatch", "sweep.sbatch", "scaling.sbatch")
 BIN = Path(sys.executable).parent  # the venv's bin/; not resolved, which would leave the venv
-DATA = Path(os.environ.get("HPCLARS_DATA",
-                           Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"))
+from conftest import DATA_DIR as DATA  # noqa: E402  ($HPCLARS_DATA, ../shared, or the cache)
 TINY_GRID = JOBS / "grids" / "tiny.toml"
 TINY = ["--max-steps", "5", "--batch-size", "64", "--epochs", "1"]
 CANNOT_RUN_HERE = 3  # local_slurm.sh: SLURM missing and not installable (not root, no apt-get)
