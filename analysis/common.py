@@ -97,7 +97,7 @@ def save(fig, out, stem):
 def parser(description):
     p = argparse.ArgumentParser(description=description)
     p.add_argument("logs", nargs="+", help="run logs or directories of them (searched recursively)")
-    p.add_argument("--out", default="figures", help="output directory for PNG and PDF (default: figures)")
+    p.add_argument("--out", required=True, help="output directory for the PNG and PDF files")
     return p
 
 

@@ -43,7 +43,11 @@ def make(runs, out):
         ax.set_ylabel("accuracy (%)")
     for ax in axes[-1, :]:
         ax.set_xlabel("epoch")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    legend = {}
+    for ax in axes.flat:  # a configuration may be missing from some panels
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    handles, labels = list(legend.values()), list(legend)
     fig.legend(handles, labels, loc="upper center", ncol=min(4, len(labels)), fontsize=8,
                bbox_to_anchor=(0.5, 1.02))
     fig.suptitle("solid: test, dashed: train", y=-0.01, fontsize=8)

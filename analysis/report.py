@@ -30,15 +30,16 @@ def fmt(values):
 
 
 def markdown(runs):
-    lines = ["| configuration | batch | test acc % | train acc % | gen. error (points) | seeds | diverged | ranks |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| configuration | batch | epochs | test acc % | train acc % | gen. error (points) | seeds | diverged "
+             "| ranks |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for label, per in sorted(common.by_label_and_batch(runs).items()):
         for batch in sorted(per):
             rs = per[batch]
             cells = [fmt([common.final_metric(r, f) for r in rs]) for f in ("test_acc", "train_acc", "gen_error")]
             div = sum(r.status == "diverged" for r in rs)
             ranks = ",".join(sorted({str(r.world_size) for r in rs}))
-            lines.append(f"| {label} | {batch} | {' | '.join(cells)} | {len(rs)} | {div} | {ranks} |")
+            epochs = ",".join(sorted({str(int(r.epochs["epoch"][-1])) for r in rs}))
+            lines.append(f"| {label} | {batch} | {epochs} | {' | '.join(cells)} | {len(rs)} | {div} | {ranks} |")
     return "\n".join(lines) + "\n"
 
 

@@ -40,7 +40,15 @@ def table(runs, target):
 def make(runs, out, targets=(0.97, 0.99)):
     fig, axes = plt.subplots(1, len(targets), figsize=(5.2 * len(targets), 4.2), squeeze=False)
     for ax, target in zip(axes[0], targets):
-        for i, (label, row) in enumerate(sorted(table(runs, target).items())):
+        rows = table(runs, target)
+        if not any(rows.values()):
+            ax.text(0.5, 0.5, f"no run reached {100 * target:g}%", ha="center", va="center",
+                    transform=ax.transAxes)
+            ax.set_title(f"test accuracy >= {100 * target:g}%", fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
+        for i, (label, row) in enumerate(sorted(rows.items())):
             if not row:
                 continue
             xs = sorted(row)

@@ -11,6 +11,7 @@ Exit codes: 0 completed (or diverged: the status is in the log), 1 failure,
 
 import argparse
 import dataclasses
+import difflib
 import os
 import sys
 
@@ -119,6 +120,7 @@ def make_parser():
     from . import tune
 
     tune.add_parser(sub, _Parser)
+    parser.commands = sub.choices  # name -> subparser, for errors that name the command
     return parser
 
 
@@ -157,9 +159,25 @@ def _tune(args):
     return _collective(lambda comm: tune.main(args, comm))
 
 
+def _unrecognized(parser, args, extra):
+    """Report unknown arguments from the subcommand's parser, with a guess for each typo."""
+    sub = parser.commands[args.command]
+    known = [o for a in sub._actions for o in a.option_strings]
+    hints = []
+    for word in extra:
+        guess = difflib.get_close_matches(word.split("=")[0], known, n=1)
+        if word.startswith("-") and guess:
+            hints.append(f"{word} (did you mean {guess[0]}?)")
+        else:
+            hints.append(word)
+    sub.error(f"unrecognized arguments: {' '.join(hints)}; see hpclars {args.command} --help")
+
+
 def main(argv=None):
     parser = make_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        _unrecognized(parser, args, extra)
     from .data import DataError
 
     try:

@@ -169,18 +169,25 @@ def load_data(data_dir, comm):
 
 
 class Progress:
-    """A progress indicator on rank 0's stderr: live on a terminal, sparse in a batch log."""
+    """A progress indicator on rank 0's stderr: live on a terminal, sparse in a batch log.
+
+    On a terminal it redraws one line 4 times a second; in a batch log (stderr not a
+    terminal) it writes a line only every 30 s, so short epochs leave none.
+    """
 
     def __init__(self, enabled):
         self.enabled = enabled
         self.tty = sys.stderr.isatty()
-        self.last = 0.0
+        self.interval = 0.25 if self.tty else 30.0
+        self.last = None  # when the indicator was last drawn in this epoch
 
     def update(self, epoch, epochs, k, steps, loss):
         if not self.enabled:
             return
         now = time.monotonic()
-        if now - self.last < (0.25 if self.tty else 30.0):
+        if self.last is None:
+            self.last = now - self.interval if self.tty else now
+        if now - self.last < self.interval:
             return
         self.last = now
         frac = (k + 1) / steps
@@ -190,10 +197,10 @@ class Progress:
         sys.stderr.flush()
 
     def done(self):
-        if self.enabled and self.tty and self.last:
+        if self.enabled and self.tty and self.last is not None:
             sys.stderr.write("\r" + " " * 79 + "\r")
             sys.stderr.flush()
-        self.last = 0.0
+        self.last = None
 
 
 class Trainer:
@@ -431,7 +438,7 @@ class Trainer:
         else:
             line += (f"  train {100 * train_acc:6.2f}% (loss {record['train_loss']:.4f})"
                      f"  test {100 * test_acc:6.2f}% (loss {record['test_loss']:.4f})"
-                     f"  gen {100 * record['gen_error']:+.2f}")
+                     f"  gen {100 * record['gen_error']:+.2f} pt")
         line += f"  {wall_s:7.1f}s"
         if not first:
             line += f"  {ips:8.0f} img/s"

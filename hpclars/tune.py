@@ -117,7 +117,7 @@ def _assignment(text):
 
 def add_parser(sub, parser_class):
     p = sub.add_parser("tune", help="equal-budget quasi-random search of lr and warm-up",
-                       description=__doc__.split("\n\n")[1])
+                       description=__doc__.split("\n\n")[1].replace("``", ""))
     p.add_argument("--optimizer", required=True, choices=C.OPTIMIZERS, help="optimizer to tune")
     p.add_argument("--batch-size", type=int, required=True, help="global batch size")
     p.add_argument("--out-dir", required=True, help="directory for the trial logs and summary.json")
@@ -148,6 +148,8 @@ def main(args, comm=None):
         raise C.ConfigError(f"--trials: must be >= 1, got {args.trials}")
     tasks = make_tasks(args)
     status = "completed"
+    if args.summary_only and not any(os.path.exists(t.config.out) for t in tasks):
+        raise C.ConfigError(f"--summary-only: no trial logs in {args.out_dir}")
     if not args.summary_only:
         status = run_sweep(tasks, comm=comm)
     if comm is None or comm.is_root:

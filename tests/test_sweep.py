@@ -88,8 +88,8 @@ def test_report_writes_every_figure_and_the_table(sweep_dir, tmp_path):
     assert (tmp_path / "fig_test_accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = (tmp_path / "report.md").read_text()
     b64 = read_log(sweep_dir / "sgd-paper-b64-s0.h5")
-    assert f"| sgd-paper | 64 | {100 * b64.final('test_acc'):.2f} |" in table
-    assert "| sgd-paper | 128 |" in table
+    assert f"| sgd-paper | 64 | 1 | {100 * b64.final('test_acc'):.2f} |" in table
+    assert "| sgd-paper | 128 | 1 |" in table
 
 
 def test_scaling_figure(sweep_dir, tmp_path):
