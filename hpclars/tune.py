@@ -78,7 +78,7 @@ def summarize(tasks, out_dir):
         final = 0.1 if log.status == "diverged" else float(acc[-1])
         rows.append(dict(trial=t.name, lr=t.config.lr, warmup_epochs=t.config.warmup_epochs,
                          status=log.status, final_test_acc=final,
-                         best_test_acc=float(np.max(acc)), final_train_acc=float(log.epochs["train_acc"][-1])))
+                         best_test_acc=float(np.nanmax(acc)), final_train_acc=float(log.epochs["train_acc"][-1])))
     rows.sort(key=lambda r: -r["final_test_acc"])
     summary = dict(optimizer=tasks[0].config.optimizer, batch_size=tasks[0].config.batch_size,
                    epochs=tasks[0].config.epochs, trials=rows, best=rows[0] if rows else None)
