@@ -26,6 +26,9 @@ Writes are atomic: the whole file is rewritten to a temporary name, flushed,
 fsync'ed and renamed over the old one, so a process killed at any moment leaves
 either the previous or the new complete log, never a corrupt one.  Logs are
 small (a few KB per epoch), so rewriting costs milliseconds per epoch.
+
+Deliberately left out: per-step records (the per-epoch means and the timings are
+what the analysis needs; a per-step log would dwarf the model) and the checkpoint.
 """
 
 import datetime

@@ -4,6 +4,9 @@
 schedule carries no state and a resumed run recomputes exactly the same rates.
 Linear warm-up over ``warmup`` steps multiplies any schedule; the decay part
 then runs over the remaining ``total - warmup`` steps.
+
+Deliberately left out: step-wise (piecewise constant) decay and restarts; the four
+schedules here cover the paper and the large-batch literature it leads to.
 """
 
 import math

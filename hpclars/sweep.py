@@ -20,6 +20,9 @@ started with ``--resume`` semantics: completed and diverged logs are skipped,
 interrupted ones continue from their checkpoint, failed ones are rerun.
 
 Every grid point is validated before any run starts.
+
+Deliberately left out: running grid points concurrently inside one process (give the
+sweep more ranks, or use the SLURM array job) and any scheduling of its own.
 """
 
 import argparse
