@@ -40,7 +40,7 @@ from .data import ENV_VAR as DATA_ENV
 from .data import DataError, load_mnist
 from .log import RunLog, read_log
 from .model import LAYOUT, LeNet, init_params
-from .optim import make_optimizer
+from .optim import make_optimizer, norm
 
 EXTRA = 4  # loss_sum, n_correct, local grad squared norm, stop flag
 # Config fields that may differ between a run and its resumption: they change
@@ -296,9 +296,8 @@ class Trainer:
                      f"{spe} steps/epoch, {cfg.epochs} epochs -> {cfg.out}")
             t0 = time.perf_counter()
             ev = self._evaluate(P, eval_model)
-            t_eval = comm.allreduce_max_(np.array([time.perf_counter() - t0]))[0]
-            self._log_epoch(log, 0, opt.t, schedules.lr_at(cfg, 0), ev, acc, flat, np.full(4, np.nan),
-                            t_eval, wall(), first=True)
+            times = comm.allreduce_max_(np.array([np.nan, np.nan, np.nan, time.perf_counter() - t0]))
+            self._log_epoch(log, 0, opt.t, schedules.lr_at(cfg, 0), ev, acc, flat, times, wall())
         else:
             self.say(f"hpclars: resuming {cfg.out} at epoch {epoch}, batch {start_k}, step {opt.t}")
 
@@ -360,7 +359,7 @@ class Trainer:
                 times = np.array([acc["time_compute"], acc["time_allreduce"], acc["time_optim"],
                                   time.perf_counter() - t0])
                 comm.allreduce_max_(times)
-                self._log_epoch(log, epoch, opt.t, acc["last_lr"], ev, acc, flat, times, times[3], wall())
+                self._log_epoch(log, epoch, opt.t, acc["last_lr"], ev, acc, flat, times, wall())
                 acc = self._new_accumulators()
                 epoch, start_k = epoch + 1, 0
                 if comm.is_root and cfg.checkpoint_every and (epoch - 1) % cfg.checkpoint_every == 0 \
@@ -411,7 +410,9 @@ class Trainer:
         acc["time_allreduce"] += times[1]
         acc["time_optim"] += times[2]
 
-    def _log_epoch(self, log, epoch, step, lr, ev, acc, flat, times, t_eval, wall_s, first=False):
+    def _log_epoch(self, log, epoch, step, lr, ev, acc, flat, times, wall_s):
+        """Log and print one epoch.  ev: summed [train loss, train correct, test loss, test
+        correct] (NaN if not evaluated); times: [compute, allreduce, optim, eval] seconds."""
         if not self.comm.is_root:
             return
         n_train, n_test = len(self.data.train_labels), len(self.data.test_labels)
@@ -423,10 +424,9 @@ class Trainer:
             epoch=epoch, step=step, lr=lr, train_loss=ev[0] / n_train, train_acc=train_acc,
             test_loss=ev[2] / n_test, test_acc=test_acc, gen_error=train_acc - test_acc,
             step_loss=acc["loss_sum"] / steps if steps else float("nan"), wall_s=wall_s,
-            time_compute=times[0], time_allreduce=times[1], time_optim=times[2], time_eval=t_eval,
+            time_compute=times[0], time_allreduce=times[1], time_optim=times[2], time_eval=times[3],
             images_per_s=ips, noise_scale=noise,
         )
-        from .optim import norm
         weight_norm = [norm(flat[s]) for s in LAYOUT.slices]
         nan = np.full(len(LAYOUT.names), np.nan)
         log.append_epoch(record, dict(
@@ -435,7 +435,7 @@ class Trainer:
             local_lr=acc["local_sum"] / steps if steps else nan))
         log.flush()
         line = f"epoch {epoch:>3}/{self.cfg.epochs}"
-        if not first:
+        if epoch:
             line += f" step {step:>6} lr {lr:.3g}"
         if np.isnan(ev[1]):
             line += "  (not evaluated this epoch)"
@@ -444,7 +444,7 @@ class Trainer:
                      f"  test {100 * test_acc:6.2f}% (loss {record['test_loss']:.4f})"
                      f"  gen {100 * record['gen_error']:+.2f} pt")
         line += f"  {wall_s:7.1f}s"
-        if not first:
+        if epoch:
             line += f"  {ips:8.0f} img/s"
         self.say(line)
 
