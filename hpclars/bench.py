@@ -9,6 +9,9 @@ warm-up first, then several repeats, the median quoted.
   achieved GFLOP/s beside this machine's single-thread sgemm rate.
 - ``kernels``: each kernel, forward and backward, checked against its NumPy
   reference before it is timed.
+- ``scaling``: weak scaling (fixed images per rank) of hpclars under mpiexec
+  beside PyTorch DDP (gloo over loopback) on the same rank counts, 1 thread
+  per rank, in the same run.
 - ``allreduce``: OSU-style latency of ``Allreduce`` for the model's gradient
   buffer and sizes around it, beside the per-step compute time, so the
   fraction of a step spent communicating is visible at any rank count.
@@ -16,6 +19,7 @@ warm-up first, then several repeats, the median quoted.
 Deliberately left out: asserting anything about speed (tests never time).
 """
 
+import os
 import statistics
 import time
 
@@ -84,8 +88,11 @@ def hpclars_step(batch, threads, chunk_size):
     return step
 
 
-def torch_step(batch, threads):
-    """The same model, loss and optimizer in PyTorch CPU, or None without torch."""
+def torch_step(batch, threads, ddp=False):
+    """The same model, loss and optimizer in PyTorch CPU, or None without torch.
+
+    With ``ddp`` the model is wrapped in DistributedDataParallel (the process group must
+    exist) and the network is returned too."""
     try:
         import torch
     except ImportError:
@@ -97,7 +104,8 @@ def torch_step(batch, threads):
         nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(6, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
         nn.Linear(784, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
-    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    model = torch.nn.parallel.DistributedDataParallel(net) if ddp else net
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     loss_fn = nn.CrossEntropyLoss()
     images, labels = _batch(batch)
     x = torch.from_numpy(images.astype(np.float32) / 255.0).reshape(batch, 1, 28, 28)
@@ -105,10 +113,10 @@ def torch_step(batch, threads):
 
     def step():
         opt.zero_grad(set_to_none=False)
-        loss_fn(net(x), y).backward()
+        loss_fn(model(x), y).backward()
         opt.step()
 
-    return step, torch.__version__
+    return (step, torch.__version__, model) if ddp else (step, torch.__version__)
 
 
 def bench_train(args):
@@ -203,6 +211,85 @@ def bench_kernels(args):
               f"{t_ref / t:8.1f}x {err:9.1e}", flush=True)
 
 
+def _ddp_worker(rank, size, port, batch, steps, result):
+    """One PyTorch DDP (gloo) rank: the same model, loss and optimizer as ``torch_step``."""
+    import torch
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=size)
+    step = torch_step(batch, 1, ddp=True)[0]
+    for _ in range(3):
+        step()
+    dist.barrier()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    dist.barrier()
+    if rank == 0:
+        result.put(size * batch * steps / (time.perf_counter() - t0))
+    dist.destroy_process_group()
+
+
+def ddp_images_per_s(size, batch, steps):
+    """Images/s of PyTorch DDP (gloo, loopback) on ``size`` processes of 1 thread each."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:  # a free port on this machine for the rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    result = ctx.Queue()
+    procs = [ctx.Process(target=_ddp_worker, args=(r, size, port, batch, steps, result)) for r in range(size)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    if any(p.exitcode for p in procs):
+        raise RuntimeError(f"a PyTorch DDP rank failed (exit codes {[p.exitcode for p in procs]})")
+    return result.get()
+
+
+def bench_scaling(args):
+    """Weak scaling: hpclars under mpiexec against PyTorch DDP (gloo), same per-rank batch."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from .log import read_log
+
+    mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    if not os.path.exists(mpiexec):
+        mpiexec = "mpiexec"
+    have_torch = torch_step(1, 1) is not None and not args.no_torch
+    print(f"# hpclars bench scaling: weak scaling, {args.batch_per_rank} images per rank, 1 thread per rank, "
+          f"{args.steps} steps; hpclars: mpiexec + the trainer's logged images/s (training steps only); "
+          "baseline: PyTorch DDP, gloo over loopback")
+    print(f"{'ranks':>5} {'hpclars img/s':>14} {'efficiency':>10} {'DDP img/s':>10} {'efficiency':>10} {'ratio':>6}")
+    base = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.ranks:
+            out = os.path.join(tmp, f"weak-n{n}.h5")
+            cmd = [mpiexec, "-n", str(n), sys.executable, "-m", "hpclars", "train", "--no-progress",
+                   "--batch-size", str(n * args.batch_per_rank), "--epochs", "1", "--max-steps", str(args.steps),
+                   "--out", out] + (["--data-dir", args.data_dir] if args.data_dir else [])
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode:
+                raise SystemExit(f"hpclars bench: the {n}-rank run failed:\n{proc.stderr}")
+            ips = float(read_log(out).epochs["images_per_s"][-1])
+            base.setdefault("hpclars", ips / n)
+            row = f"{n:>5} {ips:>14.0f} {100 * ips / (n * base['hpclars']):>9.1f}%"
+            if have_torch:
+                d = ddp_images_per_s(n, args.batch_per_rank, args.steps)
+                base.setdefault("ddp", d / n)
+                row += f" {d:>10.0f} {100 * d / (n * base['ddp']):>9.1f}% {ips / d:>6.2f}"
+            print(row, flush=True)
+    if not have_torch:
+        print("# no PyTorch baseline (install torch to get one)")
+
+
 def bench_allreduce(args):
     from mpi4py import MPI
 
@@ -256,6 +343,12 @@ def add_parser(sub, parser_class):
     k.add_argument("--batch", type=int, default=256, help="images per call (default 256)")
     k.add_argument("--threads", type=int, default=1, help="OpenMP threads (default 1)")
     k.add_argument("--repeats", type=int, default=11, help="timed repeats (default 11)")
+    w = bsub.add_parser("scaling", help="weak scaling vs PyTorch DDP (gloo), 1 thread per rank")
+    w.add_argument("--ranks", type=_ints, default=[1, 2, 4, 8], help="rank counts (default 1,2,4,8)")
+    w.add_argument("--batch-per-rank", type=int, default=256, help="images per rank per step (default 256)")
+    w.add_argument("--steps", type=int, default=50, help="timed steps per run (default 50)")
+    w.add_argument("--data-dir", default="", help="MNIST directory for the hpclars runs")
+    w.add_argument("--no-torch", action="store_true", help="skip the PyTorch DDP baseline")
     a = bsub.add_parser("allreduce", help="OSU-style Allreduce latency; run under mpiexec")
     a.add_argument("--sizes", type=_ints, default=[1024, 16384, 65536, 262144, 1048576],
                    help="buffer sizes in floats, comma-separated (the gradient buffer is always added)")
@@ -272,7 +365,8 @@ def main(args):
         value = getattr(args, name, 1)
         if value < 1:
             raise SystemExit(f"hpclars bench: error: --{name.replace('_', '-')}: must be >= 1, got {value}")
-    {"train": bench_train, "kernels": bench_kernels, "allreduce": bench_allreduce}[args.bench](args)
+    {"train": bench_train, "kernels": bench_kernels, "allreduce": bench_allreduce,
+     "scaling": bench_scaling}[args.bench](args)
     return 0
 
 
