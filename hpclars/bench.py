@@ -213,7 +213,6 @@ def bench_kernels(args):
 
 def _ddp_worker(rank, size, port, batch, steps, result):
     """One PyTorch DDP (gloo) rank: the same model, loss and optimizer as ``torch_step``."""
-    import torch
     import torch.distributed as dist
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
