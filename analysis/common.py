@@ -126,8 +126,19 @@ def metric_vs_batch(runs, field, ylabel, title, percent=True):
     return fig
 
 
-def metric_figure_main(stem, field, ylabel, title, argv=None):
+# The paper's Figures 2-4: file stem -> (log field, y label, title).  Defined once, for the
+# three figure scripts and report.py.
+METRIC_FIGURES = {
+    "fig_test_accuracy": ("test_acc", "test accuracy (%)", "Test accuracy vs batch size (paper Fig. 2)"),
+    "fig_train_accuracy": ("train_acc", "training accuracy (%)", "Training accuracy vs batch size (paper Fig. 3)"),
+    "fig_generalization": ("gen_error", "train - test accuracy (points)",
+                           "Generalization error vs batch size (paper Fig. 4)"),
+}
+
+
+def metric_figure_main(stem, argv=None):
     """The whole of a metric-vs-batch script: parse arguments, read logs, write the figure."""
+    field, ylabel, title = METRIC_FIGURES[stem]
     args = parser(title).parse_args(argv)
     runs = load_runs(args.logs)
     if not runs:

@@ -11,5 +11,4 @@ marked x (counted at chance level).
 import common
 
 if __name__ == "__main__":
-    common.metric_figure_main("fig_generalization", "gen_error", "train - test accuracy (points)",
-                              "Generalization error vs batch size (paper Fig. 4)")
+    common.metric_figure_main("fig_generalization")

@@ -11,5 +11,4 @@ marked x (counted at chance level).
 import common
 
 if __name__ == "__main__":
-    common.metric_figure_main("fig_test_accuracy", "test_acc", "test accuracy (%)",
-                              "Test accuracy vs batch size (paper Fig. 2)")
+    common.metric_figure_main("fig_test_accuracy")

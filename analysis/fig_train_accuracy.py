@@ -11,5 +11,4 @@ marked x (counted at chance level).
 import common
 
 if __name__ == "__main__":
-    common.metric_figure_main("fig_train_accuracy", "train_acc", "training accuracy (%)",
-                              "Training accuracy vs batch size (paper Fig. 3)")
+    common.metric_figure_main("fig_train_accuracy")

@@ -16,14 +16,6 @@ import learning_curves
 import local_lr
 import steps_to_target
 
-METRICS = (
-    ("fig_test_accuracy", "test_acc", "test accuracy (%)", "Test accuracy vs batch size (paper Fig. 2)"),
-    ("fig_train_accuracy", "train_acc", "training accuracy (%)", "Training accuracy vs batch size (paper Fig. 3)"),
-    ("fig_generalization", "gen_error", "train - test accuracy (points)",
-     "Generalization error vs batch size (paper Fig. 4)"),
-)
-
-
 def fmt(values):
     mean, lo, hi = common.mean_spread(values)
     return f"{100 * mean:.2f} [{100 * lo:.2f}, {100 * hi:.2f}]" if len(values) > 1 else f"{100 * mean:.2f}"
@@ -48,7 +40,8 @@ def main(argv=None):
     runs = common.load_runs(args.logs)
     if not runs:
         raise SystemExit(f"error: no completed or diverged runs in {' '.join(args.logs)}")
-    made = [common.save(common.metric_vs_batch(runs, f, y, t), args.out, stem) for stem, f, y, t in METRICS]
+    made = [common.save(common.metric_vs_batch(runs, f, y, t), args.out, stem)
+            for stem, (f, y, t) in common.METRIC_FIGURES.items()]
     made.append(learning_curves.make(runs, args.out))
     made.append(steps_to_target.make(runs, args.out))
     made.append(local_lr.make(runs, args.out))
