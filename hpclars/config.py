@@ -114,6 +114,12 @@ PRESETS = {
         warmup_epochs=0.83, weight_decay=1e-4, momentum=0.9, lr_scaling="none", exclude_bias=False,
     ),
 }
+# The tuned LARS and LAMB settings carried to every batch size by the square-root rule:
+# lr(B) = lr_tuned * sqrt(B / 8192), 8192 being the batch they were tuned at. The tuned
+# presets keep one lr for all batch sizes, which is far too large at small batch (README.md).
+for _name in ("lars", "lamb"):
+    PRESETS[f"{_name}-scaled"] = dict(PRESETS[f"{_name}-tuned"], lr_scaling="sqrt", base_batch_size=8192)
+del _name
 
 
 def field_names():

@@ -30,6 +30,16 @@ def test_count_and_list():
     assert proc.stdout.split() == ["0", "sgd-paper-b64-s0", "1", "sgd-paper-b128-s0"]
 
 
+@pytest.mark.parametrize("grid", sorted((ROOT / "jobs" / "grids").glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_grids_are_valid(grid):
+    """Every grid the README and the job scripts name validates, and its log names are unique."""
+    from hpclars import sweep
+    tasks = sweep.load_grid(grid, "unused")
+    names = [t.name for t in tasks]
+    assert tasks and len(set(names)) == len(names)
+    assert all(t.config.epochs >= 1 and t.config.batch_size >= 1 for t in tasks)
+
+
 def test_sweep_writes_one_completed_log_per_point(sweep_dir):
     logs = sorted(p.name for p in sweep_dir.glob("*.h5"))
     assert logs == ["sgd-paper-b128-s0.h5", "sgd-paper-b64-s0.h5"]
