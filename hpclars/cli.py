@@ -111,6 +111,14 @@ def make_parser():
                        "Exit codes: 0 completed or diverged, 1 failure, 2 bad arguments, "
                        "75 stopped and checkpointed (rerun with --resume).")
     add_config_flags(p)
+    d = sub.add_parser("data", help="download MNIST (if missing) and verify it",
+                       description="Make sure the MNIST directory is complete and intact: "
+                       "download the missing files from the public mirrors (checksummed) and "
+                       "verify the size and MD5 of all four. Run it once on a machine with "
+                       "internet (a cluster's login node) before jobs that cannot download.")
+    d.add_argument("--data-dir", default="", help="MNIST directory (default: $HPCLARS_DATA or "
+                   "the per-user cache ~/.cache/hpclars/mnist)")
+    d.add_argument("--no-download", action="store_true", help="only verify; missing files are an error")
     from . import bench
 
     bench.add_parser(sub, _Parser)
@@ -159,6 +167,16 @@ def _tune(args):
     return _collective(lambda comm: tune.main(args, comm))
 
 
+def _data(args):
+    from . import data
+
+    root = data.resolve_data_dir(args.data_dir or None)
+    mnist = data.load_mnist(root, download=not args.no_download, verify=True)
+    print(f"{root}: MNIST complete and verified ({len(mnist.train_labels)} training and "
+          f"{len(mnist.test_labels)} test images)")
+    return EXIT_OK
+
+
 def _unrecognized(parser, args, extra):
     """Report unknown arguments from the subcommand's parser, with a guess for each typo."""
     sub = parser.commands[args.command]
@@ -185,6 +203,8 @@ def main(argv=None):
             return _train(args)
         if args.command == "sweep":
             return _sweep(args)
+        if args.command == "data":
+            return _data(args)
         if args.command == "tune":
             return _tune(args)
         if args.command == "bench":

@@ -372,3 +372,45 @@ def test_uncreatable_directory_is_named(tmp_path):
     dest = blocker / "mnist"
     with pytest.raises(DataError, match=f"{dest}: cannot create the MNIST directory"):
         load_mnist(dest, download=True)
+
+
+# --- `hpclars data`: the command a cluster user runs on a login node -------------------------
+
+def test_data_command_verifies_a_complete_copy(tmp_path, capsys):
+    from hpclars import cli
+
+    assert cli.main(["data", "--data-dir", str(_copy_shared(tmp_path))]) == 0
+    assert capsys.readouterr().out.strip() == (
+        f"{tmp_path}: MNIST complete and verified (60000 training and 10000 test images)")
+
+
+def test_data_command_names_a_corrupt_file_and_keeps_it(tmp_path, capsys):
+    from hpclars import cli
+
+    _copy_shared(tmp_path)
+    (tmp_path / f"{IMAGES}.gz").unlink()
+    content = bytearray(_raw(IMAGES))
+    content[123] ^= 0x01
+    (tmp_path / IMAGES).write_bytes(bytes(content))
+    assert cli.main(["data", "--data-dir", str(tmp_path), "--no-download"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"hpclars data: data error: {tmp_path / IMAGES}: content MD5 mismatch")
+    assert (tmp_path / IMAGES).read_bytes() == bytes(content)  # reported, never deleted
+
+
+def test_data_command_downloads_only_the_missing_files(tmp_path, mirror, monkeypatch, capsys):
+    """A partial copy: the command fetches what is missing (from the local mirror) and verifies all."""
+    from hpclars import cli, data
+
+    url, served, gz_md5 = mirror
+    root = tmp_path / "mnist"
+    root.mkdir()
+    _copy_shared(root)
+    (root / f"{LABELS}.gz").unlink()
+    before = {name: (root / f"{name}.gz").stat().st_mtime_ns for name in FILES if name != LABELS}
+    real = data.download_mnist
+    monkeypatch.setattr(data, "download_mnist", lambda d: real(d, mirrors=[url], gz_md5=gz_md5))
+    assert cli.main(["data", "--data-dir", str(root)]) == 0
+    assert "complete and verified" in capsys.readouterr().out
+    assert (root / f"{LABELS}.gz").read_bytes() == (served / f"{LABELS}.gz").read_bytes()
+    assert before == {name: (root / f"{name}.gz").stat().st_mtime_ns for name in before}

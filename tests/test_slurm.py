@@ -14,6 +14,7 @@ Deliberately left out: timings (SLURM's ~30 s signal tick makes them meaningless
 multi-node runs (one machine).
 """
 
+import json
 import os
 import re
 import shutil
@@ -173,6 +174,15 @@ def test_train_job_completes_with_4_ranks(slurm):
     log = slurm.work / "runs" / f"train-{job}.h5"
     status, world_size, _ = _read_log(log)
     assert (status, world_size) == ("completed", 4), slurm.explain(r, outputs)
+
+
+def test_train_job_with_a_preset_uses_the_presets_optimizer(slurm):
+    """The script's default `--preset paper --optimizer lars` gives way to a --preset passed to it."""
+    r, job, outputs = slurm.sbatch("train.sbatch", *TINY, "--preset", "lamb-tuned", "--epochs", "3")
+    assert r.returncode == 0, slurm.explain(r, outputs)
+    with h5py.File(slurm.work / "runs" / f"train-{job}.h5", "r") as f:
+        config = json.loads(f.attrs["config"])
+    assert (config["preset"], config["optimizer"], config["lr"]) == ("lamb-tuned", "lamb", 0.04637)
 
 
 def test_sweep_array_runs_one_grid_point_per_task(slurm):
