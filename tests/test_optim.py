@@ -251,3 +251,15 @@ def test_schedules():
     assert lr_at(cos, 500) == pytest.approx(0.5)
     assert lr_at(cfg(**base, lr_scaling="linear", base_batch_size=300, schedule="constant"), 0) == 2.0
     assert lr_at(cfg(**base, lr_scaling="sqrt", base_batch_size=150, schedule="constant"), 0) == 2.0
+
+
+def test_scaled_presets_are_the_tuned_ones_with_the_sqrt_rule():
+    """lars-scaled / lamb-scaled: identical to the tuned presets at 8192, lr * sqrt(B / 8192) elsewhere."""
+    from hpclars.config import build, scaled_lr
+
+    for name in ("lars", "lamb"):
+        tuned, scaled = build(f"{name}-tuned", batch_size=8192), build(f"{name}-scaled", batch_size=8192)
+        differ = {f for f in tuned.__dataclass_fields__ if getattr(tuned, f) != getattr(scaled, f)}
+        assert differ == {"preset", "lr_scaling", "base_batch_size"}
+        assert scaled_lr(scaled) == tuned.lr
+        assert scaled_lr(build(f"{name}-scaled", batch_size=2048)) == pytest.approx(tuned.lr / 2)
