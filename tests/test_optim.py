@@ -263,3 +263,26 @@ def test_scaled_presets_are_the_tuned_ones_with_the_sqrt_rule():
         assert differ == {"preset", "lr_scaling", "base_batch_size"}
         assert scaled_lr(scaled) == tuned.lr
         assert scaled_lr(build(f"{name}-scaled", batch_size=2048)) == pytest.approx(tuned.lr / 2)
+
+
+@pytest.mark.parametrize("preset,trial", [
+    ("lars-tuned", "lars-b8192/trial-01.h5"),
+    ("lamb-tuned", "lamb-b28000/trial-05.h5"),
+    ("sgd-tuned", "sgd-b28000/trial-03.h5"),
+    ("adam-tuned", "adam-wide-b28000/trial-04.h5"),
+    ("adamw-tuned", "adamw-wide-b28000/trial-04.h5"),
+])
+def test_tuned_presets_are_the_committed_trials_they_cite(preset, trial):
+    """A preset holds exactly the settings of the tuning trial it was taken from (results/tune/)."""
+    from pathlib import Path
+
+    from hpclars.config import build
+    from hpclars.log import read_log
+
+    log = read_log(Path(__file__).resolve().parents[1] / "results" / "tune" / trial)
+    assert log.status == "completed"
+    run_control = {"batch_size", "data_dir", "eval_every", "out", "preset", "progress", "resume",
+                   "threads", "chunk_size", "stop_file", "overwrite", "checkpoint_every", "seed"}
+    cfg = build(preset)
+    differ = {k for k, v in log.config.items() if k not in run_control and getattr(cfg, k) != v}
+    assert differ == set()
