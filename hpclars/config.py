@@ -86,7 +86,8 @@ class ConfigError(ValueError):
 # Presets: named overrides, applied on top of the defaults and under the flags.
 # The tuned ones come from `hpclars tune` (8 quasi-random trials of lr and warm-up, 30 epochs,
 # poly decay, seed 0, batch 8192 and 28000; results/tune/ holds every trial's log and
-# summary.json); README.md "Tuning: LARS, LAMB and SGD with an equal budget" tells how they compare.
+# summary.json); README.md "Tuning: LARS, LAMB and the baselines with an equal budget" tells how
+# they compare.
 PRESETS = {
     "paper": dict(
         lr=0.01, schedule="inverse-time", lr_decay=1e-4, weight_decay=1e-4,

@@ -255,11 +255,11 @@ def test_schedules():
 
 def test_scaled_presets_are_the_tuned_ones_with_the_sqrt_rule():
     """lars-scaled / lamb-scaled: identical to the tuned presets at 8192, lr * sqrt(B / 8192) elsewhere."""
-    from hpclars.config import build, scaled_lr
+    from hpclars.config import build, field_names, scaled_lr
 
     for name in ("lars", "lamb"):
         tuned, scaled = build(f"{name}-tuned", batch_size=8192), build(f"{name}-scaled", batch_size=8192)
-        differ = {f for f in tuned.__dataclass_fields__ if getattr(tuned, f) != getattr(scaled, f)}
+        differ = {f for f in field_names() if getattr(tuned, f) != getattr(scaled, f)}
         assert differ == {"preset", "lr_scaling", "base_batch_size"}
         assert scaled_lr(scaled) == tuned.lr
         assert scaled_lr(build(f"{name}-scaled", batch_size=2048)) == pytest.approx(tuned.lr / 2)
@@ -278,11 +278,14 @@ def test_tuned_presets_are_the_committed_trials_they_cite(preset, trial):
 
     from hpclars.config import build
     from hpclars.log import read_log
+    from hpclars.sweep import RUN_CONTROL
 
     log = read_log(Path(__file__).resolve().parents[1] / "results" / "tune" / trial)
     assert log.status == "completed"
-    run_control = {"batch_size", "data_dir", "eval_every", "out", "preset", "progress", "resume",
-                   "threads", "chunk_size", "stop_file", "overwrite", "checkpoint_every", "seed"}
+    # What a trial sets besides the preset's settings: the sweep's run control, the batch and
+    # seed it was tuned at, and settings that do not change the result.
+    run_control = RUN_CONTROL | {"batch_size", "seed", "preset", "eval_every", "progress", "threads",
+                                 "chunk_size", "checkpoint_every"}
     cfg = build(preset)
     differ = {k for k, v in log.config.items() if k not in run_control and getattr(cfg, k) != v}
     assert differ == set()
