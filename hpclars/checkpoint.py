@@ -18,6 +18,7 @@ import os
 import h5py
 import numpy as np
 
+from .config import normalize
 from .log import write_atomically
 
 FORMAT = "hpclars-checkpoint"
@@ -75,5 +76,5 @@ def load(path):
         return Checkpoint(
             params=f["params"][()], optimizer_state=state,
             position=json.loads(f.attrs["position"]), accumulators=acc,
-            config=json.loads(f.attrs["config"]), world_size=int(f.attrs["world_size"]),
+            config=normalize(json.loads(f.attrs["config"])), world_size=int(f.attrs["world_size"]),
         )

@@ -43,7 +43,15 @@ HELP = {
     "lars_momentum": "where LARS applies the rate: inside the momentum buffer (You et al. "
                      "Algorithm 1) or after it (TensorFlow LARSOptimizer)",
     "lars_eps": "epsilon added to the trust-ratio denominator",
-    "exclude_bias": "exempt biases from layer-wise adaptation and weight decay",
+    "exclude_from_adaptation": "tensors that get the plain global rate instead of a trust ratio "
+                               "(lars, lamb): none (the paper's equations), bias (1-D tensors) or "
+                               "systemds (1-D tensors and any with ||w|| < 1e-3, as SystemDS "
+                               "nn/optim/lars.dml)",
+    "exclude_from_weight_decay": "tensors that get no weight decay: none or bias (1-D tensors)",
+    "init": "weight initialisation: he-normal (N(0, 2/fan_in), zero biases: SystemML nn, the "
+            "paper's platform), glorot-uniform (Keras default), torch-default (PyTorch "
+            "Conv2d/Linear: U(+-1/sqrt(fan_in)) for weights and biases) or lecun-normal "
+            "(N(0, 1/fan_in))",
     "beta1": "first-moment decay (lamb, adam, adamw)",
     "beta2": "second-moment decay (lamb, adam, adamw)",
     "adam_eps": "epsilon of the Adam denominator (lamb, adam, adamw)",
@@ -67,7 +75,9 @@ HELP = {
 CHOICES = {
     "optimizer": C.OPTIMIZERS, "schedule": C.SCHEDULES, "lr_scaling": C.LR_SCALING,
     "lars_denominator": C.LARS_DENOMINATORS, "lars_mode": C.LARS_MODES,
-    "lars_momentum": C.LARS_MOMENTUM, "preset": tuple(sorted(C.PRESETS)),
+    "lars_momentum": C.LARS_MOMENTUM, "preset": tuple(sorted(C.PRESETS)), "init": C.INITS,
+    "exclude_from_adaptation": C.ADAPTATION_EXCLUDES,
+    "exclude_from_weight_decay": C.WEIGHT_DECAY_EXCLUDES,
 }
 
 

@@ -40,6 +40,7 @@ import h5py
 import numpy as np
 
 from . import __version__
+from .config import normalize
 
 FORMAT = "hpclars-log"
 FORMAT_VERSION = 1
@@ -178,7 +179,8 @@ class RunData:
 
     @property
     def config(self):
-        return json.loads(self.attrs["config"])
+        """The run's Config as a dict in today's fields (:func:`config.normalize`)."""
+        return normalize(json.loads(self.attrs["config"]))
 
     @property
     def status(self):

@@ -68,15 +68,69 @@ def make_layout(specs=PARAM_SHAPES):
 LAYOUT = make_layout()
 
 
-def init_params(flat, seed, layout=LAYOUT):
-    """Seeded He initialisation: weights ~ N(0, 2 / fan_in), biases 0."""
+def fans(shape):
+    """(fan_in, fan_out) of a weight tensor, as Keras and PyTorch count them.
+
+    Dense ``(out, in)``: (in, out).  Conv ``(out_c, in_c, kh, kw)``: (in_c*kh*kw, out_c*kh*kw).
+    """
+    receptive = int(np.prod(shape[2:])) if len(shape) > 2 else 1
+    return shape[1] * receptive, shape[0] * receptive
+
+
+def _he_normal(rng, w_shape, b_shape):
+    """SystemML nn ``init``: W ~ N(0, 2/fan_in), b = 0 (He et al. 2015)."""
+    fan_in, _ = fans(w_shape)
+    return rng.standard_normal(w_shape) * np.sqrt(2.0 / fan_in), np.zeros(b_shape)
+
+
+def _lecun_normal(rng, w_shape, b_shape):
+    """W ~ N(0, 1/fan_in), b = 0 (LeCun et al. 1998, "Efficient BackProp"; untruncated)."""
+    fan_in, _ = fans(w_shape)
+    return rng.standard_normal(w_shape) * np.sqrt(1.0 / fan_in), np.zeros(b_shape)
+
+
+def _glorot_uniform(rng, w_shape, b_shape):
+    """Keras default: W ~ U(+-sqrt(6/(fan_in+fan_out))), b = 0 (Glorot and Bengio 2010)."""
+    fan_in, fan_out = fans(w_shape)
+    bound = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-bound, bound, w_shape), np.zeros(b_shape)
+
+
+def _torch_default(rng, w_shape, b_shape):
+    """PyTorch Conv2d/Linear ``reset_parameters``: kaiming_uniform_(a=sqrt(5)) for W,
+    i.e. U(+-gain*sqrt(3/fan_in)) with gain = sqrt(2/(1+5)), = U(+-1/sqrt(fan_in));
+    b ~ U(+-1/sqrt(fan_in))."""
+    fan_in, _ = fans(w_shape)
+    bound = 1.0 / np.sqrt(fan_in)
+    return rng.uniform(-bound, bound, w_shape), rng.uniform(-bound, bound, b_shape)
+
+
+INITIALIZERS = {
+    "he-normal": _he_normal,
+    "glorot-uniform": _glorot_uniform,
+    "torch-default": _torch_default,
+    "lecun-normal": _lecun_normal,
+}
+
+
+def init_params(flat, seed, scheme="he-normal", layout=LAYOUT):
+    """Seeded initialisation of every tensor in ``flat`` (any float dtype), in place.
+
+    ``scheme`` is one of :data:`INITIALIZERS` (``config.INITS``); each layer's
+    weight and bias are drawn together, layer by layer in buffer order, from one
+    generator seeded by ``seed``, so a run is reproducible on any rank count.
+    he-normal draws exactly what hpclars drew before the schemes existed.
+    Raises KeyError for an unknown scheme (the config validates it first).
+    """
+    make = INITIALIZERS[scheme]
     rng = np.random.default_rng([seed, 0x1E7E7])
-    for name, view in layout.views(flat).items():
-        if name.endswith(".b"):
-            view[...] = 0
-        else:
-            fan_in = int(np.prod(view.shape[1:]))
-            view[...] = rng.standard_normal(view.shape) * np.sqrt(2.0 / fan_in)
+    views = layout.views(flat)
+    for name in layout.names:
+        if name.endswith(".w"):
+            bias = name[:-2] + ".b"
+            w, b = make(rng, views[name].shape, views[bias].shape)
+            views[name][...] = w
+            views[bias][...] = b
     return flat
 
 

@@ -19,6 +19,8 @@ Deliberately left out: gradient clipping and anything MPI.
 
 import numpy as np
 
+from .config import SYSTEMDS_MIN_NORM
+
 
 def norm(x):
     """Euclidean norm of a float32 array, accumulated in float64."""
@@ -59,10 +61,25 @@ class Optimizer:
         self.local = np.ones(k)
 
     def _decay(self, i):
-        return 0.0 if self.cfg.exclude_bias and self.layout.is_bias[i] else self.cfg.weight_decay
+        """Weight decay of tensor ``i``: 0 if ``exclude_from_weight_decay`` covers it."""
+        if self.cfg.exclude_from_weight_decay == "bias" and self.layout.is_bias[i]:
+            return 0.0
+        return self.cfg.weight_decay
 
     def _adapts(self, i):
-        return not (self.cfg.exclude_bias and self.layout.is_bias[i])
+        """Whether tensor ``i`` gets a trust ratio (else the plain global rate).
+
+        ``exclude_from_adaptation``: none adapts every tensor (the paper's
+        equations); bias exempts 1-D tensors; systemds exempts 1-D tensors and any
+        tensor whose norm before this step is below ``SYSTEMDS_MIN_NORM`` (1e-3),
+        as SystemDS ``nn/optim/lars.dml`` does.
+        """
+        rule = self.cfg.exclude_from_adaptation
+        if rule == "none":
+            return True
+        if self.layout.is_bias[i]:
+            return False
+        return not (rule == "systemds" and self.w_norm[i] < SYSTEMDS_MIN_NORM)
 
     def step(self, params, grads, lr):
         """Update ``params`` in place from the (already averaged) ``grads``."""

@@ -267,7 +267,7 @@ class Trainer:
 
         if saved is None:
             if comm.is_root:
-                init_params(flat, cfg.seed)
+                init_params(flat, cfg.seed, cfg.init)
             comm.bcast_(flat)
             epoch, start_k, wall0 = 1, 0, 0.0
             acc = self._new_accumulators()

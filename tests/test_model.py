@@ -30,6 +30,54 @@ def test_init_is_seeded_he():
     assert v["fc1.w"].std() == pytest.approx(np.sqrt(2 / 784), rel=0.02)
 
 
+# fan_in, fan_out of each weight, counted by hand from PARAM_SHAPES:
+# conv (out, in, 5, 5): fan_in = in*25, fan_out = out*25; dense (out, in): in, out.
+FANS = {"conv1.w": (25, 150), "conv2.w": (150, 400), "fc1.w": (784, 120),
+        "fc2.w": (120, 84), "fc3.w": (84, 10)}
+
+
+def _sample_std_ok(x, std):
+    # The sample std of n draws has relative standard error ~ 1/sqrt(2n); allow 5 of them.
+    return abs(x.std() / std - 1) < 5 / np.sqrt(2 * x.size)
+
+
+@pytest.mark.parametrize("scheme", ["he-normal", "lecun-normal"])
+def test_normal_inits_std_and_zero_bias(scheme):
+    gain = 2.0 if scheme == "he-normal" else 1.0
+    v = LAYOUT.views(init_params(np.zeros(LAYOUT.size, np.float32), seed=0, scheme=scheme))
+    for name, (fan_in, _) in FANS.items():
+        assert _sample_std_ok(v[name], np.sqrt(gain / fan_in)), name
+        assert abs(v[name].mean()) < 5 * np.sqrt(gain / fan_in) / np.sqrt(v[name].size), name
+        assert np.all(v[name[:-2] + ".b"] == 0)
+
+
+@pytest.mark.parametrize("scheme", ["glorot-uniform", "torch-default"])
+def test_uniform_inits_bounds(scheme):
+    v = LAYOUT.views(init_params(np.zeros(LAYOUT.size, np.float64), seed=0, scheme=scheme))
+    for name, (fan_in, fan_out) in FANS.items():
+        bias = v[name[:-2] + ".b"]
+        if scheme == "glorot-uniform":     # Keras: U(+-sqrt(6 / (fan_in + fan_out))), b = 0
+            bound = np.sqrt(6.0 / (fan_in + fan_out))
+            assert np.all(bias == 0)
+        else:                              # PyTorch: U(+-1/sqrt(fan_in)) for W and b
+            bound = 1.0 / np.sqrt(fan_in)
+            assert np.abs(bias).max() <= bound and np.abs(bias).max() > 0.5 * bound
+        w = v[name]
+        assert np.abs(w).max() <= bound, name
+        # Filled to the bound (not a smaller range): the max of n uniforms is near the bound.
+        assert np.abs(w).max() > bound * (1 - 20 / w.size), name
+        assert _sample_std_ok(w, bound / np.sqrt(3)), name
+
+
+def test_init_schemes_differ_and_are_seeded():
+    draws = {s: init_params(np.zeros(LAYOUT.size, np.float32), seed=1, scheme=s)
+             for s in ("he-normal", "glorot-uniform", "torch-default", "lecun-normal")}
+    again = init_params(np.zeros(LAYOUT.size, np.float32), seed=1, scheme="torch-default")
+    np.testing.assert_array_equal(draws["torch-default"], again)
+    names = list(draws)
+    assert all(not np.array_equal(draws[a], draws[b]) for a in names for b in names if a < b)
+
+
 def _loss(model, flat, x, y):
     loss, _ = model.evaluate(LAYOUT.views(flat), x, y)
     return loss

@@ -72,18 +72,18 @@ def test_nesterov_step():
     np.testing.assert_allclose(w2, w0 - step1 - step2, rtol=1e-6, atol=1e-7)
 
 
-def lars_expected(w0, g, lr, wd, eta, denom="sum", mode="scale", eps=0.0, exclude_bias=False):
+def lars_expected(w0, g, lr, wd, eta, denom="sum", mode="scale", eps=0.0, no_adapt=(), no_wd=()):
+    """One LARS step by hand; tensors in ``no_adapt`` take the plain rate, in ``no_wd`` no decay."""
     out = []
     for i, (w, gg) in enumerate(zip(split(w0), split(g))):
-        bias = LAYOUT.is_bias[i]
-        d_wd = 0.0 if (exclude_bias and bias) else wd
+        d_wd = 0.0 if i in no_wd else wd
         d = gg + d_wd * w
-        if exclude_bias and bias:
-            local = 1.0
+        if i in no_adapt:
+            rate = lr
         else:
             den = n(gg) + d_wd * n(w) if denom == "sum" else n(d)
             local = eta * n(w) / (den + eps)
-        rate = min(local, lr) if mode == "clip" and not (exclude_bias and bias) else lr * local
+            rate = min(local, lr) if mode == "clip" else lr * local
         out.append(w - rate * d)
     return np.concatenate(out)
 
@@ -131,14 +131,55 @@ def test_lars_momentum_after():
     np.testing.assert_allclose(w2, np.concatenate(exp2), rtol=1e-5, atol=1e-7)
 
 
-def test_lars_exclude_bias():
-    c = cfg(optimizer="lars", lr=0.5, weight_decay=0.01, trust_coef=0.02, exclude_bias=True)
+# Tensor 0 is the weight (3x4), tensor 1 the bias (3,).
+@pytest.mark.parametrize("adapt_rule, wd_rule, no_adapt, no_wd", [
+    ("bias", "none", {1}, set()),
+    ("none", "bias", set(), {1}),
+    ("bias", "bias", {1}, {1}),
+    ("systemds", "none", {1}, set()),
+])
+def test_lars_bias_switches_are_independent(adapt_rule, wd_rule, no_adapt, no_wd):
+    c = cfg(optimizer="lars", lr=0.5, weight_decay=0.01, trust_coef=0.02,
+            exclude_from_adaptation=adapt_rule, exclude_from_weight_decay=wd_rule)
     w0, g = tensors(4)
-    w1 = run_steps(make_optimizer(c, LAYOUT), w0, [g], [0.5])
-    exp = lars_expected(w0, g, 0.5, 0.01, 0.02, exclude_bias=True)
+    opt = make_optimizer(c, LAYOUT)
+    w1 = run_steps(opt, w0, [g], [0.5])
+    exp = lars_expected(w0, g, 0.5, 0.01, 0.02, no_adapt=no_adapt, no_wd=no_wd)
     np.testing.assert_allclose(w1, exp, rtol=1e-6, atol=1e-7)
-    bias = LAYOUT.slices[1]
-    np.testing.assert_allclose(w1[bias], w0[bias] - 0.5 * g[bias], rtol=1e-6)
+    assert (opt.local[1] == 1.0) == (1 in no_adapt)
+    assert opt.local[0] != 1.0
+
+
+@pytest.mark.parametrize("scale, adapted", [(1e-4, False), (1.0, True)])
+def test_lars_systemds_rule_gives_small_weights_the_global_rate(scale, adapted):
+    # SystemDS nn/optim/lars.dml: a weight whose norm is below 1e-3 gets the plain rate,
+    # with weight decay kept; epsilon 1e-8 in the denominator.
+    c = cfg(optimizer="lars", lr=0.5, weight_decay=0.01, trust_coef=0.02, lars_eps=1e-8,
+            exclude_from_adaptation="systemds")
+    w0, g = tensors(6)
+    w0[LAYOUT.slices[0]] *= np.float32(scale)
+    assert (n(w0[LAYOUT.slices[0]]) < 1e-3) != adapted
+    opt = make_optimizer(c, LAYOUT)
+    w1 = run_steps(opt, w0, [g], [0.5])
+    no_adapt = {1} if adapted else {0, 1}
+    exp = lars_expected(w0, g, 0.5, 0.01, 0.02, eps=1e-8, no_adapt=no_adapt)
+    np.testing.assert_allclose(w1, exp, rtol=1e-6, atol=1e-9)
+
+
+def test_lamb_exclude_from_adaptation_bias():
+    c = cfg(optimizer="lamb", lr=0.1, weight_decay=0.01, exclude_from_adaptation="bias")
+    w0, g = tensors(7)
+    opt = make_optimizer(c, LAYOUT)
+    run_steps(opt, w0, [g], [0.1])
+    assert opt.local[1] == 1.0 and opt.local[0] != 1.0
+
+
+def test_retired_exclude_bias_maps_to_both_switches():
+    d = C.normalize({"optimizer": "lars", "exclude_bias": True})
+    assert d["exclude_from_adaptation"] == "bias" and d["exclude_from_weight_decay"] == "bias"
+    d = C.normalize({"optimizer": "lars", "exclude_bias": False})
+    assert d["exclude_from_adaptation"] == "none" and d["exclude_from_weight_decay"] == "none"
+    assert d["init"] == "he-normal"
 
 
 @pytest.mark.parametrize("zero", ["weight", "grad"])
