@@ -40,8 +40,8 @@ HELP = {
     "lars_denominator": "LARS trust-ratio denominator: sum (||g|| + wd*||w||, the paper) or "
                         "norm (||g + wd*w||)",
     "lars_mode": "LARS rate: scale (lr * local, the paper) or clip (min(local, lr), apex LARC)",
-    "lars_momentum": "where LARS applies the rate: inside the momentum buffer (You et al. "
-                     "Algorithm 1) or after it (TensorFlow LARSOptimizer)",
+    "lars_momentum": "where LARS applies the rate: inside the momentum buffer (You, Gitman and "
+                     "Ginsburg 2017, Algorithm 1) or after it (TensorFlow LARSOptimizer)",
     "lars_eps": "epsilon added to the trust-ratio denominator",
     "exclude_from_adaptation": "tensors that get the plain global rate instead of a trust ratio "
                                "(lars, lamb): none (the paper's equations), bias (1-D tensors) or "

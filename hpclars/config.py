@@ -52,7 +52,7 @@ class Config:
     weight_decay: float = 1e-4
     momentum: float = 0.9
     nesterov: bool = False
-    # LARS (You et al. 2017) and its variants.
+    # LARS (You, Gitman and Ginsburg 2017, arXiv 1708.03888) and its variants.
     trust_coef: float = 0.001       # eta
     lars_denominator: str = "sum"   # sum: ||g|| + wd*||w||; norm: ||g + wd*w||
     lars_mode: str = "scale"        # scale: lr*local; clip: min(local, lr) (apex LARC)

@@ -12,7 +12,9 @@ the trust ratio switched off (``Momentum(adapt=False)``).
 Zero norms: the trust ratio falls back to 1 when the weight norm or the norm it
 is compared with is 0 (a bias initialised to zero, or a tensor whose gradient
 vanished): there is nothing to measure the update against, so the global rate
-applies unchanged.  This is the rule of You et al.'s reference code.
+applies unchanged.  This is the rule of TensorFlow's LARSOptimizer (tf.contrib.opt).
+SystemDS's ``nn/optim/lars.dml`` instead gives 1-D tensors and tensors with
+||w|| < 1e-3 the global rate (``exclude_from_adaptation="systemds"``).
 
 Deliberately left out: gradient clipping and anything MPI.
 """
@@ -102,9 +104,10 @@ class Optimizer:
 class Momentum(Optimizer):
     """Heavy-ball momentum SGD with weight decay; with ``adapt`` it is LARS.
 
-    SGD (paper Table 1):   v <- m*v + lr*(g + wd*w);               w <- w - v
-    LARS (Algorithm 1):    v <- m*v + lr*local*(g + wd*w);         w <- w - v
-      local = eta*||w|| / (||g|| + wd*||w|| + eps)   (denominator "sum", the paper)
+    SGD (Chowdhury et al. Table 1):  v <- m*v + lr*(g + wd*w);         w <- w - v
+    LARS (You, Gitman and Ginsburg 2017, Algorithm 1; Chowdhury et al. eqs. 1 and 3):
+                           v <- m*v + lr*local*(g + wd*w);         w <- w - v
+      local = eta*||w|| / (||g|| + wd*||w|| + eps)   (denominator "sum", both papers)
       local = eta*||w|| / (||g + wd*w|| + eps)       (denominator "norm")
     mode "clip" (apex LARC): the rate is min(local, lr) instead of lr*local.
     momentum "after" (TensorFlow LARSOptimizer): v <- m*v + (g + wd*w); w <- w - rate*v.
@@ -151,7 +154,7 @@ class Momentum(Optimizer):
 
 
 class AdamFamily(Optimizer):
-    """Adam, AdamW and LAMB (You et al. 2019, Algorithm 2).
+    """Adam, AdamW and LAMB (You et al. 2019, arXiv 1904.00962, Algorithm 2).
 
     m <- b1*m + (1-b1)*g';  v <- b2*v + (1-b2)*g'^2;  bias-corrected m_hat, v_hat
     r = m_hat / (sqrt(v_hat) + eps)
