@@ -183,37 +183,31 @@ def claim_lars_above_55(f):
     return _bound(f("lars", 28000, "test_acc"), low=0.55, name="LARS@28000")
 
 
-def claim_lars_beats_sgd_large(f):
+LARGE = (16384, 28000, 32768)
+
+
+def _compare(f, field, better):
+    """At every large batch: does ``better(sgd mean, lars mean)`` hold?"""
     parts = []
-    for b in (16384, 28000, 32768):
-        s, lrs = f("sgd", b, "test_acc"), f("lars", b, "test_acc")
+    for b in LARGE:
+        s, lrs = f("sgd", b, field), f("lars", b, field)
         if s is None or lrs is None:
             parts.append((None, f"@{b} missing"))
         else:
-            parts.append((lrs[0] > s[0], f"@{b} LARS-SGD {100 * (lrs[0] - s[0]):+.1f}"))
+            parts.append((better(s[0], lrs[0]), f"@{b} SGD {100 * s[0]:.1f} LARS {100 * lrs[0]:.1f}"))
     return _all(parts)
+
+
+def claim_lars_beats_sgd_large(f):
+    return _compare(f, "test_acc", lambda sgd, lars: lars > sgd)
 
 
 def claim_fig3_train(f):
-    parts = []
-    for b in (16384, 28000, 32768):
-        s, lrs = f("sgd", b, "train_acc"), f("lars", b, "train_acc")
-        if s is None or lrs is None:
-            parts.append((None, f"@{b} missing"))
-        else:
-            parts.append((lrs[0] > s[0], f"@{b} LARS-SGD {100 * (lrs[0] - s[0]):+.1f}"))
-    return _all(parts)
+    return _compare(f, "train_acc", lambda sgd, lars: lars > sgd)
 
 
 def claim_fig4_gen(f):
-    parts = []
-    for b in (16384, 28000, 32768):
-        s, lrs = f("sgd", b, "gen_error"), f("lars", b, "gen_error")
-        if s is None or lrs is None:
-            parts.append((None, f"@{b} missing"))
-        else:
-            parts.append((s[0] > lrs[0], f"@{b} SGD {100 * s[0]:+.2f} LARS {100 * lrs[0]:+.2f}"))
-    return _all(parts)
+    return _compare(f, "gen_error", lambda sgd, lars: sgd > lars)
 
 
 CLAIMS = (
