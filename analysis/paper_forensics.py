@@ -390,33 +390,36 @@ def plateau_rows(groups):
 
 def plateau_figure(groups):
     rows = [r for r in plateau_rows(groups) if r[4] != 0]   # runs that started on the plateau
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(8.5, 5))
+    keys = sorted({r[0] for r in rows})
+    palette = plt.get_cmap("tab10")
+    color = {k: palette(i % 10) for i, k in enumerate(keys)}
+    offset = {k: 1.0 + 0.035 * (i - len(keys) / 2) for i, k in enumerate(keys)}
     seen = set()
-    offsets = {k: 1.0 + 0.04 * i for i, k in enumerate(sorted(groups))}
     for key, batch, _, lo, hi, total in rows:
-        x = batch * offsets[key]
-        style = dict(color=COLOR.get(key[1], "k"), ls=LINESTYLE[(key[0], key[2])], lw=1.5)
+        x = batch * offset[key]
         lab = None if key in seen else label(key)
         seen.add(key)
-        if hi is None:       # never left it: an arrow up from the run's last step
-            ax.annotate("", xy=(x, total * 1.6), xytext=(x, total),
-                        arrowprops=dict(arrowstyle="->", color=style["color"]))
-            ax.plot([x], [total], marker="^", color=style["color"], ls="none", label=lab)
+        if hi is None:       # never left it: a triangle at the run's last step, pointing up
+            ax.plot([x], [total], marker="^", ms=7, color=color[key], ls="none", label=lab)
         else:
-            ax.plot([x, x], [max(lo, 0.8), hi], color=style["color"], lw=3, alpha=0.7, label=lab)
+            ax.plot([x, x], [max(lo, 0.8), hi], color=color[key], lw=3.5, solid_capstyle="butt",
+                    marker="_", ms=9, mew=2, label=lab)
     b = np.array(sorted({r[1] for r in plateau_rows(groups)}), dtype=float)
     for e, shade in ((30, "k"), (10, "0.4"), (5, "0.65")):
         ax.plot(b, e * np.floor(TRAIN_SIZE / b), color=shade, lw=1, ls="-.")
-        ax.text(b[-1] * 1.05, e * np.floor(TRAIN_SIZE / b[-1]), f"{e}-epoch budget", fontsize=7,
-                color=shade, va="center")
+        ax.text(b[0] * 0.9, e * np.floor(TRAIN_SIZE / b[0]), f"{e} epochs", fontsize=7,
+                color=shade, va="center", ha="right")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    ax.set_xlim(b[0] / 2.2, b[-1] * 1.4)
     ax.set_xlabel("global batch size")
     ax.set_ylabel(f"optimizer steps until training loss < {PLATEAU_EXIT_LOSS}")
-    ax.set_title("Leaving the ln 10 plateau: steps needed (bars: bracket, one epoch wide; "
-                 "triangles: never, at the run's last step) vs steps a budget gives", fontsize=9)
+    ax.set_title("Leaving the ln 10 plateau (bars: between two evaluations; triangles: not by the "
+                 "run's last step)\nagainst the steps an epoch budget gives (dash-dot lines)",
+                 fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.15, 0.5))
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     return fig
 
 
