@@ -322,7 +322,7 @@ def _plot_lines(ax, groups, field, epochs, xs_of):
     ax.grid(True, which="both", alpha=0.3)
 
 
-def epoch_budget_figure(groups, stem, field, ylabel):
+def epoch_budget_figure(groups, title, field, ylabel):
     fig, axes = plt.subplots(2, 3, figsize=(13, 7), sharex=True, sharey=True)
     for ax, e in zip(axes.flat, BUDGETS):
         _plot_lines(ax, groups, field, e, lambda bs: [(b, b) for b in bs])
@@ -333,9 +333,9 @@ def epoch_budget_figure(groups, stem, field, ylabel):
         ax.set_ylabel(ylabel)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
-    fig.suptitle(f"{stem}: Chowdhury et al.'s figure at six epoch budgets (LeNet-5, MNIST, "
-                 "Table 1 settings; line = init, style = optimizer / LARS bias rule; band = seed range)",
-                 fontsize=10)
+    fig.suptitle(f"{title} of Chowdhury et al., at six epoch budgets read from the same "
+                 "30-epoch runs\n(LeNet-5, MNIST, Table 1 settings; colour = init, style = optimizer / LARS "
+                 "bias rule; band = seed range)", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -446,8 +446,8 @@ def main(argv=None):
     except ForensicsError as exc:
         raise SystemExit(f"error: {exc}") from None
     made = []
-    for (stem, (field, ylabel, _)), fig in zip(common.METRIC_FIGURES.items(), ("fig2", "fig3", "fig4")):
-        made.append(common.save(epoch_budget_figure(groups, stem, field, ylabel), args.out,
+    for (field, ylabel, title), fig in zip(common.METRIC_FIGURES.values(), ("fig2", "fig3", "fig4")):
+        made.append(common.save(epoch_budget_figure(groups, title, field, ylabel), args.out,
                                 f"epoch_budget_{fig}"))
     made.append(common.save(two_readings_figure(groups), args.out, "two_readings"))
     made.append(common.save(plateau_figure(groups), args.out, "plateau"))
