@@ -134,21 +134,29 @@ def add_parser(sub, parser_class):
                        "completed logs are skipped, interrupted runs resume, failed runs are rerun. "
                        "Under mpiexec -n N every run uses N ranks.")
     p.add_argument("--grid", required=True, help="grid file (TOML)")
-    p.add_argument("--out-dir", default="", help="directory for the run logs (required unless --count/--list)")
-    p.add_argument("--task", type=int, default=None, help="run only this grid point (0-based)")
+    p.add_argument("--out-dir", default="", help="directory for the run logs (required unless --count, --list or --print-config)")
+    p.add_argument("--task", type=int, default=None, help="run only this grid point, 0-based (default: all, one after another)")
     p.add_argument("--count", action="store_true", help="print the number of grid points and exit")
     p.add_argument("--list", action="store_true", help="list the grid points and exit")
+    p.add_argument("--print-config", action="store_true",
+                   help="print every grid point's fully resolved configuration and exit")
     p.add_argument("--data-dir", default="", help="MNIST directory (default: $HPCLARS_DATA or the cache)")
-    p.add_argument("--stop-file", default="", help="checkpoint and exit 75 when this file appears")
-    p.add_argument("--threads", type=int, default=None, help="OpenMP threads per rank for every run")
-    p.add_argument("--chunk-size", type=int, default=None, help="chunk size for every run")
+    p.add_argument("--stop-file", default="", help="checkpoint and exit 75 when this file appears (default: none)")
+    p.add_argument("--threads", type=int, default=None, help=f"OpenMP threads per rank for every run (default: the grid's setting, else {C.Config.threads})")
+    p.add_argument("--chunk-size", type=int, default=None, help=f"images per kernel call for every run (default: the grid's setting, else {C.Config.chunk_size})")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=False,
                    help="progress indicator while an epoch runs (default: off)")
     return p
 
 
+def print_configs(tasks):
+    """Each task's resolved configuration as TOML lines, under a comment naming the task."""
+    for t in tasks:
+        print(f"# task {t.index}: {t.name}\n{C.format_config(t.config)}\n")
+
+
 def main(args, comm=None):
-    if not (args.count or args.list) and not args.out_dir:
+    if not (args.count or args.list or args.print_config) and not args.out_dir:
         raise C.ConfigError("--out-dir: required to run a sweep")
     tasks = load_grid(args.grid, args.out_dir or ".", args.data_dir, args.stop_file,
                       args.threads, args.chunk_size, args.progress)
@@ -158,6 +166,9 @@ def main(args, comm=None):
     if args.list:
         for t in tasks:
             print(f"{t.index:>4}  {t.name}")
+        return "completed"
+    if args.print_config:
+        print_configs(tasks)
         return "completed"
     if args.task is not None and not 0 <= args.task < len(tasks):
         raise C.ConfigError(f"--task: {args.task} is outside the grid's 0..{len(tasks) - 1}")
