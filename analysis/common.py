@@ -238,6 +238,8 @@ def metric_vs_batch(runs, field, ylabel, title, percent=True):
             means += list(mean)
             ax.plot(xs, mean, marker="o", ms=4, label=label, **style[label])
             ax.fill_between(xs, lo, hi, color=style[label]["color"], alpha=0.2, lw=0)
+            if len(xs) == 1:  # a band at a single batch size has no width: draw the spread
+                ax.errorbar(xs, mean, yerr=[mean - lo, hi - mean], color=style[label]["color"], capsize=3)
             div = [b for b in xs if any(r.status == "diverged" for r in batches[b])]
             if div:
                 ax.plot(div, [mean[xs.index(b)] for b in div], "x", color=style[label]["color"], ms=9)

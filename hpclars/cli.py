@@ -125,9 +125,10 @@ def print_config(args):
     sources.update({k: "flag" for k, v in values.items() if v is not None})
     if preset:
         sources["preset"] = "flag"
-    print(f"# hpclars train: the resolved configuration (defaults <- "
-          f"{'preset ' + preset + ' <- ' if preset else ''}flags); nothing was run")
-    print(C.format_config(cfg, sources))
+    if _rank() == 0:  # under mpiexec, once
+        print(f"# hpclars train: the resolved configuration (defaults <- "
+              f"{'preset ' + preset + ' <- ' if preset else ''}flags); nothing was run")
+        print(C.format_config(cfg, sources))
     C.build(preset=preset, **values)  # raises ConfigError (exit 2) if it would be refused
     return EXIT_OK
 
@@ -290,16 +291,19 @@ def main(argv=None):
     parser.error(f"unknown command {args.command!r}")
 
 
-def _error_once(message):
-    """Print on rank 0 only when MPI is up (every rank raised the same error)."""
+def _rank():
+    """This process's MPI rank, also before MPI starts (from the launcher's environment)."""
     if "mpi4py.MPI" in sys.modules:
         from mpi4py import MPI
 
-        rank = MPI.COMM_WORLD.Get_rank()
-    else:  # MPI not started yet: ask the launcher
-        rank = next((int(os.environ[v]) for v in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
-                     if os.environ.get(v, "").isdigit()), 0)
-    if rank == 0:
+        return MPI.COMM_WORLD.Get_rank()
+    return next((int(os.environ[v]) for v in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
+                 if os.environ.get(v, "").isdigit()), 0)
+
+
+def _error_once(message):
+    """Print on rank 0 only (every rank raised the same error)."""
+    if _rank() == 0:
         sys.stderr.write(message + "\n")
         sys.stderr.flush()
 
