@@ -119,7 +119,7 @@ def key_line(lines, header, nth, key):
     count, inside = -1, header == ""
     pattern = re.compile(rf"""\s*(["']?){re.escape(key)}\1\s*=""")
     for number, line in enumerate(lines, 1):
-        stripped = line.split("#")[0].strip()
+        stripped = re.sub(r"\s+", "", line.split("#")[0])  # "[ common ]" is "[common]"
         if stripped.startswith("["):
             if stripped == header:
                 count += 1
