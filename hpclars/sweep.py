@@ -173,18 +173,22 @@ def add_parser(sub, parser_class):
                        "completed logs are skipped, interrupted runs resume, failed runs are rerun. "
                        "Under mpiexec -n N every run uses N ranks.")
     p.add_argument("--grid", required=True, help="grid file (TOML)")
-    p.add_argument("--out-dir", default="", help="directory for the run logs (required unless --count, --list or --print-config)")
-    p.add_argument("--task", type=int, default=None, help="run only this grid point, 0-based (default: all, one after another)")
+    p.add_argument("--out-dir", default="",
+                   help="directory for the run logs (required unless --count, --list or --print-config)")
+    p.add_argument("--task", type=int, default=None,
+                   help="run only this grid point, 0-based (default: all, one after another)")
     p.add_argument("--count", action="store_true", help="print the number of grid points and exit")
     p.add_argument("--list", action="store_true", help="list the grid points and exit")
     p.add_argument("--print-config", action="store_true",
                    help="print every grid point's fully resolved configuration and exit")
     p.add_argument("--data-dir", default="", help="MNIST directory (default: $HPCLARS_DATA or the cache)")
     p.add_argument("--stop-file", default="", help="checkpoint and exit 75 when this file appears (default: none)")
-    p.add_argument("--threads", type=int, default=None, help=f"OpenMP threads per rank for every run (default: the grid's setting, else {C.Config.threads})")
-    p.add_argument("--chunk-size", type=int, default=None, help=f"images per kernel call for every run (default: the grid's setting, else {C.Config.chunk_size})")
+    p.add_argument("--threads", type=int, default=None,
+                   help=f"OpenMP threads per rank for every run (default: the grid's setting, else {C.Config.threads})")
+    p.add_argument("--chunk-size", type=int, default=None,
+                   help=f"images per kernel call for every run (default: the grid's setting, else {C.Config.chunk_size})")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=False,
-                   help="progress indicator while an epoch runs (default: off)")
+                   help="tqdm progress bar while an epoch runs, on a terminal only (default: off)")
     return p
 
 
