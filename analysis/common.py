@@ -5,14 +5,27 @@ the trainer.  Expected schema: the one documented in hpclars/log.py and
 README.md (root attributes ``config``, ``status``, ``world_size``; datasets
 ``/epochs/<field>`` with epoch 0 before training; ``/tensors/<field>``).
 
-A run's *label* (one line per label in the figures) is the file name without
-its ``-b<batch>-s<seed>.h5`` suffix, as ``hpclars sweep`` names logs; other
-logs are labelled ``<optimizer>`` (plus ``/<preset>`` when a preset was used).
+Runs are grouped by *configuration*: the full resolved ``config`` minus the seed and the
+fields that do not change what a run computes (``hpclars.config.RUN_CONTROL``: out, data_dir,
+progress, threads, ...); a field the log predates counts as its default.  Within a
+configuration, runs at one batch size are the repeats over seeds that figures average; runs
+that differ in anything else are never averaged.  Each configuration gets one *label* (one
+line in the figures, one row per batch size in the table):
+
+- a log named as ``hpclars sweep`` names them (``<name>-b<batch>-s<seed>.h5``) is labelled
+  ``<name>``; if two configurations share that name, each label adds what differs from its
+  preset, e.g. ``lars-tuned (epochs=3)``;
+- any other log is labelled by its preset, or its optimizer without one, plus what differs
+  from that preset: ``lars-tuned (warmup_epochs=1)``, ``lars/paper`` (the paper preset with
+  the LARS optimizer), ``sgd (lr=0.05)``.
 """
 
 import argparse
+import dataclasses
+import json
 import os
 import re
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -22,9 +35,13 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from hpclars import config as C  # noqa: E402
 from hpclars.log import read_log  # noqa: E402
 
 SWEEP_NAME = re.compile(r"^(?P<label>.+)-b(?P<batch>\d+)-s(?P<seed>\d+)$")
+# Not part of a configuration: the seed (what repeats vary), the batch size (each figure's x
+# axis) and the run control.
+NOT_CONFIGURATION = {"seed", "batch_size", *C.RUN_CONTROL}
 
 
 def find_logs(paths):
@@ -40,33 +57,131 @@ def find_logs(paths):
     return sorted(found)
 
 
+def resolved_config(run):
+    """The run's full configuration; fields newer than the log take their defaults."""
+    return {**dataclasses.asdict(C.Config()), **run.config}
+
+
+def configuration(run):
+    """What identifies a run's configuration (hashable): its config minus NOT_CONFIGURATION."""
+    cfg = resolved_config(run)
+    return json.dumps({k: v for k, v in cfg.items() if k not in NOT_CONFIGURATION}, sort_keys=True)
+
+
+def differences(run):
+    """{field: value} where the run differs from its preset (or the defaults), in field order."""
+    cfg = resolved_config(run)
+    try:
+        reference = dataclasses.asdict(C.resolve(cfg.get("preset") or ""))
+    except C.ConfigError:  # a preset this version no longer has: compare with the defaults
+        reference = dataclasses.asdict(C.Config())
+    order = {f: i for i, f in enumerate(C.field_names())}
+    return {k: cfg[k] for k in sorted(cfg, key=lambda k: order.get(k, len(order)))
+            if k not in NOT_CONFIGURATION and reference.get(k) != cfg[k]}
+
+
+def _describe(diffs):
+    def value(v):
+        return f"{v:g}" if isinstance(v, float) else str(v).lower() if isinstance(v, bool) else str(v)
+    return f" ({', '.join(f'{k}={value(v)}' for k, v in diffs.items())})" if diffs else ""
+
+
+def described_label(run):
+    """Preset (or optimizer) plus what differs from it: ``lars-tuned (warmup_epochs=1)``."""
+    cfg, diffs = resolved_config(run), differences(run)
+    preset = cfg.get("preset") or ""
+    if not preset:
+        diffs.pop("optimizer", None)
+        return cfg["optimizer"] + _describe(diffs)
+    if "optimizer" in diffs:
+        return f"{diffs.pop('optimizer')}/{preset}" + _describe(diffs)
+    return preset + _describe(diffs)
+
+
 def label_of(run):
+    """One run's label on its own: its sweep name, else :func:`described_label`."""
     m = SWEEP_NAME.match(Path(run.path).stem)
-    if m:
-        return m.group("label")
-    cfg = run.config
-    return cfg["optimizer"] + (f"/{cfg['preset']}" if cfg.get("preset") else "")
+    return m.group("label") if m else described_label(run)
 
 
-def load_runs(paths, statuses=("completed", "diverged")):
-    """Read logs; keep those whose status is in ``statuses``.  Unreadable files are reported, skipped."""
+def _clashes(names):
+    count = defaultdict(int)
+    for name in names.values():
+        count[name] += 1
+    return sorted(key for key, name in names.items() if count[name] > 1)
+
+
+def labels(runs):
+    """{configuration: label}, one distinct label per configuration among ``runs``."""
+    first = {}
+    for r in runs:
+        first.setdefault(configuration(r), r)
+    names = {key: label_of(r) for key, r in first.items()}
+    for key in _clashes(names):  # a sweep name shared by configurations: say what differs
+        m = SWEEP_NAME.match(Path(first[key].path).stem)
+        if m:
+            names[key] = m.group("label") + _describe(differences(first[key]))
+    for i, key in enumerate(_clashes(names)):  # still the same words: number them
+        names[key] = f"{names[key]} [{i + 1}]"
+    return names
+
+
+def load_runs(paths, statuses=("completed", "diverged"), left_out=None):
+    """Read logs; keep those whose status is in ``statuses``.
+
+    Every log not kept (unreadable, or another status such as a running or failed run) is
+    reported on stderr as ``note: left out PATH: why`` and appended to ``left_out`` as
+    ``(path, why)`` when a list is given, so a report can say what it does not show.
+    """
     runs = []
     for path in find_logs(paths):
         try:
             run = read_log(path)
         except (OSError, ValueError) as exc:
-            print(f"warning: skipping {path}: {exc}")
-            continue
-        if run.status in statuses:
-            runs.append(run)
+            why = f"unreadable ({exc})"
+        else:
+            if run.status in statuses:
+                runs.append(run)
+                continue
+            why = f"status {run.status}"
+        print(f"note: left out {path}: {why}", file=sys.stderr)
+        if left_out is not None:
+            left_out.append((str(path), why))
     return runs
 
 
+def styles(labels):
+    """{label: line style kwargs}: one colour per label (tab10, or tab20 beyond 10 labels),
+    and beyond 20 a second line style, so no two configurations look alike."""
+    labels = sorted(labels)
+    cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
+    return {label: dict(color=cmap(i % cmap.N), ls=("-", "-.", ":")[i // cmap.N % 3])
+            for i, label in enumerate(labels)}
+
+
+def batch_axis(ax, batches):
+    """Log2 x axis labelled with the batch sizes themselves (28000 is not a power of two)."""
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(batches, [str(b) for b in batches], rotation=90, fontsize=7)
+    ax.minorticks_off()
+    ax.set_xlabel("global batch size")
+
+
+def legend_outside(ax_or_fig, handles=None, labels=None, title=None):
+    """A legend right of the axes (or the figure), never over the data."""
+    kw = dict(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0, fontsize=8, title=title,
+              title_fontsize=8, frameon=False)
+    if handles is None:
+        return ax_or_fig.legend(**kw)
+    return ax_or_fig.legend(handles, labels, **kw)
+
+
 def by_label_and_batch(runs):
-    """{label: {batch: [runs over seeds]}}"""
+    """{label: {batch: [runs of one configuration, over seeds]}}; see the module docstring."""
+    names = labels(runs)
     groups = defaultdict(lambda: defaultdict(list))
     for r in runs:
-        groups[label_of(r)][r.config["batch_size"]].append(r)
+        groups[names[configuration(r)]][r.config["batch_size"]].append(r)
     return groups
 
 
@@ -103,26 +218,45 @@ def parser(description):
 
 def metric_vs_batch(runs, field, ylabel, title, percent=True):
     """A figure of ``field`` at the end of training against batch size, one line per label,
-    mean over seeds with the min-max spread shaded; diverged runs are marked with x."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    mean over seeds with the min-max spread shaded; diverged runs are marked with x.
+
+    Accuracy figures get a second panel zoomed on the top 3 points, where the best
+    configurations lie on top of each other in the full range."""
     scale = 100 if percent else 1
-    for label, batches in sorted(by_label_and_batch(runs).items()):
-        xs = sorted(batches)
-        stats = [mean_spread([final_metric(r, field) for r in batches[b]]) for b in xs]
-        mean = np.array([s[0] for s in stats]) * scale
-        lo = np.array([s[1] for s in stats]) * scale
-        hi = np.array([s[2] for s in stats]) * scale
-        line, = ax.plot(xs, mean, marker="o", ms=4, label=label)
-        ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
-        div = [b for b in xs if any(r.status == "diverged" for r in batches[b])]
-        if div:
-            ax.plot(div, [mean[xs.index(b)] for b in div], "x", color=line.get_color(), ms=9)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("global batch size")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    groups = by_label_and_batch(runs)
+    style = styles(groups)
+    zoom = field in ("test_acc", "train_acc")
+    fig, axes = plt.subplots(1, 2 if zoom else 1, figsize=(11 if zoom else 6.4, 4.2), squeeze=False)
+    means = []
+    for ax in axes[0]:
+        for label, batches in sorted(groups.items()):
+            xs = sorted(batches)
+            stats = [mean_spread([final_metric(r, field) for r in batches[b]]) for b in xs]
+            mean = np.array([s[0] for s in stats]) * scale
+            lo = np.array([s[1] for s in stats]) * scale
+            hi = np.array([s[2] for s in stats]) * scale
+            means += list(mean)
+            ax.plot(xs, mean, marker="o", ms=4, label=label, **style[label])
+            ax.fill_between(xs, lo, hi, color=style[label]["color"], alpha=0.2, lw=0)
+            if len(xs) == 1:  # a band at a single batch size has no width: draw the spread
+                ax.errorbar(xs, mean, yerr=[mean - lo, hi - mean], color=style[label]["color"], capsize=3)
+            div = [b for b in xs if any(r.status == "diverged" for r in batches[b])]
+            if div:
+                ax.plot(div, [mean[xs.index(b)] for b in div], "x", color=style[label]["color"], ms=9)
+        batch_axis(ax, sorted({b for per in groups.values() for b in per}))
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0, 0].set_title(title, fontsize=10)
+    if zoom:
+        top = np.nanmax(means)
+        high = min(top + 0.3, 100)
+        axes[0, 1].set_ylim(top - 3, high + 0.05)
+        axes[0, 1].set_title(f"zoom: {top - 3:.1f}-{high:.1f} (points below are off the panel)", fontsize=9)
+    if any(r.status == "diverged" for r in runs):
+        counted = "counted as 0" if field == "gen_error" else "counted as 10%"
+        axes[0, -1].plot([], [], "x", color="gray", ms=9, label=f"a run diverged ({counted})")
+    fig.tight_layout()
+    legend_outside(axes[0, -1], title="mean, band: min-max over seeds")
     return fig
 
 

@@ -23,7 +23,7 @@ def fmt(values):
 
 def markdown(runs):
     lines = ["| configuration | batch | epochs | test acc % | train acc % | gen. error (points) | seeds | diverged "
-             "| ranks |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| ranks |", "|---|---:|---:|---:|---:|---:|---|---:|---|"]
     for label, per in sorted(common.by_label_and_batch(runs).items()):
         for batch in sorted(per):
             rs = per[batch]
@@ -31,13 +31,16 @@ def markdown(runs):
             div = sum(r.status == "diverged" for r in rs)
             ranks = ",".join(sorted({str(r.world_size) for r in rs}))
             epochs = ",".join(sorted({str(int(r.epochs["epoch"][-1])) for r in rs}))
-            lines.append(f"| {label} | {batch} | {epochs} | {' | '.join(cells)} | {len(rs)} | {div} | {ranks} |")
+            seeds = ", ".join(str(r.config["seed"]) for r in sorted(rs, key=lambda r: r.config["seed"]))
+            lines.append(f"| {label} | {batch} | {epochs} | {' | '.join(cells)} | {len(rs)} ({seeds}) | {div} "
+                         f"| {ranks} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
     args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
-    runs = common.load_runs(args.logs)
+    left_out = []
+    runs = common.load_runs(args.logs, left_out=left_out)
     if not runs:
         raise SystemExit(f"error: no completed or diverged runs in {' '.join(args.logs)}")
     made = [common.save(common.metric_vs_batch(runs, f, y, t), args.out, stem)
@@ -48,8 +51,13 @@ def main(argv=None):
     report = os.path.join(args.out, "report.md")
     with open(report, "w") as f:
         f.write("# hpclars sweep report\n\nFinal-epoch metrics; mean [min, max] over seeds; "
-                "a diverged run counts as 10% accuracy.\n\n")
+                "a diverged run counts as 10% accuracy. A configuration is everything in a run's "
+                "config but the seed, the batch size and the run control (out, threads, ...); runs "
+                "are averaged only over seeds of one configuration.\n\n")
         f.write(markdown(runs))
+        if left_out:
+            f.write(f"\nLeft out ({len(left_out)} log(s) neither completed nor diverged):\n\n"
+                    + "".join(f"- `{path}`: {why}\n" for path, why in left_out))
         f.write("\n" + "\n".join(f"![{os.path.basename(p)}]({os.path.basename(p)})" for p in made) + "\n")
     made.append(report)
     print("\n".join(made))

@@ -5,7 +5,8 @@ test accuracy reaches the target (the log has one evaluation per epoch, so this
 is an upper bound, exact to one epoch).  Mean over the seeds that reach it;
 configurations that never reach it at a batch size are left out there.  Log-log,
 with the line of perfect scaling (steps halve when the batch doubles) through
-each configuration's smallest batch.  Writes steps_to_target.png and .pdf.
+each configuration's smallest batch.  Each panel names the configurations that reach the
+target at no batch size (they have no line).  Writes steps_to_target.png and .pdf.
 
     python analysis/steps_to_target.py results/paper --targets 0.97,0.99 --out figures
 """
@@ -25,22 +26,27 @@ def steps_to(run, target):
 
 
 def table(runs, target):
-    """{label: {batch: mean steps over the seeds that reach target}}"""
+    """{label: {batch: (mean steps over the seeds that reach target, whether all of them do)}}"""
     out = {}
     for label, per in common.by_label_and_batch(runs).items():
         row = {}
         for batch, seeds in per.items():
             steps = [s for s in (steps_to(r, target) for r in seeds) if s is not None]
             if steps:
-                row[batch] = float(np.mean(steps))
+                row[batch] = (float(np.mean(steps)), len(steps) == len(seeds))
         out[label] = row
     return out
 
 
 def make(runs, out, targets=(0.97, 0.99)):
     fig, axes = plt.subplots(1, len(targets), figsize=(5.2 * len(targets), 4.2), squeeze=False)
+    style = common.styles(common.by_label_and_batch(runs))
     for ax, target in zip(axes[0], targets):
         rows = table(runs, target)
+        never = sorted(label for label, row in rows.items() if not row)
+        if never and any(rows.values()):
+            ax.text(0.02, 0.02, "never reached:\n" + "\n".join(never), transform=ax.transAxes,
+                    fontsize=6, color="0.3", va="bottom")
         if not any(rows.values()):
             ax.text(0.5, 0.5, f"no run reached {100 * target:g}%", ha="center", va="center",
                     transform=ax.transAxes)
@@ -48,22 +54,36 @@ def make(runs, out, targets=(0.97, 0.99)):
             ax.set_xticks([])
             ax.set_yticks([])
             continue
-        for i, (label, row) in enumerate(sorted(rows.items())):
+        for label, row in sorted(rows.items()):
             if not row:
                 continue
             xs = sorted(row)
-            ax.plot(xs, [row[b] for b in xs], "o-", color=f"C{i}", ms=4, label=label)
-            ideal = [row[xs[0]] * xs[0] / b for b in xs]
-            ax.plot(xs, ideal, ":", color=f"C{i}", lw=1)
-        ax.set_xscale("log", base=2)
+            ys = [row[b][0] for b in xs]
+            ax.plot(xs, ys, label=label, **style[label])
+            color = style[label]["color"]
+            for x, y in zip(xs, ys):
+                ax.plot([x], [y], "o", ms=4.5, color=color, mfc=color if row[x][1] else "white")
+            ideal = [ys[0] * xs[0] / b for b in xs]
+            ax.plot(xs, ideal, ":", color=color, lw=1)
+        if any(not all_seeds for row in rows.values() for _, all_seeds in row.values()):
+            ax.plot([], [], "o", ms=4.5, color="0.3", mfc="white", label="open: not every seed reached it")
+        common.batch_axis(ax, sorted({b for per in common.by_label_and_batch(runs).values() for b in per}))
         ax.set_yscale("log")
-        ax.set_xlabel("global batch size")
         ax.set_ylabel("steps to target")
         ax.set_title(f"test accuracy >= {100 * target:g}% (dotted: perfect scaling)", fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
     fig.tight_layout()
+    common.legend_outside(axes[0, -1], *_legend(axes[0]), title="mean over seeds that reach it")
     return common.save(fig, out, "steps_to_target")
+
+
+def _legend(axes):
+    """Handles and labels of every panel, each label once (panels may show different ones)."""
+    seen = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(label, handle)
+    return list(seen.values()), list(seen)
 
 
 if __name__ == "__main__":

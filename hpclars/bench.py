@@ -346,16 +346,17 @@ def add_parser(sub, parser_class):
     w.add_argument("--ranks", type=_ints, default=[1, 2, 4, 8], help="rank counts (default 1,2,4,8)")
     w.add_argument("--batch-per-rank", type=int, default=256, help="images per rank per step (default 256)")
     w.add_argument("--steps", type=int, default=50, help="timed steps per run (default 50)")
-    w.add_argument("--data-dir", default="", help="MNIST directory for the hpclars runs")
+    w.add_argument("--data-dir", default="", help="MNIST directory for the hpclars runs (default: $HPCLARS_DATA, else the per-user cache)")
     w.add_argument("--no-torch", action="store_true", help="skip the PyTorch DDP baseline")
     a = bsub.add_parser("allreduce", help="OSU-style Allreduce latency; run under mpiexec")
     a.add_argument("--sizes", type=_ints, default=[1024, 16384, 65536, 262144, 1048576],
-                   help="buffer sizes in floats, comma-separated (the gradient buffer is always added)")
+                   help="buffer sizes in floats, comma-separated; the gradient buffer is always added "
+                        "(default 1024,16384,65536,262144,1048576)")
     a.add_argument("--iters", type=int, default=200, help="timed iterations per size (default 200)")
     a.add_argument("--warmup", type=int, default=20, help="untimed iterations first (default 20)")
     a.add_argument("--batch-size", type=int, default=1024, help="global batch for the compute figure (default 1024)")
-    a.add_argument("--threads", type=int, default=1, help="threads per rank for the compute figure")
-    a.add_argument("--chunk-size", type=int, default=256, help="chunk size for the compute figure")
+    a.add_argument("--threads", type=int, default=1, help="threads per rank for the compute figure (default 1)")
+    a.add_argument("--chunk-size", type=int, default=256, help="chunk size for the compute figure (default 256)")
     return p
 
 

@@ -56,8 +56,7 @@ HELP = {
     "beta2": "second-moment decay (lamb, adam, adamw)",
     "adam_eps": "epsilon of the Adam denominator (lamb, adam, adamw)",
     "seed": "random seed for the initialisation and the data order",
-    "data_dir": "directory with the MNIST IDX files (default: $HPCLARS_DATA, else a per-user "
-                "cache filled from the public mirrors)",
+    "data_dir": "directory with the MNIST IDX files",
     "out": "path of the HDF5 run log (the checkpoint goes beside it as NAME.ckpt.h5)",
     "overwrite": "replace an existing log at --out",
     "resume": "continue the run at --out from its checkpoint (a completed run exits at once; "
@@ -68,8 +67,15 @@ HELP = {
                   "skipped epochs log NaN metrics)",
     "chunk_size": "images per kernel call; bounds memory at any batch size",
     "threads": "OpenMP threads per rank",
-    "progress": "show a progress indicator while an epoch runs",
+    "progress": "show a tqdm progress bar (rate, ETA, loss) on rank 0 while an epoch runs; only "
+                "when stderr is a terminal, so none under mpiexec (pipes) or in batch logs",
     "preset": f"named set of overrides applied before the flags: {', '.join(sorted(C.PRESETS))}",
+}
+
+# Defaults that need words rather than the dataclass value.
+DEFAULT_SHOWN = {
+    "data_dir": "$HPCLARS_DATA, else a per-user cache filled from the public mirrors",
+    "preset": "none",
 }
 
 CHOICES = {
@@ -89,6 +95,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def add_config_flags(parser):
+    """One flag per Config field; its help states the default once, after the text in HELP."""
     defaults = C.Config()
     for f in dataclasses.fields(C.Config):
         flag = "--" + f.name.replace("_", "-")
@@ -99,16 +106,61 @@ def add_config_flags(parser):
                                 help=f"{help_text} (default: {'on' if default else 'off'})")
             continue
         kind = {"int": int, "float": float, "str": str}.get(f.type, f.type)
-        shown = repr(default) if default != "" else "none"
+        shown = DEFAULT_SHOWN.get(f.name, repr(default) if default != "" else "none")
         parser.add_argument(flag, type=kind, default=None, metavar=f.name.upper(),
                             help=f"{help_text} (default: {shown}"
                                  + (f"; one of {', '.join(CHOICES[f.name])})" if f.name in CHOICES else ")"))
 
 
-def config_from_args(args):
+def _given(args):
+    """The Config fields set on the command line (None: not given), and the preset."""
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(C.Config)}
-    preset = values.pop("preset") or ""
+    return values.pop("preset") or "", values
+
+
+def config_from_args(args):
+    preset, values = _given(args)
     return C.build(preset=preset, **values)
+
+
+def print_config(args):
+    """``hpclars train ... --print-config``: the resolved configuration, then the verdict.
+
+    Printed even when the configuration would be refused, so the user sees which value
+    (flag, preset or default) is at fault; the refusal follows on stderr with exit code 2.
+    """
+    preset, values = _given(args)
+    cfg = C.resolve(preset, **values)
+    sources = {k: f"preset {preset}" for k in C.PRESETS.get(preset, {})}
+    sources.update({k: "flag" for k, v in values.items() if v is not None})
+    if preset:
+        sources["preset"] = "flag"
+    if _rank() == 0:  # under mpiexec, once
+        print(f"# hpclars train: the resolved configuration (defaults <- "
+              f"{'preset ' + preset + ' <- ' if preset else ''}flags); nothing was run")
+        print(C.format_config(cfg, sources))
+    C.build(preset=preset, **values)  # raises ConfigError (exit 2) if it would be refused
+    return EXIT_OK
+
+
+def _presets(args):
+    """``hpclars presets [NAME ...]``: each preset's overrides and where it came from."""
+    names = args.names or sorted(C.PRESETS)
+    for name in names:
+        if name not in C.PRESETS:
+            raise C.ConfigError(f"unknown preset {name!r}{C.did_you_mean(name, C.PRESETS)}; "
+                                f"choose from {', '.join(sorted(C.PRESETS))}")
+    defaults = C.Config()
+    for i, name in enumerate(names):
+        overrides = C.PRESETS[name]
+        print(("\n" if i else "") + f"{name}: {C.PRESET_ORIGINS.get(name, 'origin not recorded')}")
+        for field in (f for f in C.field_names() if f in overrides):
+            same = "  (= default)" if overrides[field] == getattr(defaults, field) else ""
+            print(f"    {field} = {C.toml_value(overrides[field])}{same}")
+    if not args.names:
+        print("\nEvery other field keeps its default (hpclars train --help). Flags win over a "
+              "preset; `hpclars train --preset NAME ... --print-config` shows the result.")
+    return EXIT_OK
 
 
 def make_parser():
@@ -121,6 +173,13 @@ def make_parser():
                        "Exit codes: 0 completed or diverged, 1 failure, 2 bad arguments, "
                        "75 stopped and checkpointed (rerun with --resume).")
     add_config_flags(p)
+    p.add_argument("--print-config", action="store_true",
+                   help="print the fully resolved configuration (and where each value came from) "
+                        "and exit without training")
+    ps = sub.add_parser("presets", help="list the presets: each one's settings and where it came from",
+                        description="Show each preset's overrides (every other field keeps its "
+                        "default) and where its values came from.")
+    ps.add_argument("names", nargs="*", metavar="NAME", help="only these presets (default: all)")
     d = sub.add_parser("data", help="download MNIST (if missing) and verify it",
                        description="Make sure the MNIST directory is complete and intact: "
                        "download the missing files from the public mirrors (checksummed) and "
@@ -143,6 +202,8 @@ def make_parser():
 
 
 def _train(args):
+    if args.print_config:
+        return print_config(args)
     cfg = config_from_args(args)  # before MPI starts: bad flags cost nothing
     from .train import train
 
@@ -163,7 +224,7 @@ def _collective(fn):
 def _sweep(args):
     from . import sweep
 
-    if args.count or args.list:
+    if args.count or args.list or args.print_config:
         sweep.main(args)
         return EXIT_OK
     sweep.load_grid(args.grid, args.out_dir or ".")  # a bad grid fails before MPI starts
@@ -173,7 +234,12 @@ def _sweep(args):
 def _tune(args):
     from . import tune
 
-    tune.make_tasks(args)  # bad settings fail before MPI starts
+    tasks = tune.make_tasks(args)  # bad settings fail before MPI starts
+    if args.print_config:
+        from .sweep import print_configs
+
+        print_configs(tasks)
+        return EXIT_OK
     return _collective(lambda comm: tune.main(args, comm))
 
 
@@ -215,6 +281,8 @@ def main(argv=None):
             return _sweep(args)
         if args.command == "data":
             return _data(args)
+        if args.command == "presets":
+            return _presets(args)
         if args.command == "tune":
             return _tune(args)
         if args.command == "bench":
@@ -227,19 +295,25 @@ def main(argv=None):
     except DataError as exc:
         _error_once(f"hpclars {args.command}: data error: {exc}")
         return EXIT_FAILURE
+    except BrokenPipeError:  # output piped into a reader that stopped early (`| head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
     parser.error(f"unknown command {args.command!r}")
 
 
-def _error_once(message):
-    """Print on rank 0 only when MPI is up (every rank raised the same error)."""
+def _rank():
+    """This process's MPI rank, also before MPI starts (from the launcher's environment)."""
     if "mpi4py.MPI" in sys.modules:
         from mpi4py import MPI
 
-        rank = MPI.COMM_WORLD.Get_rank()
-    else:  # MPI not started yet: ask the launcher
-        rank = next((int(os.environ[v]) for v in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
-                     if os.environ.get(v, "").isdigit()), 0)
-    if rank == 0:
+        return MPI.COMM_WORLD.Get_rank()
+    return next((int(os.environ[v]) for v in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
+                 if os.environ.get(v, "").isdigit()), 0)
+
+
+def _error_once(message):
+    """Print on rank 0 only (every rank raised the same error)."""
+    if _rank() == 0:
         sys.stderr.write(message + "\n")
         sys.stderr.flush()
 

@@ -9,6 +9,7 @@ Deliberately left out: anything that depends on the data or the machine.
 """
 
 import dataclasses
+import difflib
 import json
 import math
 from dataclasses import dataclass
@@ -159,25 +160,104 @@ for _name in ("lars", "lamb"):
     PRESETS[f"{_name}-scaled"] = dict(PRESETS[f"{_name}-tuned"], lr_scaling="sqrt", base_batch_size=8192)
 del _name
 
+# Where each preset came from, for `hpclars presets` (the comments above give the numbers).
+PRESET_ORIGINS = {
+    "paper": "You et al. 2017, Table 1 (the same values as the defaults; the preset pins them)",
+    "lars-tuned": "hpclars tune, LARS trial-01 at batch 8192 and 28000 (results/tune/lars-b8192, lars-b28000)",
+    "lamb-tuned": "hpclars tune, LAMB trial-05 at batch 8192 and 28000 (results/tune/lamb-b8192, lamb-b28000)",
+    "sgd-tuned": "hpclars tune, SGD with Nesterov momentum, trial-03 of lr 0.002-0.1 at batch 8192 and "
+                 "28000 (results/tune/sgd-b8192, sgd-b28000)",
+    "adam-tuned": "hpclars tune, Adam trial-04 of lr 0.005-0.5 at batch 8192 and 28000 "
+                  "(results/tune/adam-wide-b8192, adam-wide-b28000)",
+    "adamw-tuned": "hpclars tune, AdamW (weight decay 0.01) trial-04 of lr 0.005-0.5 at batch 8192 and "
+                   "28000 (results/tune/adamw-wide-b8192, adamw-wide-b28000)",
+    "lars-scaled": "lars-tuned with the square-root rule lr * sqrt(B / 8192) (results/paper, README Results)",
+    "lamb-scaled": "lamb-tuned with the square-root rule lr * sqrt(B / 8192) (results/paper, README Results)",
+}
+
+# Fields that change where a run's files go, how fast it runs or how it is named, not what it
+# computes (beyond float rounding): a resume may change them, and the analysis ignores them when
+# it decides which runs are repeats of one configuration.
+RUN_CONTROL = ("out", "overwrite", "resume", "stop_file", "progress", "data_dir", "threads",
+               "chunk_size", "checkpoint_every", "preset")
+
 
 def field_names():
     return [f.name for f in dataclasses.fields(Config)]
 
 
-def build(preset="", **overrides):
-    """Defaults <- preset <- explicit overrides, then validated."""
+def toml_value(value):
+    """A config value as TOML (bool as true/false, strings quoted, numbers as Python writes them)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)
+
+
+def format_config(cfg, sources=None):
+    """Every field of ``cfg`` as a TOML line ``name = value``, in dataclass order.
+
+    ``sources`` maps a field to where its value came from (e.g. "preset lars-tuned",
+    "flag"); such fields get it as a trailing comment, the rest are defaults.
+    """
+    sources = sources or {}
+    lines = [f"{f} = {toml_value(getattr(cfg, f))}" for f in field_names()]
+    width = max(map(len, lines))
+    return "\n".join(line + (f"{' ' * (width - len(line))}  # {sources[f]}" if f in sources else "")
+                     for line, f in zip(lines, field_names()))
+
+
+def did_you_mean(word, choices):
+    """" (did you mean X?)" for the closest of ``choices`` (difflib, as for flags), else ""."""
+    guess = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {guess[0]}?)" if guess else ""
+
+
+def unknown_fields(names, allowed=None):
+    """The message for keys that are not config fields (with a guess for each), or ""."""
+    allowed = field_names() if allowed is None else allowed
+    unknown = [n for n in names if n not in allowed]
+    return ", ".join(n + did_you_mean(n, allowed) for n in unknown)
+
+
+def resolve(preset="", **overrides):
+    """Defaults <- preset <- explicit overrides (None means not given), NOT validated.
+
+    For showing a configuration (``--print-config``) even when it would be refused;
+    everything else uses :func:`build`.  Raises ConfigError for an unknown preset or field.
+    """
     values = {}
     if preset:
         if preset not in PRESETS:
-            raise ConfigError(f"--preset: unknown preset {preset!r}; choose from {', '.join(sorted(PRESETS))}")
+            raise ConfigError(f"--preset: unknown preset {preset!r}"
+                              f"{did_you_mean(preset, PRESETS)}; choose from {', '.join(sorted(PRESETS))}")
         values.update(PRESETS[preset])
     values.update({k: v for k, v in overrides.items() if v is not None})
-    unknown = set(values) - set(field_names())
-    if unknown:
-        raise ConfigError(f"unknown config field(s): {', '.join(sorted(unknown))}")
-    cfg = Config(preset=preset, **values)
+    bad = unknown_fields(values)
+    if bad:
+        raise ConfigError(f"unknown config field(s): {bad}")
+    return Config(preset=preset, **values)
+
+
+def build(preset="", **overrides):
+    """Defaults <- preset <- explicit overrides, then validated."""
+    cfg = resolve(preset, **overrides)
+    if preset and overrides.get("warmup_epochs") is None and cfg.warmup_epochs > cfg.epochs:
+        raise ConfigError(
+            f"--warmup-epochs: the preset {preset}'s warm-up of {cfg.warmup_epochs} epochs is longer "
+            f"than --epochs {cfg.epochs}; pass --warmup-epochs {_same_share(cfg)} (the same share of "
+            f"the run as in the {PRESET_EPOCHS}-epoch runs it was tuned with) or --epochs "
+            f"{math.ceil(cfg.warmup_epochs)} or more")
     validate(cfg)
     return cfg
+
+
+PRESET_EPOCHS = 30  # the tuned presets come from 30-epoch trials
+
+
+def _same_share(cfg):
+    return f"{min(cfg.epochs, cfg.warmup_epochs * cfg.epochs / PRESET_EPOCHS):.3g}"
 
 
 def _flag(name):
@@ -244,7 +324,8 @@ def validate(cfg):
     if cfg.overwrite and cfg.resume:
         raise ConfigError("--overwrite and --resume: choose one")
     if cfg.warmup_epochs > cfg.epochs:
-        raise ConfigError(f"--warmup-epochs: {cfg.warmup_epochs} is longer than --epochs {cfg.epochs}")
+        raise ConfigError(f"--warmup-epochs: {cfg.warmup_epochs} is longer than --epochs {cfg.epochs}; "
+                          f"pass --warmup-epochs {cfg.epochs} or less")
 
 
 def validate_for_world(cfg, world_size):
@@ -267,6 +348,17 @@ def steps_per_epoch(cfg):
 def total_steps(cfg):
     steps = cfg.epochs * steps_per_epoch(cfg)
     return min(steps, cfg.max_steps) if cfg.max_steps else steps
+
+
+def describe_steps(cfg):
+    """What a run will do, in words: its epochs and steps, and where --max-steps cuts it."""
+    spe, total = steps_per_epoch(cfg), total_steps(cfg)
+    if total == cfg.epochs * spe:
+        return f"{cfg.epochs} epoch(s) x {spe} steps = {total} steps"
+    full, rest = divmod(total, spe)
+    where = f"in epoch {full + 1}" if rest else f"after epoch {full}"
+    return (f"{total} steps (--max-steps {cfg.max_steps} stops it {where} of {cfg.epochs}; "
+            f"an epoch is {spe} steps)")
 
 
 def scaled_lr(cfg):

@@ -28,12 +28,17 @@ sweep more ranks, or use the SLURM array job) and any scheduling of its own.
 import argparse
 import dataclasses
 import os
+import re
 import tomllib
 
 from . import config as C
 
 GRID_KEYS = {"name", "batch_sizes", "seeds", "common", "runs"}
 RUN_CONTROL = {"out", "resume", "overwrite", "stop_file", "data_dir"}
+# Config fields the sweep sets for every run, so a grid may not (the hint says what to use).
+SET_BY_SWEEP = {**{k: "" for k in RUN_CONTROL}, "progress": "; use hpclars sweep --progress",
+                "batch_size": "; use batch_sizes", "seed": "; use seeds"}
+RUN_KEYS = {"name", "preset", "batch_sizes", "seeds"}  # besides config fields, in a [[runs]] entry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,24 +56,22 @@ def load_grid(path, out_dir, data_dir="", stop_file="", threads=None, chunk_size
     """Read and validate a grid file; returns the list of Tasks."""
     try:
         with open(path, "rb") as f:
-            grid = tomllib.load(f)
+            text = f.read().decode("utf-8", errors="replace")
+        grid = tomllib.loads(text)
     except OSError as exc:
         raise GridError(f"--grid: cannot read {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise GridError(f"--grid: {path} is not valid TOML: {exc}") from None
-    unknown = set(grid) - GRID_KEYS
-    if unknown:
-        raise GridError(f"--grid: {path}: unknown key(s) {', '.join(sorted(unknown))}; "
-                        f"allowed: {', '.join(sorted(GRID_KEYS))}")
+    lines = text.splitlines()
+    check_keys(path, lines, grid, "", None, GRID_KEYS)
     runs = grid.get("runs") or []
     if not runs:
         raise GridError(f"--grid: {path} defines no [[runs]]")
     common = dict(grid.get("common", {}))
-    bad = RUN_CONTROL & set(common)
-    if bad:
-        raise GridError(f"--grid: {path}: [common] may not set {', '.join(sorted(bad))} (set by the sweep)")
+    check_keys(path, lines, common, "[common]", 0, set(C.field_names()) | {"preset"})
     entries, names = [], set()
     for r, entry in enumerate(runs):
+        check_keys(path, lines, entry, "[[runs]]", r, set(C.field_names()) | RUN_KEYS)
         entry = dict(entry)
         run_name = entry.pop("name", None)
         if not run_name or not isinstance(run_name, str):
@@ -106,6 +109,42 @@ def load_grid(path, out_dir, data_dir="", stop_file="", threads=None, chunk_size
     return tasks
 
 
+def key_line(lines, header, nth, key):
+    """The 1-based line where ``key = ...`` is set in the ``nth`` table with this header line
+    (``[common]``, ``[[runs]]``; "" for the top level), or None.
+
+    tomllib reports no positions, so this is a plain scan of the text: it finds keys written
+    one per line (as in jobs/grids/), not inside inline tables.
+    """
+    count, inside = -1, header == ""
+    pattern = re.compile(rf"""\s*(["']?){re.escape(key)}\1\s*=""")
+    for number, line in enumerate(lines, 1):
+        stripped = re.sub(r"\s+", "", line.split("#")[0])  # "[ common ]" is "[common]"
+        if stripped.startswith("["):
+            if stripped == header:
+                count += 1
+            inside = stripped == header and count == nth
+        elif inside and pattern.match(line):
+            return number
+    return None
+
+
+def check_keys(path, lines, table, header, nth, allowed):
+    """Refuse keys a grid table may not hold, naming the table, the line and a guess."""
+    where = header or "top level"
+    if header == "[[runs]]":
+        name = table.get("name")
+        where = f"[[runs]] entry {nth + 1}" + (f" ({name!r})" if isinstance(name, str) else "")
+    for key in table:
+        line = key_line(lines, header, nth, key)
+        at = f"{path}: {where}" + (f", line {line}" if line else "")
+        if key in SET_BY_SWEEP and header:
+            raise GridError(f"--grid: {at}: may not set {key} (set by the sweep{SET_BY_SWEEP[key]})")
+        if key not in allowed:
+            raise GridError(f"--grid: {at}: unknown key {key}{C.did_you_mean(key, allowed)}"
+                            + ("" if header else f"; allowed: {', '.join(sorted(allowed))}"))
+
+
 def run_sweep(tasks, only=None, comm=None):
     """Run the tasks (or just task ``only``) in this MPI world; returns an exit status string."""
     from .comm import Comm
@@ -134,21 +173,33 @@ def add_parser(sub, parser_class):
                        "completed logs are skipped, interrupted runs resume, failed runs are rerun. "
                        "Under mpiexec -n N every run uses N ranks.")
     p.add_argument("--grid", required=True, help="grid file (TOML)")
-    p.add_argument("--out-dir", default="", help="directory for the run logs (required unless --count/--list)")
-    p.add_argument("--task", type=int, default=None, help="run only this grid point (0-based)")
+    p.add_argument("--out-dir", default="",
+                   help="directory for the run logs (required unless --count, --list or --print-config)")
+    p.add_argument("--task", type=int, default=None,
+                   help="run only this grid point, 0-based (default: all, one after another)")
     p.add_argument("--count", action="store_true", help="print the number of grid points and exit")
     p.add_argument("--list", action="store_true", help="list the grid points and exit")
+    p.add_argument("--print-config", action="store_true",
+                   help="print every grid point's fully resolved configuration and exit")
     p.add_argument("--data-dir", default="", help="MNIST directory (default: $HPCLARS_DATA or the cache)")
-    p.add_argument("--stop-file", default="", help="checkpoint and exit 75 when this file appears")
-    p.add_argument("--threads", type=int, default=None, help="OpenMP threads per rank for every run")
-    p.add_argument("--chunk-size", type=int, default=None, help="chunk size for every run")
+    p.add_argument("--stop-file", default="", help="checkpoint and exit 75 when this file appears (default: none)")
+    p.add_argument("--threads", type=int, default=None,
+                   help=f"OpenMP threads per rank for every run (default: the grid's setting, else {C.Config.threads})")
+    p.add_argument("--chunk-size", type=int, default=None,
+                   help=f"images per kernel call for every run (default: the grid's setting, else {C.Config.chunk_size})")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=False,
-                   help="progress indicator while an epoch runs (default: off)")
+                   help="tqdm progress bar while an epoch runs, on a terminal only (default: off)")
     return p
 
 
+def print_configs(tasks):
+    """Each task's resolved configuration as TOML lines, under a comment naming the task."""
+    for t in tasks:
+        print(f"# task {t.index}: {t.name}\n{C.format_config(t.config)}\n")
+
+
 def main(args, comm=None):
-    if not (args.count or args.list) and not args.out_dir:
+    if not (args.count or args.list or args.print_config) and not args.out_dir:
         raise C.ConfigError("--out-dir: required to run a sweep")
     tasks = load_grid(args.grid, args.out_dir or ".", args.data_dir, args.stop_file,
                       args.threads, args.chunk_size, args.progress)
@@ -158,6 +209,9 @@ def main(args, comm=None):
     if args.list:
         for t in tasks:
             print(f"{t.index:>4}  {t.name}")
+        return "completed"
+    if args.print_config:
+        print_configs(tasks)
         return "completed"
     if args.task is not None and not 0 <= args.task < len(tasks):
         raise C.ConfigError(f"--task: {args.task} is outside the grid's 0..{len(tasks) - 1}")

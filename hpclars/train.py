@@ -27,10 +27,10 @@ the backward pass (it costs well under 1% of a step for this model).
 import math
 import os
 import signal
-import sys
 import time
 
 import numpy as np
+from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from . import config as C
@@ -172,39 +172,15 @@ def load_data(data_dir, comm):
     return _bcast_mnist(comm, loaded)
 
 
-class Progress:
-    """A progress indicator on rank 0's stderr: live on a terminal, sparse in a batch log.
+def progress_bar(enabled, epoch, epochs, first, last):
+    """A tqdm bar over this epoch's steps ``first..last`` on stderr (rate, ETA, loss).
 
-    On a terminal it redraws one line 4 times a second; in a batch log (stderr not a
-    terminal) it writes a line only every 30 s, so short epochs leave none.
+    ``enabled`` is --progress on rank 0.  tqdm switches itself off when stderr is not a
+    terminal (``disable=None``), so batch logs such as SLURM output get only the per-epoch
+    lines, which are the record.
     """
-
-    def __init__(self, enabled):
-        self.enabled = enabled
-        self.tty = sys.stderr.isatty()
-        self.interval = 0.25 if self.tty else 30.0
-        self.last = None  # when the indicator was last drawn in this epoch
-
-    def update(self, epoch, epochs, k, steps, loss):
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if self.last is None:
-            self.last = now - self.interval if self.tty else now
-        if now - self.last < self.interval:
-            return
-        self.last = now
-        frac = (k + 1) / steps
-        bar = "#" * int(frac * 20)
-        msg = f"epoch {epoch}/{epochs} [{bar:<20}] {100 * frac:5.1f}% step {k + 1}/{steps} loss {loss:.4f}"
-        sys.stderr.write(("\r" + msg) if self.tty else (msg + "\n"))
-        sys.stderr.flush()
-
-    def done(self):
-        if self.enabled and self.tty and self.last is not None:
-            sys.stderr.write("\r" + " " * 79 + "\r")
-            sys.stderr.flush()
-        self.last = None
+    return tqdm(total=last, initial=first, desc=f"epoch {epoch}/{epochs}", unit="step", leave=False,
+                dynamic_ncols=True, mininterval=0.25, disable=None if enabled else True)
 
 
 class Trainer:
@@ -293,7 +269,7 @@ class Trainer:
 
         if saved is None:
             self.say(f"hpclars: {cfg.optimizer} batch {B} on {N} rank(s) x {cfg.threads} thread(s), "
-                     f"{spe} steps/epoch, {cfg.epochs} epochs -> {cfg.out}")
+                     f"{C.describe_steps(cfg)} -> {cfg.out}")
             t0 = time.perf_counter()
             ev = self._evaluate(P, eval_model)
             times = comm.allreduce_max_(np.array([np.nan, np.nan, np.nan, time.perf_counter() - t0]))
@@ -303,13 +279,14 @@ class Trainer:
 
         stop = StopRequest(cfg.stop_file)
         stop.install()
-        progress = Progress(cfg.progress and comm.is_root)
         status, message = "completed", ""
         try:
             while epoch <= cfg.epochs and opt.t < total:
                 perm = np.random.default_rng([cfg.seed, epoch]).permutation(C.TRAIN_SIZE)
                 k_step = start_k
                 t_epoch = time.perf_counter()
+                bar = progress_bar(cfg.progress and comm.is_root, epoch, cfg.epochs, start_k,
+                                   min(spe, start_k + total - opt.t))
                 while k_step < spe and opt.t < total:
                     lo = k_step * B + comm.rank * b
                     idx = perm[lo:lo + b]
@@ -339,14 +316,15 @@ class Trainer:
                                      (t1 - t0, t2 - t1, t3 - t2))
                     acc["last_lr"] = lr
                     k_step += 1
-                    progress.update(epoch, cfg.epochs, k_step - 1, spe, step_loss)
+                    bar.set_postfix_str(f"loss {step_loss:.4f}", refresh=False)
+                    bar.update()
                     if gbuf[-1] > 0:
                         status = "interrupted"
                         why = stop.signal_name or (f"stop file {cfg.stop_file}" if stop.requested()
                                                    else "a signal on another rank")
                         message = f"stopped by {why} at step {opt.t}; resume with --resume"
                         break
-                progress.done()
+                bar.close()
                 if status != "completed":
                     break
                 acc["train_time"] += time.perf_counter() - t_epoch

@@ -133,11 +133,15 @@ def add_parser(sub, parser_class):
                    help="LOW,HIGH warm-up epochs (default 0,5)")
     p.add_argument("--seed", type=int, default=0, help="training seed of every trial (default 0)")
     p.add_argument("--search-seed", type=int, default=0, help="seed of the Halton scrambling (default 0)")
-    p.add_argument("--preset", default="", help="preset applied under the trial's settings")
+    p.add_argument("--preset", default="", help="preset applied under the trial's settings (default: none)")
     p.add_argument("--set", type=_assignment, action="append", metavar="FIELD=VALUE",
-                   help="any other config field for every trial, e.g. --set weight_decay=5e-4 (repeatable)")
-    p.add_argument("--data-dir", default="", help="MNIST directory")
+                   help="any other config field for every trial, e.g. --set weight_decay=5e-4; repeatable "
+                        "(default: none)")
+    p.add_argument("--data-dir", default="",
+                   help="MNIST directory (default: $HPCLARS_DATA, else the per-user cache)")
     p.add_argument("--summary-only", action="store_true", help="summarize existing trial logs; run nothing")
+    p.add_argument("--print-config", action="store_true",
+                   help="print every trial's fully resolved configuration and exit")
     return p
 
 

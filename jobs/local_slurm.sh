@@ -22,7 +22,7 @@
 # without a shared user database), munge's key lives in /etc/munge, and the host name may need an
 # /etc/hosts line.  If slurmctld is missing it is installed with apt-get (Debian/Ubuntu).
 #
-# The configuration follows shared/recipes/slurm-local.md (measured on Debian 12, slurm 22.05):
+# The configuration's choices (measured on Debian 12, slurm 22.05):
 #   - CPUs=4 with SlurmdParameters=config_overrides, so a 4-rank job fits on a 2-core machine;
 #   - MpiDefault=pmi2, so `srun` and mpiexec-through-srun give one 4-rank job (with `none`, srun
 #     silently starts 4 separate 1-rank jobs);

@@ -16,6 +16,7 @@ multi-node runs (one machine).
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -238,3 +239,52 @@ def test_usr1_to_the_batch_shell_checkpoints_requeues_and_resumes(slurm):
     status, world_size, epoch = _read_log(slurm.work / "runs" / f"train-{job}.h5")
     assert (status, world_size) == ("completed", 4), text
     assert epoch == list(range(epochs + 1)), text
+
+
+# --- where the job output goes ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_job_output_goes_under_runs_slurm(slurm, script):
+    """Submitted from the repository root, each script's output file is runs/slurm/<name>-<id>.out,
+    as slurmctld resolves it (the job is held and cancelled: nothing runs, nothing is written)."""
+    options = ["--array=0-1"] if script == "sweep.sbatch" else []
+    r = slurm.run("sbatch", "--parsable", "--hold", *options, JOBS / script)
+    assert r.returncode == 0, r.stderr
+    job = r.stdout.strip().split(";")[0]
+    try:
+        shown = slurm.run("scontrol", "show", "job", job).stdout
+    finally:
+        slurm.run("scancel", job)
+    stdout = next(w.split("=", 1)[1] for w in shown.split() if w.startswith("StdOut="))
+    name = "hpclars-" + Path(script).stem
+    tail = rf"{name}-{job}_\d+\.out" if options else rf"{name}-{job}\.out"
+    assert re.fullmatch(re.escape(str(ROOT / "runs" / "slurm")) + "/" + tail, stdout), stdout
+
+
+def test_runs_slurm_is_in_the_repository_and_its_output_ignored():
+    """SLURM does not create the output directory (a missing one fails the job at launch with no
+    output), so runs/slurm/ is in every clone; what jobs write there is ignored by git."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30)
+
+    if shutil.which("git") is None or git("rev-parse", "--is-inside-work-tree").returncode != 0:
+        pytest.skip("not a git checkout")
+    assert git("ls-files", "--error-unmatch", "runs/slurm/README.md").returncode == 0
+    for path in ("runs/slurm/hpclars-train-12.out", "runs/slurm/hpclars-sweep-3_1.out", "runs/train-12.h5"):
+        assert git("check-ignore", "-q", path).returncode == 0, path
+    assert git("check-ignore", "-q", "runs/slurm/README.md").returncode == 1
+
+
+def test_train_job_writes_its_output_under_runs_slurm(slurm):
+    """A real job, no --output given: its output is in runs/slurm/ of the submission directory
+    (here a scratch directory, via --chdir) and nowhere else."""
+    work = slurm.work / "chdir"
+    (work / "runs" / "slurm").mkdir(parents=True)
+    r = slurm.run("sbatch", "--wait", "--parsable", f"--chdir={work}", _export(work), JOBS / "train.sbatch",
+                  *TINY, timeout=120)
+    job = r.stdout.strip().split(";")[0]
+    output = work / "runs" / "slurm" / f"hpclars-train-{job}.out"
+    assert r.returncode == 0 and output.exists(), f"{r.stdout}\n{r.stderr}\n{sorted(work.rglob('*'))}"
+    text = output.read_text()
+    assert f"job {job} (restart 0)" in text and f"hpclars: completed; log {work}/runs/train-{job}.h5" in text
+    assert sorted(p.name for p in work.rglob("*.out")) == [output.name]

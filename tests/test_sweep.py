@@ -71,10 +71,24 @@ def test_single_task(tmp_path, data_dir):
 @pytest.mark.parametrize("text,message", [
     ("batch_sizes=[64]\n[[runs]]\nname='a'\noptimizer='rmsprop'\n",
      "run a-b64-s0: --optimizer: 'rmsprop' is not one of"),
-    ("batch_sizes=[64]\nwhat=1\n[[runs]]\nname='a'\n", "unknown key(s) what"),
+    ("batch_sizes=[64]\nwhat=1\n[[runs]]\nname='a'\n", "top level, line 2: unknown key what; allowed:"),
+    ("batch_size=[64]\n[[runs]]\nname='a'\n",
+     "top level, line 1: unknown key batch_size (did you mean batch_sizes?)"),
     ("batch_sizes=[64]\n", "defines no [[runs]]"),
-    ("batch_sizes=[64]\n[common]\nout='x.h5'\n[[runs]]\nname='a'\n", "[common] may not set out"),
-    ("batch_sizes=[64]\n[[runs]]\nname='a'\nlearning_rate=1\n", "unknown config field(s): learning_rate"),
+    ("batch_sizes=[64]\n[common]\nout='x.h5'\n[[runs]]\nname='a'\n",
+     "[common], line 3: may not set out (set by the sweep)"),
+    ("batch_sizes=[64]\n[[runs]]\nname='a'\nseed=1\n",
+     "[[runs]] entry 1 ('a'), line 4: may not set seed (set by the sweep; use seeds)"),
+    ("batch_sizes=[64]\n[[runs]]\nname='a'\nlearning_rate=1\n",
+     "[[runs]] entry 1 ('a'), line 4: unknown key learning_rate"),
+    # A typo in [common] is reported against [common] and its line, not against the first run.
+    ("batch_sizes=[64]\n[common]\nepochs=1\n# a comment\n  max_step = 3\n[[runs]]\nname='a'\n",
+     "[common], line 5: unknown key max_step (did you mean max_steps?)"),
+    ("batch_sizes=[64]\n[[runs]]\nname='a'\n[[runs]]\nname='b'\noptimiser='lars'\n",
+     "[[runs]] entry 2 ('b'), line 6: unknown key optimiser (did you mean optimizer?)"),
+    # Keys in an inline table have no line the scan can find: the table is still named.
+    ("batch_sizes=[64]\ncommon={max_step=3}\n[[runs]]\nname='a'\n",
+     ": [common]: unknown key max_step (did you mean max_steps?)"),
     ("batch_sizes=[64\n", "is not valid TOML"),
 ])
 def test_bad_grid_is_refused_with_its_name(tmp_path, text, message):
