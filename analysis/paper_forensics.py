@@ -50,6 +50,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import common
+from hpclars import config as C
 
 BUDGETS = (1, 2, 5, 10, 20, 30)
 PLATEAU_EXIT_LOSS = 2.2     # 0.1 below ln 10 = 2.303, the loss of uniform outputs
@@ -60,8 +61,7 @@ RULES = ("none", "systemds")            # LARS: adapt every tensor (paper) / Sys
 READINGS = ("global", "per-worker")     # the paper's batch axis
 PAPER_BATCHES = (256, 1024, 4096, 8192, 16384, 28000, 32768)
 # Fields that may differ between the runs of one configuration.
-PER_RUN = {"seed", "batch_size", "out", "data_dir", "resume", "overwrite", "stop_file",
-           "progress", "threads", "chunk_size", "preset"}
+PER_RUN = {"seed", "batch_size", *C.RUN_CONTROL}
 # Fields that tell the configurations of the factorial apart.
 KEY = ("optimizer", "init", "exclude_from_adaptation")
 SHORT = {"he-normal": "He", "glorot-uniform": "Glorot", "torch-default": "PyTorch"}

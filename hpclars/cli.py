@@ -49,8 +49,8 @@ HELP = {
                                "nn/optim/lars.dml)",
     "exclude_from_weight_decay": "tensors that get no weight decay: none or bias (1-D tensors)",
     "init": "weight initialisation: he-normal (N(0, 2/fan_in), zero biases: SystemML nn, the "
-            "paper's platform), glorot-uniform (Keras default), torch-default (PyTorch "
-            "Conv2d/Linear: U(+-1/sqrt(fan_in)) for weights and biases) or lecun-normal "
+            "paper's platform), glorot-uniform (what Keras uses), torch-default "
+            "(what PyTorch's Conv2d/Linear use: U(+-1/sqrt(fan_in)) for weights and biases) or lecun-normal "
             "(N(0, 1/fan_in))",
     "beta1": "first-moment decay (lamb, adam, adamw)",
     "beta2": "second-moment decay (lamb, adam, adamw)",
