@@ -69,6 +69,10 @@ HELP = {
     "chunk_size": "images per kernel call; bounds memory at any batch size",
     "threads": "OpenMP threads per rank",
     "progress": "show a progress indicator while an epoch runs",
+    "overlap_allreduce": "sum each layer's gradient over the ranks with a non-blocking Allreduce as "
+                         "soon as the backward pass has produced it (fc3 first, conv1 last), and "
+                         "wait only before the optimizer step; pays off on slow networks "
+                         "(BENCHMARKS.md); same results as the blocking Allreduce to rounding",
     "preset": f"named set of overrides applied before the flags: {', '.join(sorted(C.PRESETS))}",
 }
 
