@@ -135,8 +135,17 @@ create_network() {                        # create_network N
 # the node receives, the node's eth0 what it sends, like a full-duplex NIC on a non-blocking
 # switch.  The bucket (burst) is 64 KiB, well below the 431 KB gradient, so an Allreduce sees
 # the rate rather than a burst.
+shape_dev() {                             # shape_dev RATE DEV [NETNS]: RATE "" removes the limit
+    local rate=$1 dev=$2 where=()
+    [[ -n ${3:-} ]] && where=(-n "$3")
+    tc "${where[@]}" qdisc del dev "$dev" root 2>/dev/null || true
+    [[ -n $rate ]] || return 0
+    tc "${where[@]}" qdisc add dev "$dev" root tbf rate "$rate" burst 64kb latency 50ms \
+        || die "tc could not add a tbf qdisc on $dev${3:+ in $3} (kernel without sch_tbf?)"
+}
+
 apply_profile() {                         # apply_profile P
-    local profile=$1 n k rate="" dev
+    local profile=$1 n k rate=""
     case $profile in
         loopback) ;;
         10gbe) rate=9600mbit ;;
@@ -144,15 +153,8 @@ apply_profile() {                         # apply_profile P
     esac
     n=$(cat "$NODES_FILE")
     for ((k = 1; k <= n; k++)); do
-        for dev in "$(veth_of "$k")" "-n $(netns_of "$k") eth0"; do
-            # shellcheck disable=SC2086  # $dev is "-n NS eth0" for the node's end
-            tc ${dev% *} qdisc del dev ${dev##* } root 2>/dev/null || true
-            if [[ -n $rate ]]; then
-                # shellcheck disable=SC2086
-                tc ${dev% *} qdisc add dev ${dev##* } root tbf rate "$rate" burst 64kb latency 50ms \
-                    || die "tc could not add a tbf qdisc on ${dev##* } (kernel without sch_tbf?)"
-            fi
-        done
+        shape_dev "$rate" "$(veth_of "$k")"
+        shape_dev "$rate" eth0 "$(netns_of "$k")"
     done
     echo "$profile" > "$STATE_DIR/profile"
 }
@@ -177,8 +179,23 @@ remove_network() {
 }
 
 # --- daemons -------------------------------------------------------------------------------------
+# The nodes share one kernel, and UCX (the netmod of the mpich wheel) decides that two processes
+# can use shared memory when their kernels' boot ids match, not their host names: left alone,
+# it would move inter-node traffic through /dev/shm and never touch the links (or their
+# shaping).  Every task of this cluster therefore gets UCX_TLS=tcp,self unless the job sets
+# UCX_TLS itself; MPICH still uses its own shared memory between ranks on the same node.
+write_task_prolog() {
+    cat > "$STATE_DIR/task_prolog.sh" <<'EOF'
+#!/bin/sh
+# Written by jobs/local_cluster.sh: make UCX cross the simulated links (see that script).
+[ -n "$UCX_TLS" ] || echo "export UCX_TLS=tcp,self"
+EOF
+    chmod 0755 "$STATE_DIR/task_prolog.sh"
+}
+
 write_conf() {
     local n=$1 k
+    write_task_prolog
     {
         echo "# Written by jobs/local_cluster.sh: a $n-node test cluster (see the comments in that script)."
         write_common_conf
@@ -190,6 +207,7 @@ SlurmdTimeout=10
 SlurmdSpoolDir=$STATE_DIR/spool/%n
 SlurmdLogFile=$LOG/slurmd-%n.log
 SlurmdPidFile=$RUN/slurmd-%n.pid
+TaskProlog=$STATE_DIR/task_prolog.sh
 EOF
         for ((k = 1; k <= n; k++)); do
             echo "NodeName=node$k NodeAddr=$(addr_of "$k") CPUs=$CPUS Sockets=1 CoresPerSocket=$CPUS ThreadsPerCore=1"
