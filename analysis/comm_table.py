@@ -9,8 +9,8 @@ Reads, for each profile P (loopback, 10gbe, 1gbe) and node count N found in OUT_
     last epoch: ``images_per_s`` and the Allreduce share of a step,
     time_allreduce / (time_compute + time_allreduce + time_optim), where time_allreduce is the
     wait for the reduction (with --overlap-allreduce: the part not hidden behind backward).
-Prints a Markdown table (and writes it to --out if given): medians over the repeats R, and the
-number of repeats.  Logs that are not completed are left out and counted.
+Prints a Markdown table (and writes it to --out if given): medians over the repeats R, images/s
+with its [min-max] over the repeats, and the number of repeats.  Logs that are not completed are left out and counted.
 """
 
 import argparse
@@ -80,10 +80,10 @@ def table(out_dir):
             med = {}
             for mode in MODES:
                 figures = runs.get((profile, nodes, mode), [])
-                ips = statistics.median(f[0] for f in figures) if figures else float("nan")
+                ips = [f[0] for f in figures] or [float("nan")]
                 share = statistics.median(f[1] for f in figures) if figures else float("nan")
-                med[mode] = ips
-                cells += [f"{ips:.0f}", f"{100 * share:.1f}%"]
+                med[mode] = statistics.median(ips)
+                cells += [f"{med[mode]:.0f} [{min(ips):.0f}-{max(ips):.0f}]", f"{100 * share:.1f}%"]
             reps = min(len(runs.get((profile, nodes, m), [])) for m in MODES)
             cells += [f"{med['overlap'] / med['blocking']:.2f}", str(reps)]
             lines.append("| " + " | ".join(cells) + " |")
