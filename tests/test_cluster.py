@@ -35,7 +35,12 @@ from test_slurm import BIN, CANNOT_RUN_HERE, DATA, JOBS, TINY_GRID, Cluster, _ex
 SCRIPT = JOBS / "local_cluster.sh"
 TWO_BY_TWO = ["--nodes=2", "--ntasks-per-node=2"]
 HOSTS = ["node1", "node1", "node2", "node2"]
-LAUNCHERS = {"mpiexec": f"{BIN / 'mpiexec'} -n 4", "srun-pmi2": "srun --mpi=pmi2"}
+LAUNCHERS = {"mpiexec": f"{BIN / 'mpiexec'} -n 4", "srun-pmi2": "srun --mpi=pmi2 --kill-on-bad-exit=1"}
+# A known, intermittent failure of MPICH's PMI2 client against Slurm's pmi2 plugin (a garbled
+# request while the ranks exchange their addresses; jobs/README.md): MPI_Init fails on one rank
+# and --kill-on-bad-exit ends the job.  Not hpclars's to fix: a job that failed with exactly this
+# signature is submitted once more; any other failure, or this one twice, fails the test.
+PMI2_GARBLED = "mpi/pmi2: request not begin with 'cmd='"
 STEPS = 20
 RUN = ["--optimizer", "lars", "--batch-size", "256", "--epochs", "1", "--max-steps", str(STEPS),
        "--no-progress"]
@@ -147,9 +152,12 @@ def test_bad_usage_gets_one_clear_line_and_exit_2(args, message):
 def test_ranks_land_on_both_nodes(cluster, launcher):
     code = ("from mpi4py import MPI; import socket; c = MPI.COMM_WORLD; "
             "h = c.allgather(socket.gethostname()); c.rank or print(' '.join(h))")
-    out = cluster.work / f"hosts-{launcher}.out"
-    r = cluster.run("sbatch", "--wait", *TWO_BY_TWO, f"--output={out}",
-                    f"--wrap={LAUNCHERS[launcher]} {sys.executable} -c \"{code}\"", timeout=120)
+    for attempt in (1, 2):
+        out = cluster.work / f"hosts-{launcher}-{attempt}.out"
+        r = cluster.run("sbatch", "--wait", *TWO_BY_TWO, f"--output={out}",
+                        f"--wrap={LAUNCHERS[launcher]} {sys.executable} -c \"{code}\"", timeout=120)
+        if r.returncode == 0 or PMI2_GARBLED not in (out.read_text(errors="replace") if out.exists() else ""):
+            break
     assert r.returncode == 0, r.stderr + (out.read_text() if out.exists() else "")
     assert out.read_text().split() == HOSTS
 
@@ -158,8 +166,11 @@ def test_ranks_land_on_both_nodes(cluster, launcher):
 
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
 def test_two_nodes_by_two_ranks_equal_one_node_four_ranks(cluster, one_node_four_ranks, launcher):
-    r, job, outputs = cluster.sbatch("train.sbatch", *RUN, options=TWO_BY_TWO,
-                                     export={"LAUNCH": LAUNCHERS[launcher]}, timeout=300)
+    for attempt in (1, 2):
+        r, job, outputs = cluster.sbatch("train.sbatch", *RUN, options=TWO_BY_TWO,
+                                         export={"LAUNCH": LAUNCHERS[launcher]}, timeout=300)
+        if r.returncode == 0 or PMI2_GARBLED not in cluster.explain(r, outputs):
+            break
     assert r.returncode == 0, cluster.explain(r, outputs)
     log = read_log(cluster.work / "runs" / f"train-{job}.h5")
     ref = one_node_four_ranks
