@@ -14,7 +14,11 @@ warm-up first, then several repeats, the median quoted.
   per rank, in the same run.
 - ``allreduce``: OSU-style latency of ``Allreduce`` for the model's gradient
   buffer and sizes around it, beside the per-step compute time, so the
-  fraction of a step spent communicating is visible at any rank count.
+  fraction of a step spent communicating is visible at any rank count; then
+  the latency-bandwidth (alpha-beta) model fitted to those medians, and the
+  same model with the per-message latency of real links added analytically
+  (labelled MODELLED: the network it ran on may add bandwidth limits with
+  ``tc`` but cannot add latency).
 
 Deliberately left out: asserting anything about speed (tests never time).
 """
@@ -304,6 +308,7 @@ def bench_allreduce(args):
         print(f"# per-step compute (fwd+bwd+optimizer, {args.batch_size // comm.size} images per rank, "
               f"global batch {args.batch_size}): {1e3 * t_step:.3f} ms on rank 0")
         print(f"{'floats':>10} {'bytes':>10} {'min us':>9} {'median us':>10} {'max us':>9} {'% of step':>9}")
+    medians = []
     for n in sizes:
         buf = np.ones(n, dtype=np.float32)
         times = []
@@ -317,11 +322,66 @@ def bench_allreduce(args):
         t = np.array(times)
         worst = np.zeros(3)
         comm.comm.Allreduce(np.array([t.min(), np.median(t), t.max()]), worst, op=MPI.MAX)
+        medians.append(worst[1])
         if comm.is_root:
             mark = "  <- gradient buffer" if n == LAYOUT.size + 4 else ""
             frac = 100 * worst[1] / (worst[1] + t_step)
             print(f"{n:>10} {4 * n:>10} {1e6 * worst[0]:9.1f} {1e6 * worst[1]:10.1f} "
                   f"{1e6 * worst[2]:9.1f} {frac:8.1f}%{mark}", flush=True)
+    if comm.is_root and comm.size > 1:
+        _print_model(sizes, medians, t_step, comm.size)
+
+
+# Per-message latency of real links, in seconds (low, high), added by the model: what an
+# emulation with tc (no netem) cannot add.  RDMA and kernel bypass give InfiniBand its ~1-2 us;
+# TCP over Ethernet pays the kernel stack, interrupts and switch hops on every message.
+LINK_LATENCY = {
+    "100 Gb/s InfiniBand": (1e-6, 2e-6),
+    "10 GbE (TCP)": (20e-6, 50e-6),
+    "1 GbE (TCP)": (50e-6, 100e-6),
+}
+
+
+def fit_alpha_beta(nbytes, seconds):
+    """Least-squares fit of T(n) = alpha + beta * n to measured Allreduce times.
+
+    alpha (s) is the size-independent cost (latency of every round plus software
+    overhead), beta (s/byte) the per-byte cost (bandwidth of every round plus the
+    reduction arithmetic).  The residuals are relative (weights 1/t), so the sizes,
+    which span three decades, count alike and one noisy large message cannot
+    swamp the small ones that determine alpha.  Returns (alpha, beta); alpha is
+    clipped at 0.
+    """
+    n, t = np.asarray(nbytes, dtype=float), np.asarray(seconds, dtype=float)
+    if len(n) < 2 or np.ptp(n) == 0:
+        raise ValueError("the alpha-beta fit needs at least two different message sizes")
+    beta, alpha = np.polyfit(n, t, 1, w=1.0 / t)
+    return max(float(alpha), 0.0), float(beta)
+
+
+def latency_rounds(size):
+    """Messages on the critical path of one large Allreduce over ``size`` ranks: reduce-scatter
+    by recursive halving then allgather by recursive doubling (Rabenseifner; MPICH's choice for
+    large messages), 2 ceil(log2 p) rounds, each paying the link latency once."""
+    return 2 * int(np.ceil(np.log2(size))) if size > 1 else 0
+
+
+def _print_model(sizes, medians, t_step, size):
+    alpha, beta = fit_alpha_beta([4 * n for n in sizes], medians)
+    grad = 4 * (LAYOUT.size + 4)
+    t_fit = alpha + beta * grad
+    rounds = latency_rounds(size)
+    print(f"# alpha-beta fit over the sizes above: T(n) = alpha + beta n, alpha = {1e6 * alpha:.1f} us, "
+          f"beta = {1e9 * beta:.3f} ns/byte ({1e-9 / beta if beta > 0 else float('inf'):.2f} GB/s effective)")
+    print(f"# MODELLED, not measured: the fit plus {rounds} latency-bound rounds "
+          f"(2 ceil(log2 {size})) x the link latency, for the {grad}-byte gradient buffer")
+    print(f"{'link':>22} {'latency us':>11} {'Allreduce us':>13} {'% of step':>10}")
+    print(f"{'fit (this network)':>22} {'-':>11} {1e6 * t_fit:13.1f} {100 * t_fit / (t_fit + t_step):9.1f}%")
+    for name, (low, high) in LINK_LATENCY.items():
+        lo, hi = t_fit + rounds * low, t_fit + rounds * high
+        print(f"{name:>22} {f'{1e6 * low:.0f}-{1e6 * high:.0f}':>11} "
+              f"{f'{1e6 * lo:.0f}-{1e6 * hi:.0f}':>13} "
+              f"{f'{100 * lo / (lo + t_step):.1f}-{100 * hi / (hi + t_step):.1f}%':>10}")
 
 
 def _ints(text):
@@ -370,4 +430,5 @@ def main(args):
     return 0
 
 
-__all__ = ["add_parser", "main", "median_time", "sgemm_gflops", "TRAIN_FLOPS"]
+__all__ = ["add_parser", "main", "median_time", "sgemm_gflops", "TRAIN_FLOPS", "fit_alpha_beta",
+           "latency_rounds", "LINK_LATENCY"]

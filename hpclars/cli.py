@@ -69,6 +69,10 @@ HELP = {
     "threads": "OpenMP threads per rank",
     "progress": "show a tqdm progress bar (rate, ETA, loss) on rank 0 while an epoch runs; only "
                 "when stderr is a terminal, so none under mpiexec (pipes) or in batch logs",
+    "overlap_allreduce": "sum each layer's gradient over the ranks with a non-blocking Allreduce as "
+                         "soon as the backward pass has produced it (fc3 first, conv1 last), and "
+                         "wait only before the optimizer step; pays off on slow networks "
+                         "(BENCHMARKS.md); same results as the blocking Allreduce to rounding",
     "preset": f"named set of overrides applied before the flags: {', '.join(sorted(C.PRESETS))}",
 }
 

@@ -76,6 +76,7 @@ class Config:
     eval_every: int = 1             # epochs between evaluations (the last epoch always is)
     chunk_size: int = 256           # images per kernel call; bounds memory
     threads: int = 1                # OpenMP threads per rank
+    overlap_allreduce: bool = False  # Iallreduce each layer's gradient as backward produces it
     progress: bool = True
     preset: str = ""
 

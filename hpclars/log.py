@@ -9,6 +9,9 @@ root attributes
     message                   why the run ended that way ("" when completed)
     world_size                MPI ranks that trained it
     hpclars_version, hostname, created (ISO 8601 UTC), n_params
+    rank_hosts                JSON list: the host name of each rank, by rank, of the
+                              latest attempt (a requeued run may land on other nodes);
+                              absent in logs written before it existed
     schedule                  the learning-rate schedule and its parameters, JSON
     tensor_names              the parameter tensors, in buffer order
 /epochs/<field>               1-D, one entry per evaluated epoch; epoch 0 is the
@@ -189,6 +192,11 @@ class RunData:
     @property
     def world_size(self):
         return int(self.attrs["world_size"])
+
+    @property
+    def rank_hosts(self):
+        """The host of each rank, by rank ([] for logs older than the attribute)."""
+        return json.loads(self.attrs.get("rank_hosts", "[]"))
 
     def final(self, field):
         """The field's value at the last logged epoch (NaN if none)."""

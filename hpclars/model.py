@@ -68,6 +68,19 @@ def make_layout(specs=PARAM_SHAPES):
 LAYOUT = make_layout()
 
 
+def layer_slices(layout=LAYOUT):
+    """Layer name ("conv1", ..., "fc3") -> the slice of the flat buffer holding its weight
+    and bias, which are adjacent, in buffer order."""
+    spans = {}
+    for name, s in zip(layout.names, layout.slices):
+        layer = name.rsplit(".", 1)[0]
+        lo, hi = spans.get(layer, (s.start, s.stop))
+        if hi != s.start and (lo, hi) != (s.start, s.stop):
+            raise ValueError(f"the tensors of layer {layer} are not adjacent in the layout")
+        spans[layer] = (min(lo, s.start), max(hi, s.stop))
+    return {layer: slice(lo, hi) for layer, (lo, hi) in spans.items()}
+
+
 def fans(shape):
     """(fan_in, fan_out) of a weight tensor, as Keras and PyTorch count them.
 
@@ -134,6 +147,10 @@ def init_params(flat, seed, scheme="he-normal", layout=LAYOUT):
     return flat
 
 
+def _nothing(layer):
+    pass
+
+
 class LeNet:
     """Forward and backward passes with preallocated activations for one chunk."""
 
@@ -192,32 +209,43 @@ class LeNet:
         k.dense_forward(h2, p["fc3.w"], p["fc3.b"], logits, t)
         return logits
 
-    def _backward(self, p, g, x, n):
+    def _backward(self, p, g, x, n, done):
+        """``done(layer)`` is called as soon as that layer's gradients are written."""
         k, t = self.k, self.nthreads
         dlogits, dh2, dh1 = self.dlogits[:n], self.dh2[:n], self.dh1[:n]
         dp2, da2, dp1, da1 = self.dp2[:n], self.da2[:n], self.dp1[:n], self.da1[:n]
         h1, h2 = self.h1[:n], self.h2[:n]
         k.dense_backward(h2, p["fc3.w"], dlogits, dh2, g["fc3.w"], g["fc3.b"], t)
+        done("fc3")
         k.relu_backward(h2, dh2, dh2, t)
         k.dense_backward(h1, p["fc2.w"], dh2, dh1, g["fc2.w"], g["fc2.b"], t)
+        done("fc2")
         k.relu_backward(h1, dh1, dh1, t)
         k.dense_backward(self.p2[:n].reshape(n, 784), p["fc1.w"], dh1, dp2.reshape(n, 784),
                          g["fc1.w"], g["fc1.b"], t)
+        done("fc1")
         k.maxpool2_backward(dp2, self.i2[:n], da2, t)
         k.relu_backward(self.a2[:n], da2, da2, t)
         k.conv2d_backward(self.p1[:n], p["conv2.w"], da2, dp1, g["conv2.w"], g["conv2.b"], self.work, t)
+        done("conv2")
         k.maxpool2_backward(dp1, self.i1[:n], da1, t)
         k.relu_backward(self.a1[:n], da1, da1, t)
         k.conv2d_backward(x, p["conv1.w"], da1, None, g["conv1.w"], g["conv1.b"], self.work, t)
+        done("conv1")
 
-    def forward_backward(self, params, grads, images, labels, scale):
+    def forward_backward(self, params, grads, images, labels, scale, on_layer_done=None):
         """Accumulate ``scale`` * d(summed loss)/d(params) into ``grads``.
 
         params, grads: dicts of views (``LAYOUT.views(flat)``); grads are added to,
         not overwritten.  images: (n, 28, 28) uint8 or (n, 1, 28, 28) float;
         labels: (n,) int32.  Returns (summed loss, number correct).
+        ``on_layer_done(layer)``, if given, is called once per layer (fc3 first, conv1
+        last; names as in :func:`layer_slices`) as soon as its gradients are final,
+        i.e. during the last chunk's backward pass, so that a caller can start
+        communicating them while the earlier layers are still being computed.
         """
         loss, correct = 0.0, 0
+        last = ((len(labels) - 1) // self.chunk) * self.chunk
         for lo in range(0, len(labels), self.chunk):
             hi = min(lo + self.chunk, len(labels))
             n = hi - lo
@@ -227,7 +255,8 @@ class LeNet:
                                                             self.nthreads)
             loss += chunk_loss
             correct += chunk_correct
-            self._backward(params, grads, x, n)
+            done = on_layer_done if on_layer_done is not None and lo == last else _nothing
+            self._backward(params, grads, x, n, done)
         return loss, correct
 
     def evaluate(self, params, images, labels):

@@ -37,75 +37,12 @@ set -euo pipefail
 
 readonly PROG=${0##*/}
 readonly DEFAULT_STATE_DIR=/tmp/hpclars-slurm
-readonly MUNGE_KEY=/etc/munge/munge.key
-
-die() { echo "$PROG: error: $*" >&2; exit 1; }
-cannot_run_here() { echo "$PROG: error: $*" >&2; exit 3; }
+# shellcheck source=jobs/slurm_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/slurm_common.sh"
 
 usage() {
     echo "usage: $PROG {start|stop|status} [STATE_DIR]   (default STATE_DIR: $DEFAULT_STATE_DIR)" >&2
     exit 2
-}
-
-# --- paths -------------------------------------------------------------------------------------
-set_paths() {
-    # Absolute, so that the printed SLURM_CONF works from any directory.
-    STATE_DIR=$(realpath -m -- "${1:-$DEFAULT_STATE_DIR}")
-    CONF=$STATE_DIR/slurm.conf
-    PIDS=$STATE_DIR/pids                  # "name pid" per line: the daemons this script started
-    RUN=$STATE_DIR/run                    # daemon PID files
-    LOG=$STATE_DIR/log
-    MUNGE_DIR=$STATE_DIR/munge            # this cluster's own munged: socket, pid, log, seed
-    MUNGE_SOCKET=$MUNGE_DIR/munge.socket
-    export SLURM_CONF=$CONF               # for the scontrol/sinfo/squeue calls below
-}
-
-# --- recorded daemons ----------------------------------------------------------------------------
-# A recorded PID counts as ours only while it is alive and still runs the program we started
-# (PIDs are reused), so a stale file after a reboot is harmless.
-recorded_pids() {                         # prints "name pid" for each recorded daemon still alive
-    [[ -f $PIDS ]] || return 0
-    local name pid
-    while read -r name pid; do
-        [[ -n $pid && -r /proc/$pid/comm && $(cat "/proc/$pid/comm" 2>/dev/null) == "$name" ]] \
-            && echo "$name $pid"
-    done < "$PIDS"
-    return 0
-}
-
-record_pid() {                            # record_pid NAME PIDFILE: wait for the daemon's PID file
-    local name=$1 pidfile=$2 i pid
-    for ((i = 0; i < 100; i++)); do
-        pid=$(cat "$pidfile" 2>/dev/null || true)
-        if [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == "$name" ]]; then
-            echo "$name $pid" >> "$PIDS"
-            return 0
-        fi
-        sleep 0.1
-    done
-    die "$name did not start; see $LOG/ and $MUNGE_DIR/munged.log"
-}
-
-# --- install -------------------------------------------------------------------------------------
-ensure_installed() {
-    # The daemons are in /usr/sbin, which a non-login root shell may not have on PATH.
-    export PATH=$PATH:/usr/sbin:/sbin
-    if command -v slurmctld >/dev/null && command -v slurmd >/dev/null \
-        && command -v munged >/dev/null; then
-        return 0
-    fi
-    [[ $EUID -eq 0 ]] || cannot_run_here "slurmctld/slurmd/munged not found and not root:" \
-        "install slurm-wlm and munge (Debian/Ubuntu: apt-get install slurm-wlm munge), or run as root"
-    command -v apt-get >/dev/null || cannot_run_here "slurmctld not found and no apt-get to" \
-        "install it: install SLURM (slurmctld, slurmd) and munge with your package manager"
-    echo "$PROG: installing slurm-wlm and munge with apt-get (~10 s)"
-    mkdir -p "$LOG"
-    if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq \
-           && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-                  --no-install-recommends slurm-wlm munge; } > "$LOG/apt.log" 2>&1; then
-        tail -n 20 "$LOG/apt.log" >&2
-        cannot_run_here "apt-get could not install slurm-wlm and munge (log: $LOG/apt.log)"
-    fi
 }
 
 # --- host name -----------------------------------------------------------------------------------
@@ -119,33 +56,6 @@ ensure_hostname_resolves() {
     fi
 }
 
-# --- munge ---------------------------------------------------------------------------------------
-# One munged per cluster, on a socket inside STATE_DIR (AuthInfo=socket=... below), so that this
-# cluster neither depends on nor disturbs a munged the machine may already run.  It shares the
-# machine's key, which munged insists is owned by the munge user and not readable by others.
-start_munge() {
-    if [[ ! -f $MUNGE_KEY ]]; then
-        mkdir -p "${MUNGE_KEY%/*}"
-        mungekey --create --keyfile="$MUNGE_KEY"
-    fi
-    chown munge:munge "${MUNGE_KEY%/*}" "$MUNGE_KEY"
-    chmod 0700 "${MUNGE_KEY%/*}"
-    chmod 0400 "$MUNGE_KEY"
-    # The default socket directory, for `munge`/`unmunge` users who do not pass -S.
-    install -d -o munge -g munge -m 0755 /run/munge
-    # munged runs as munge and refuses a socket directory that not everyone can traverse.
-    install -d -o munge -g munge -m 0755 "$MUNGE_DIR"
-    runuser -u munge -- test -x "$STATE_DIR" \
-        || die "the munge user cannot reach $STATE_DIR: use a state directory whose parents are world-traversable (e.g. under /tmp)"
-    rm -f "$MUNGE_DIR/munged.pid"
-    runuser -u munge -- munged --socket="$MUNGE_SOCKET" --pid-file="$MUNGE_DIR/munged.pid" \
-        --log-file="$MUNGE_DIR/munged.log" --seed-file="$MUNGE_DIR/munged.seed" \
-        || die "munged did not start; see $MUNGE_DIR/munged.log"
-    record_pid munged "$MUNGE_DIR/munged.pid"
-    munge -S "$MUNGE_SOCKET" -n | unmunge -S "$MUNGE_SOCKET" >/dev/null \
-        || die "munged does not answer on $MUNGE_SOCKET; see $MUNGE_DIR/munged.log"
-}
-
 # --- slurm.conf ----------------------------------------------------------------------------------
 write_conf() {
     local ctld_port=${HPCLARS_SLURMCTLD_PORT:-6817} slurmd_port=${HPCLARS_SLURMD_PORT:-6818} mem
@@ -154,33 +64,12 @@ write_conf() {
     [[ -n $mem ]] || die "could not read RealMemory from 'slurmd -C'"
     cat > "$CONF" <<EOF
 # Written by jobs/local_slurm.sh: a single-node test cluster (see the comments in that script).
-ClusterName=hpclars
+$(write_common_conf)
 SlurmctldHost=$HOST(127.0.0.1)
 SlurmctldPort=$ctld_port
 SlurmdPort=$slurmd_port
-AuthType=auth/munge
-CredType=cred/munge
-AuthInfo=socket=$MUNGE_SOCKET,cred_expire=10
-SlurmUser=root
-SlurmdUser=root
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-MpiDefault=pmi2
-SchedulerType=sched/backfill
-SchedulerParameters=batch_sched_delay=0,bf_interval=2,sched_interval=5
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-SlurmdParameters=config_overrides
-ReturnToService=2
-KillWait=5
-MinJobAge=5
-StateSaveLocation=$STATE_DIR/ctld
 SlurmdSpoolDir=$STATE_DIR/spool
-SlurmctldLogFile=$LOG/slurmctld.log
 SlurmdLogFile=$LOG/slurmd.log
-SlurmctldPidFile=$RUN/slurmctld.pid
 SlurmdPidFile=$RUN/slurmd.pid
 NodeName=$HOST NodeAddr=127.0.0.1 CPUs=4 Sockets=1 CoresPerSocket=4 ThreadsPerCore=1 RealMemory=$mem
 PartitionName=debug Nodes=ALL Default=YES MaxTime=02:00:00 State=UP
@@ -241,40 +130,18 @@ cmd_start() {
 }
 
 cmd_stop() {
-    local live name pid i
+    local live name pid
     live=$(recorded_pids)
     if [[ -z $live ]]; then
         echo "$PROG: nothing running for $STATE_DIR"
         rm -f "$PIDS"
         return 0
     fi
-    # Cancel this cluster's jobs first, so that no slurmstepd or rank outlives its slurmd.
-    if scontrol ping 2>/dev/null | grep -q 'is UP'; then
-        local jobs
-        jobs=$(squeue -h -o '%A' 2>/dev/null | sort -u | tr '\n' ' ')
-        if [[ -n ${jobs// /} ]]; then
-            # shellcheck disable=SC2086  # one argument per job id
-            scancel $jobs 2>/dev/null || true
-            for ((i = 0; i < 50; i++)); do
-                [[ -z $(squeue -h -o '%A' 2>/dev/null) ]] && break
-                sleep 0.2
-            done
-        fi
-    fi
+    cancel_all_jobs
     # slurmd before slurmctld before munged: each still needs the next while shutting down.
     for name in slurmd slurmctld munged; do
         pid=$(awk -v n="$name" '$1 == n { print $2 }' <<< "$live")
-        [[ -n $pid ]] || continue
-        kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < 100; i++)); do
-            [[ -d /proc/$pid ]] || break
-            sleep 0.1
-        done
-        if [[ -d /proc/$pid ]]; then
-            echo "$PROG: $name ($pid) ignored SIGTERM for 10 s; sending SIGKILL" >&2
-            kill -KILL "$pid" 2>/dev/null || true
-            while [[ -d /proc/$pid ]]; do sleep 0.1; done
-        fi
+        if [[ -n $pid ]]; then stop_pid "$name" "$pid"; fi
     done
     rm -f "$PIDS"
     echo "$PROG: stopped ($STATE_DIR)"
@@ -299,7 +166,7 @@ cmd_status() {
 
 main() {
     [[ $# -ge 1 && $# -le 2 ]] || usage
-    set_paths "${2:-}"
+    set_common_paths "${2:-$DEFAULT_STATE_DIR}"
     case $1 in
         start) cmd_start ;;
         stop) cmd_stop ;;
