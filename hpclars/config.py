@@ -21,6 +21,7 @@ LARS_MODES = ("scale", "clip")
 LARS_MOMENTUM = ("inside", "after")
 
 TRAIN_SIZE = 60000
+FLOAT32_TINY = 2.0 ** -126  # the smallest normal float32: a smaller adam_eps rounds towards 0
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,9 @@ def validate(cfg):
     _at_least(cfg, "lars_eps", 0)
     _in_range(cfg, "beta1", 0, 1)
     _in_range(cfg, "beta2", 0, 1)
-    _at_least(cfg, "adam_eps", 0)
+    if not (isinstance(cfg.adam_eps, (int, float)) and FLOAT32_TINY <= cfg.adam_eps < math.inf):
+        raise ConfigError(f"--adam-eps: must be >= 2**-126 = 1.18e-38 (a normal float32; at 0 "
+                          f"the update is 0/0 wherever a gradient entry is 0), got {cfg.adam_eps!r}")
     _at_least(cfg, "seed", 0)
     _at_least(cfg, "checkpoint_every", 0)
     _at_least(cfg, "eval_every", 1)
