@@ -151,8 +151,8 @@ def _bcast_mnist(comm, data):
     shapes = comm.bcast_obj(None if data is None else
                             [(a.shape, a.dtype.str) for a in
                              (data.train_images, data.train_labels, data.test_images, data.test_labels)])
-    # The loader hands out read-only arrays; MPI wants writable buffers.
-    arrays = ([a if a.flags.writeable or comm.size == 1 else a.copy() for a in
+    # The loader hands out read-only arrays; MPI wants writable buffers (at any rank count).
+    arrays = ([a if a.flags.writeable else a.copy() for a in
                (data.train_images, data.train_labels, data.test_images, data.test_labels)]
               if comm.is_root else [np.empty(s, dtype=np.dtype(d)) for s, d in shapes])
     for a in arrays:
