@@ -179,13 +179,13 @@ def _check_checkpoint_content(saved, path, cfg):
     """The checkpoint's arrays and position fit this model, optimizer and run."""
     state_names = make_optimizer(cfg, LAYOUT).state_names
     sizes = {"params": saved.params.size, **{k: np.size(saved.optimizer_state.get(k)) for k in state_names}}
-    wrong = [f"{k} has {n} values" for k, n in sizes.items() if n != LAYOUT.size]
+    wrong = [f"{k} has {n} values, expected {LAYOUT.size}" for k, n in sizes.items() if n != LAYOUT.size]
     pos = saved.position
     if not (1 <= pos.get("epoch", 0) <= cfg.epochs and 0 <= pos.get("batch", -1) <= C.steps_per_epoch(cfg)):
         wrong.append(f"position {pos} is outside the run")
     if wrong:
-        raise C.ConfigError(f"--resume: {path}: {'; '.join(wrong)} (expected {LAYOUT.size} values); "
-                            "delete it to restart the run from the beginning, or pass --overwrite")
+        raise C.ConfigError(f"--resume: {path}: {'; '.join(wrong)}; delete it to restart the run "
+                            "from the beginning, or pass --overwrite")
 
 
 def _bcast_mnist(comm, data):

@@ -272,7 +272,7 @@ def test_output_path_checks(tmp_path, data_dir):
     junk = tmp_path / "junk.h5"
     junk.write_text("hello")
     proc = run(train_args(junk, data_dir, resume=True))
-    assert proc.returncode == 2 and "is not a readable hpclars log" in proc.stderr
+    assert proc.returncode == 2 and f"{junk}: not a readable hpclars log" in proc.stderr
 
 
 def test_corrupt_data_gets_one_clear_error(tmp_path, data_dir):
