@@ -22,6 +22,11 @@ from .config import normalize
 from .log import write_atomically
 
 FORMAT = "hpclars-checkpoint"
+FORMAT_VERSION = 1  # checkpoints written before this attribute existed are version 1 too
+
+
+class CheckpointError(ValueError):
+    """A file is not a usable hpclars checkpoint; the message is one line naming it."""
 
 
 def checkpoint_path(out):
@@ -37,6 +42,7 @@ def save(path, params, optimizer_state, position, accumulators, config_json, wor
 
     def fill(f):
         f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["config"] = config_json
         f.attrs["world_size"] = int(world_size)
         f.attrs["position"] = json.dumps(position)
@@ -65,16 +71,43 @@ class Checkpoint:
 
 
 def load(path):
+    """Read the checkpoint at ``path``; returns a :class:`Checkpoint` (params float32, 1-D).
+
+    Raises :class:`CheckpointError` naming the file and what is wrong: missing,
+    truncated or not HDF5, another program's file, another format version, or
+    part of its content missing.
+    """
     path = os.fspath(path)
-    with h5py.File(path, "r") as f:
-        if f.attrs.get("format") != FORMAT:
-            raise ValueError(f"{path}: not an hpclars checkpoint")
-        state = {"t": int(f.attrs["optimizer_t"])}
-        state.update({k: f["optimizer"][k][()] for k in f["optimizer"]})
-        acc = json.loads(f.attrs["accumulators"])
-        acc.update({k: f["accumulators"][k][()] for k in f["accumulators"]})
-        return Checkpoint(
-            params=f["params"][()], optimizer_state=state,
-            position=json.loads(f.attrs["position"]), accumulators=acc,
-            config=normalize(json.loads(f.attrs["config"])), world_size=int(f.attrs["world_size"]),
-        )
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            return _load(f, path)
+    except CheckpointError:
+        raise
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such file") from None
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        text = " ".join((str(exc) or type(exc).__name__).split())
+        raise CheckpointError(f"{path}: not a readable hpclars checkpoint ({text})") from None
+
+
+def _load(f, path):
+    fmt = f.attrs.get("format")
+    fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
+    if fmt != FORMAT:
+        raise CheckpointError(f"{path}: not an hpclars checkpoint (attribute 'format' is {fmt!r})")
+    version = int(f.attrs.get("format_version", 1))
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: hpclars checkpoint format version {version}; this hpclars "
+                              f"reads version {FORMAT_VERSION}")
+    state = {"t": int(f.attrs["optimizer_t"])}
+    state.update({k: f["optimizer"][k][()] for k in f["optimizer"]})
+    acc = json.loads(f.attrs["accumulators"])
+    acc.update({k: f["accumulators"][k][()] for k in f["accumulators"]})
+    params = f["params"][()]
+    if params.dtype != np.float32 or params.ndim != 1:
+        raise CheckpointError(f"{path}: params are {params.dtype} {params.shape}, expected float32 (n,)")
+    return Checkpoint(
+        params=params, optimizer_state=state,
+        position=json.loads(f.attrs["position"]), accumulators=acc,
+        config=normalize(json.loads(f.attrs["config"])), world_size=int(f.attrs["world_size"]),
+    )

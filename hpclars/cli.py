@@ -5,8 +5,8 @@ dataclass stays the only home of defaults; each flag's help text lives here.
 Every flag is validated before MPI communication or data loading starts.
 
 Exit codes: 0 completed (or diverged: the status is in the log), 1 failure,
-2 bad arguments, 75 stopped by a signal or stop file after checkpointing
-(requeue and run again with --resume).
+2 bad arguments or a bad input file (data, log, checkpoint, grid), 75 stopped by
+a signal or stop file after checkpointing (requeue and run again with --resume).
 """
 
 import argparse
@@ -229,10 +229,22 @@ def _sweep(args):
     from . import sweep
 
     if args.count or args.list or args.print_config:
+        _checked_grid(sweep, args.grid, args.out_dir or ".")
         sweep.main(args)
         return EXIT_OK
-    sweep.load_grid(args.grid, args.out_dir or ".")  # a bad grid fails before MPI starts
+    _checked_grid(sweep, args.grid, args.out_dir or ".")  # a bad grid fails before MPI starts
     return _collective(lambda comm: sweep.main(args, comm))
+
+
+def _checked_grid(sweep, path, out_dir):
+    """Load the grid; anything malformed becomes one line naming the file."""
+    try:
+        return sweep.load_grid(path, out_dir)
+    except C.ConfigError:
+        raise
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:  # wrong types, binary junk
+        text = " ".join((str(exc) or type(exc).__name__).split())
+        raise C.ConfigError(f"--grid: {path} is not a valid grid file ({type(exc).__name__}: {text})") from None
 
 
 def _tune(args):
@@ -296,9 +308,9 @@ def main(argv=None):
     except C.ConfigError as exc:
         _error_once(f"hpclars {args.command}: error: {exc}")
         return EXIT_USAGE
-    except DataError as exc:
+    except DataError as exc:  # a missing, corrupt or foreign data file is bad input too
         _error_once(f"hpclars {args.command}: data error: {exc}")
-        return EXIT_FAILURE
+        return EXIT_USAGE
     except BrokenPipeError:  # output piped into a reader that stopped early (`| head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILURE

@@ -3,7 +3,9 @@
 Everything goes through buffer-based (capital-letter) mpi4py calls on
 contiguous arrays; the step's gradient is averaged with ONE in-place
 ``Allreduce``.  Every helper is a no-op at one process, so the same code runs
-with and without ``mpiexec``.
+with and without ``mpiexec``; but it checks its buffer (dtype, C-contiguous,
+writeable) at every world size, so a buffer MPI would refuse at N ranks fails
+the 1-rank tests too.
 
 A failure on any rank must end the whole job, never hang it:
 :func:`abort_on_error` prints the failing rank's message and calls
@@ -22,6 +24,23 @@ import numpy as np
 from mpi4py import MPI
 
 
+REDUCIBLE = tuple(np.dtype(t) for t in (np.float32, np.float64, np.int32, np.int64))
+BROADCASTABLE = REDUCIBLE + tuple(np.dtype(t) for t in (np.uint8, np.int8, np.uint32, np.uint64))
+
+
+def _check_buffer(buf, call, dtypes):
+    """What the N-rank path requires of a buffer, checked at every world size."""
+    if not isinstance(buf, np.ndarray):
+        raise ValueError(f"{call}: buffer must be a numpy.ndarray, got {type(buf).__name__}")
+    if buf.dtype not in dtypes:
+        raise ValueError(f"{call}: buffer dtype {buf.dtype} is not one of "
+                         f"{', '.join(str(d) for d in dtypes)}")
+    if not buf.flags.c_contiguous:
+        raise ValueError(f"{call}: buffer must be C-contiguous (got a strided view of shape {buf.shape})")
+    if not buf.flags.writeable:
+        raise ValueError(f"{call}: buffer must be writeable (it is received into in place)")
+
+
 class Comm:
     """COMM_WORLD with the trainer's collective operations."""
 
@@ -35,18 +54,31 @@ class Comm:
         return self.rank == 0
 
     def allreduce_sum_(self, buf):
-        """Sum ``buf`` (contiguous float32/float64) over ranks, in place."""
+        """Sum ``buf`` over ranks, in place; returns it.
+
+        buf: C-contiguous, writeable ndarray of float32, float64, int32 or int64 (any
+        shape).  Raises ValueError naming what is wrong otherwise, at every world
+        size: mpi4py refuses such buffers at N ranks, so one rank refuses them too.
+        """
+        _check_buffer(buf, "allreduce_sum_", REDUCIBLE)
         if self.size > 1:
             self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
         return buf
 
     def allreduce_max_(self, buf):
+        """Elementwise maximum over ranks, in place; ``buf`` as for :meth:`allreduce_sum_`."""
+        _check_buffer(buf, "allreduce_max_", REDUCIBLE)
         if self.size > 1:
             self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.MAX)
         return buf
 
     def bcast_(self, buf, root=0):
-        """Broadcast a contiguous array from ``root``, in place."""
+        """Broadcast ``buf`` from ``root``, in place; returns it.
+
+        buf: C-contiguous, writeable ndarray of a numeric dtype (uint8, int32, float32,
+        ...), the same shape on every rank.  Raises ValueError as :meth:`allreduce_sum_`.
+        """
+        _check_buffer(buf, "bcast_", BROADCASTABLE)
         if self.size > 1:
             self.comm.Bcast(buf, root=root)
         return buf

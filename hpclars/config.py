@@ -29,6 +29,7 @@ WEIGHT_DECAY_EXCLUDES = ("none", "bias")   # which tensors get no weight decay
 SYSTEMDS_MIN_NORM = 1e-3                   # the ||w|| threshold of the systemds rule
 
 TRAIN_SIZE = 60000
+FLOAT32_TINY = 2.0 ** -126  # the smallest normal float32: a smaller adam_eps rounds towards 0
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ PRESET_ORIGINS = {
 # computes (beyond float rounding): a resume may change them, and the analysis ignores them when
 # it decides which runs are repeats of one configuration.
 RUN_CONTROL = ("out", "overwrite", "resume", "stop_file", "progress", "data_dir", "threads",
-               "chunk_size", "checkpoint_every", "preset")
+               "chunk_size", "checkpoint_every", "preset", "overlap_allreduce")
 
 
 def field_names():
@@ -312,7 +313,9 @@ def validate(cfg):
     _at_least(cfg, "lars_eps", 0)
     _in_range(cfg, "beta1", 0, 1)
     _in_range(cfg, "beta2", 0, 1)
-    _at_least(cfg, "adam_eps", 0)
+    if not (isinstance(cfg.adam_eps, (int, float)) and FLOAT32_TINY <= cfg.adam_eps < math.inf):
+        raise ConfigError(f"--adam-eps: must be >= 2**-126 = 1.18e-38 (a normal float32; at 0 "
+                          f"the update is 0/0 wherever a gradient entry is 0), got {cfg.adam_eps!r}")
     _at_least(cfg, "seed", 0)
     _at_least(cfg, "checkpoint_every", 0)
     _at_least(cfg, "eval_every", 1)

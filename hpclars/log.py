@@ -7,7 +7,7 @@ root attributes
     config                    the full resolved Config as JSON
     status                    running | completed | diverged | failed | interrupted
     message                   why the run ended that way ("" when completed)
-    world_size                MPI ranks that trained it
+    world_size                MPI ranks of the latest start or resume (per epoch: /epochs/world_size)
     hpclars_version, hostname, created (ISO 8601 UTC), n_params
     rank_hosts                JSON list: the host name of each rank, by rank, of the
                               latest attempt (a requeued run may land on other nodes);
@@ -63,8 +63,10 @@ EPOCH_FIELDS = (
     "time_optim",       # seconds in the optimizer step (max over ranks)
     "time_eval",        # seconds evaluating (max over ranks)
     "images_per_s",     # training images per second this epoch (steps only)
-    "noise_scale",      # gradient noise scale B_simple (NaN with one rank)
+    "noise_scale",      # gradient noise scale B_simple (NaN unless every step of the epoch had >= 2 ranks)
+    "world_size",       # MPI ranks that ended the epoch (a resume may change it)
 )
+INT_FIELDS = ("epoch", "step", "world_size")
 TENSOR_FIELDS = ("weight_norm", "grad_norm", "local_lr")
 
 
@@ -73,7 +75,7 @@ def write_atomically(path, fill):
     path = os.fspath(path)
     tmp = f"{path}.tmp{os.getpid()}"
     try:
-        with h5py.File(tmp, "w") as f:
+        with h5py.File(tmp, "w", locking=False) as f:
             fill(f)
             f.flush()
         with open(tmp, "rb") as fh:
@@ -156,7 +158,7 @@ class RunLog:
         f.attrs["tensor_names"] = np.array(self.tensor_names, dtype=h5py.string_dtype())
         g = f.create_group("epochs")
         for name in EPOCH_FIELDS:
-            dtype = np.int64 if name in ("epoch", "step") else np.float64
+            dtype = np.int64 if name in INT_FIELDS else np.float64
             g.create_dataset(name, data=np.array(self.epochs[name], dtype=dtype))
         g = f.create_group("tensors")
         k = len(self.tensor_names)
@@ -212,15 +214,49 @@ def _attr(value):
     return value
 
 
+class LogError(ValueError):
+    """A file is not a readable hpclars log; the message is one line naming it."""
+
+
 def read_log(path):
-    """Read a run log written by :class:`RunLog`; raises ValueError if it is not one."""
+    """Read a run log written by :class:`RunLog`.
+
+    Returns a :class:`RunData`.  Raises :class:`LogError` (a ValueError) naming the
+    file and what is wrong with it: missing, unreadable, truncated or not HDF5,
+    another program's file, another format version, or a field missing.
+    """
     path = os.fspath(path)
-    with h5py.File(path, "r") as f:
-        if f.attrs.get("format") != FORMAT:
-            raise ValueError(f"{path}: not an hpclars log (attribute 'format' is {f.attrs.get('format')!r})")
-        attrs = {k: _attr(v) for k, v in f.attrs.items() if k != "tensor_names"}
-        names = [n.decode() if isinstance(n, bytes) else str(n) for n in f.attrs["tensor_names"]]
-        epochs = {k: f["epochs"][k][()] for k in f["epochs"]}
-        tensors = {k: f["tensors"][k][()] for k in f["tensors"]}
-        params = {k: f["params"][k][()] for k in f["params"]} if "params" in f else None
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            return _read_log(f, path)
+    except LogError:
+        raise
+    except FileNotFoundError:
+        raise LogError(f"{path}: no such file") from None
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        raise LogError(f"{path}: not a readable hpclars log ({_one_line(exc)})") from None
+
+
+def _one_line(exc):
+    return " ".join((str(exc) or type(exc).__name__).split())
+
+
+def _read_log(f, path):
+    fmt, version = _attr(f.attrs.get("format")), _attr(f.attrs.get("format_version"))
+    if fmt != FORMAT:
+        raise LogError(f"{path}: not an hpclars log (attribute 'format' is {fmt!r})")
+    if version != FORMAT_VERSION:
+        raise LogError(f"{path}: hpclars log format version {version!r}; this hpclars "
+                       f"({__version__}) reads version {FORMAT_VERSION}")
+    attrs = {k: _attr(v) for k, v in f.attrs.items() if k != "tensor_names"}
+    names = [n.decode() if isinstance(n, bytes) else str(n) for n in f.attrs["tensor_names"]]
+    epochs = {k: f["epochs"][k][()] for k in f["epochs"]}
+    tensors = {k: f["tensors"][k][()] for k in f["tensors"]}
+    params = {k: f["params"][k][()] for k in f["params"]} if "params" in f else None
+    if "world_size" not in epochs and "epoch" in epochs:  # written before it was logged per epoch
+        epochs["world_size"] = np.full(len(epochs["epoch"]), int(attrs["world_size"]), np.int64)
+    missing = sorted((set(EPOCH_FIELDS) - set(epochs)) | (set(TENSOR_FIELDS) - set(tensors)))
+    if missing:
+        raise LogError(f"{path}: hpclars log without the field(s) {', '.join(missing)}")
+    json.loads(attrs["config"])  # a log whose configuration does not parse is corrupt
     return RunData(path, attrs, epochs, tensors, names, params)

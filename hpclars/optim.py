@@ -16,8 +16,15 @@ applies unchanged.  This is the rule of TensorFlow's LARSOptimizer (tf.contrib.o
 SystemDS's ``nn/optim/lars.dml`` instead gives 1-D tensors and tensors with
 ||w|| < 1e-3 the global rate (``exclude_from_adaptation="systemds"``).
 
+Non-finite values: :meth:`Optimizer.nonfinite` says where parameters or
+state went NaN or inf, so the trainer can end the run as diverged; settings
+that would make an update undefined (``adam_eps`` 0: 0/0 where a gradient
+entry is 0) are refused by :func:`hpclars.config.validate`.
+
 Deliberately left out: gradient clipping and anything MPI.
 """
+
+import math
 
 import numpy as np
 
@@ -28,6 +35,11 @@ def norm(x):
     """Euclidean norm of a float32 array, accumulated in float64."""
     x = x.ravel()
     return float(np.sqrt(np.dot(x.astype(np.float64), x.astype(np.float64))))
+
+
+def _finite(x):
+    """True if no entry of ``x`` is NaN or inf (max and min propagate NaN)."""
+    return math.isfinite(float(x.max())) and math.isfinite(float(x.min()))
 
 
 def trust_ratio(w_norm, check_norm, denominator, coef=1.0, eps=0.0):
@@ -92,6 +104,20 @@ class Optimizer:
             self.local[i] = self._update(i, w, g, {k: v[sl] for k, v in self.state.items()}, lr)
         self.t += 1
 
+    def nonfinite(self, params):
+        """Where ``params`` (the flat float32 buffer) or the optimizer state hold NaN or inf.
+
+        Returns "" when everything is finite, else e.g. ``"parameters of fc1.b"`` or
+        ``"state v of fc1.b"`` (the first such tensor).  The common case costs one
+        min and one max per buffer, no copies; the result is the same on every rank
+        because parameters and state are.
+        """
+        for what, buf in (("parameters", params), *((f"state {k}", v) for k, v in self.state.items())):
+            if not _finite(buf):
+                name = next(n for n, sl in zip(self.layout.names, self.layout.slices) if not _finite(buf[sl]))
+                return f"{what} of {name}"
+        return ""
+
     def state_dict(self):
         return {"t": self.t, **{k: v.copy() for k, v in self.state.items()}}
 
@@ -131,7 +157,8 @@ class Momentum(Optimizer):
             denom = norm(d)
         local = trust_ratio(w_norm, g_norm, denom, cfg.trust_coef, cfg.lars_eps)
         if cfg.lars_mode == "clip":
-            return min(local, lr) / lr
+            # A schedule can reach lr = 0 (poly decay underflows); the factor's limit there is 1.
+            return min(local, lr) / lr if lr > 0 else 1.0
         return local
 
     def _update(self, i, w, g, state, lr):

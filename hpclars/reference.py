@@ -32,6 +32,20 @@ def _padded(x, pad):
     return np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
 
 
+def _correlate(xp, w, spec, shape):
+    """sum over taps (p, q) of einsum(spec, w[:, :, p, q], window (p, q) of xp), in float64.
+
+    Padding zeros are multiplied like any other input, so a NaN or inf weight
+    reaches the border outputs (0 * inf = NaN), exactly as in the kernels.
+    """
+    k, h, wd = w.shape[2], shape[2], shape[3]
+    acc = np.zeros(shape, dtype=np.float64)
+    for p in range(k):
+        for q in range(k):
+            acc += np.einsum(spec, w[:, :, p, q], xp[:, :, p:p + h, q:q + wd])
+    return acc
+
+
 def conv2d_forward(x, w, b, out, work, nthreads=1):
     """Stride-1 'same' convolution (zero padding k // 2).
 
@@ -40,13 +54,8 @@ def conv2d_forward(x, w, b, out, work, nthreads=1):
     b   (Cout,)               IN
     out (N, Cout, H, W)       OUT
     """
-    n, cin, h, wd = x.shape
     k = w.shape[2]
-    xp = _padded(x, k // 2)
-    acc = np.zeros(out.shape, dtype=np.float64)
-    for p in range(k):
-        for q in range(k):
-            acc += np.einsum("oc,nchw->nohw", w[:, :, p, q], xp[:, :, p:p + h, q:q + wd])
+    acc = _correlate(_padded(x, k // 2), w, "oc,nchw->nohw", out.shape)
     acc += b[None, :, None, None]
     out[...] = acc
 
@@ -63,18 +72,16 @@ def conv2d_backward(x, w, dout, dx, dw, db, work, nthreads=1):
     """
     n, cin, h, wd = x.shape
     k = w.shape[2]
-    pad = k // 2
-    xp = _padded(x, pad)
-    dxp = np.zeros(xp.shape, dtype=np.float64) if dx is not None else None
+    xp = _padded(x, k // 2)
     for p in range(k):
         for q in range(k):
-            win = xp[:, :, p:p + h, q:q + wd]
-            dw[:, :, p, q] += np.einsum("nohw,nchw->oc", dout, win)
-            if dxp is not None:
-                dxp[:, :, p:p + h, q:q + wd] += np.einsum("oc,nohw->nchw", w[:, :, p, q], dout)
+            dw[:, :, p, q] += np.einsum("nohw,nchw->oc", dout, xp[:, :, p:p + h, q:q + wd])
     db += dout.sum(axis=(0, 2, 3))
     if dx is not None:
-        dx[...] = dxp[:, :, pad:pad + h, pad:pad + wd]
+        # dx is the 'same' convolution of dout with w flipped in both spatial axes (and its
+        # channel axes swapped); the zero padding of dout takes part in the products here
+        # as the padding of x does in the forward pass.
+        dx[...] = _correlate(_padded(dout, k // 2), w[:, :, ::-1, ::-1], "oc,nohw->nchw", dx.shape)
 
 
 def maxpool2_forward(x, out, idx, nthreads=1):

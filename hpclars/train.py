@@ -15,9 +15,16 @@ scale terms and whether any rank was asked to stop, with no extra message.
 Only rank 0 prints and writes the log and checkpoints.  Evaluation is shared:
 each rank evaluates a slice of the train and test sets and the sums are reduced.
 
-Exit statuses: completed, diverged (a non-finite loss or gradient; the run
-still counts as a result), interrupted (a stop signal or stop file: it
-checkpointed and wants to be requeued).
+Exit statuses: completed, diverged (a non-finite loss, gradient, parameter or
+optimizer state; the run still counts as a result), interrupted (a stop signal
+or stop file: it checkpointed and wants to be requeued).
+
+Stops: between phases (after loading the data, after an epoch's evaluation and
+checkpoint) the ranks agree on the stop flag with one tiny Allreduce; during an
+epoch it rides in the step's.  The checkpoint then records the exact position,
+including "all steps of this epoch done, evaluation not yet", so a resume
+reaches the uninterrupted run's log whatever the moment of the stop.  A resume
+may run on another number of ranks (see README.md, "Guarantees").
 
 With --overlap-allreduce the same buffer is summed in pieces instead: one
 non-blocking Allreduce per layer, started as soon as the backward pass has
@@ -28,6 +35,7 @@ Deliberately left out: data augmentation and gradient accumulation across steps
 (a larger global batch is the same thing here).
 """
 
+import errno
 import json
 import math
 import os
@@ -36,6 +44,7 @@ import socket
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from . import checkpoint as ckpt
@@ -44,15 +53,11 @@ from . import schedules
 from .comm import Comm
 from .data import ENV_VAR as DATA_ENV
 from .data import DataError, load_mnist
-from .log import RunLog, read_log
+from .log import LogError, RunLog, read_log, write_atomically
 from .model import LAYOUT, LeNet, init_params, layer_slices
 from .optim import make_optimizer, norm
 
 EXTRA = 4  # loss_sum, n_correct, local grad squared norm, stop flag
-# Config fields that may differ between a run and its resumption: they change
-# where things go or how fast, not what is computed (beyond float rounding).
-RUN_CONTROL = ("out", "overwrite", "resume", "stop_file", "progress", "data_dir",
-               "threads", "chunk_size", "checkpoint_every", "preset", "overlap_allreduce")
 
 
 class OverlappedGradients:
@@ -83,19 +88,24 @@ class OverlappedGradients:
 
 
 class StopRequest:
-    """Set by SIGUSR1/SIGTERM/SIGINT on this rank or by the stop file's existence."""
+    """A stop asked of this rank: SIGUSR1, SIGTERM or SIGINT, or (rank 0 only) the stop file.
+
+    Only rank 0 looks for the stop file: on a parallel file system that is one
+    metadata call per step, not one per rank.  The flag reaches the other ranks
+    through the step's Allreduce (or :meth:`Trainer._agree_stop` between phases).
+    The handlers are installed before any data is loaded, so a stop at any moment
+    ends in a clean, resumable state instead of a KeyboardInterrupt per rank.
+    """
 
     SIGNALS = (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)
 
-    def __init__(self, stop_file):
-        self.stop_file = stop_file
-        self.flag = False
-        self.signal_name = ""
+    def __init__(self, stop_file, poll_file):
+        self.stop_file = stop_file if poll_file else ""
+        self.reason = ""  # what asked this rank to stop, "" while nothing did
         self._previous = {}
 
     def _handle(self, signum, frame):
-        self.flag = True
-        self.signal_name = signal.Signals(signum).name
+        self.reason = self.reason or signal.Signals(signum).name
 
     def install(self):
         for s in self.SIGNALS:
@@ -107,9 +117,9 @@ class StopRequest:
         self._previous.clear()
 
     def requested(self):
-        if self.flag:
-            return True
-        return bool(self.stop_file) and os.path.exists(self.stop_file)
+        if not self.reason and self.stop_file and os.path.exists(self.stop_file):
+            self.reason = f"stop file {self.stop_file}"
+        return bool(self.reason)
 
 
 def noise_terms(local_sq_mean, global_sq, b, B):
@@ -131,24 +141,18 @@ def noise_terms(local_sq_mean, global_sq, b, B):
 def _config_mismatch(saved, cfg):
     """Fields that differ; a field newer than the checkpoint counts as its default."""
     now, default = cfg.__dict__, C.Config().__dict__
-    return sorted(k for k in now if k not in RUN_CONTROL and saved.get(k, default[k]) != now[k])
+    return sorted(k for k in now if k not in C.RUN_CONTROL and saved.get(k, default[k]) != now[k])
 
 
 def prepare_output(cfg, world_size):
     """Decide, on rank 0 and before any heavy work, whether to start, resume or stop.
 
-    Returns ("fresh", None), ("resume", Checkpoint) or ("done", status).
+    Returns ("fresh", None), ("resume", Checkpoint) or ("done", status).  Raises
+    ConfigError (one line naming the file) for an output directory where an HDF5
+    file cannot be written, or an existing log or checkpoint that cannot be used.
     """
     out = os.path.abspath(cfg.out)
-    parent = os.path.dirname(out)
-    try:
-        os.makedirs(parent, exist_ok=True)
-        probe = os.path.join(parent, f".hpclars-write-test-{os.getpid()}")
-        with open(probe, "w"):
-            pass
-        os.unlink(probe)
-    except OSError as exc:
-        raise C.ConfigError(f"--out: cannot write to directory {parent}: {exc.strerror}") from None
+    _check_writable(os.path.dirname(out))
     ck_path = ckpt.checkpoint_path(out)
     if not os.path.exists(out):
         return ("fresh", None)
@@ -159,9 +163,8 @@ def prepare_output(cfg, world_size):
         return ("fresh", None)
     try:
         status = read_log(out).status
-    except (OSError, ValueError) as exc:
-        raise C.ConfigError(f"--out: {out} exists but is not a readable hpclars log ({exc}); "
-                            "pass --overwrite to replace it") from None
+    except LogError as exc:
+        raise C.ConfigError(f"--out: {exc}; pass --overwrite to replace it") from None
     if not cfg.resume:
         raise C.ConfigError(f"--out: {out} exists (status: {status}); pass --resume to continue it "
                             "or --overwrite to replace it")
@@ -169,12 +172,49 @@ def prepare_output(cfg, world_size):
         return ("done", status)
     if not os.path.exists(ck_path):
         return ("fresh", None)  # killed before its first checkpoint: nothing to continue
-    saved = ckpt.load(ck_path)
+    try:
+        saved = ckpt.load(ck_path)
+    except ckpt.CheckpointError as exc:
+        raise C.ConfigError(f"--resume: {exc}; delete it to restart the run from the beginning, "
+                            "or pass --overwrite") from None
     diff = _config_mismatch(saved.config, cfg)
     if diff:
         raise C.ConfigError(f"--resume: the checkpoint {ck_path} was made with different settings for "
                             f"{', '.join('--' + d.replace('_', '-') for d in diff)}")
+    _check_checkpoint_content(saved, ck_path, cfg)
     return ("resume", saved)
+
+
+def _check_writable(directory):
+    """Create, fsync, rename and delete a small HDF5 file in ``directory`` as the log writer does.
+
+    Catches what would otherwise fail only after the data is loaded and epoch 0 is
+    evaluated: a read-only or missing directory, or HDF5 refusing the file system.
+    """
+    probe = os.path.join(directory, f".hpclars-write-test-{os.getpid()}.h5")
+    try:
+        os.makedirs(directory, exist_ok=True)
+        write_atomically(probe, lambda f: f.attrs.__setitem__("probe", 1))
+        os.unlink(probe)
+    except OSError as exc:
+        what = exc.strerror or " ".join(str(exc).split())
+        hint = ("file locking fails on this file system and hpclars does not need it: unset "
+                "HDF5_USE_FILE_LOCKING (or set it to FALSE)" if exc.errno == errno.ENOLCK
+                else "choose a writable directory")
+        raise C.ConfigError(f"--out: cannot write to directory {directory}: {what}; {hint}") from None
+
+
+def _check_checkpoint_content(saved, path, cfg):
+    """The checkpoint's arrays and position fit this model, optimizer and run."""
+    state_names = make_optimizer(cfg, LAYOUT).state_names
+    sizes = {"params": saved.params.size, **{k: np.size(saved.optimizer_state.get(k)) for k in state_names}}
+    wrong = [f"{k} has {n} values, expected {LAYOUT.size}" for k, n in sizes.items() if n != LAYOUT.size]
+    pos = saved.position
+    if not (1 <= pos.get("epoch", 0) <= cfg.epochs and 0 <= pos.get("batch", -1) <= C.steps_per_epoch(cfg)):
+        wrong.append(f"position {pos} is outside the run")
+    if wrong:
+        raise C.ConfigError(f"--resume: {path}: {'; '.join(wrong)}; delete it to restart the run "
+                            "from the beginning, or pass --overwrite")
 
 
 def _bcast_mnist(comm, data):
@@ -184,12 +224,13 @@ def _bcast_mnist(comm, data):
     shapes = comm.bcast_obj(None if data is None else
                             [(a.shape, a.dtype.str) for a in
                              (data.train_images, data.train_labels, data.test_images, data.test_labels)])
-    # The loader hands out read-only arrays; MPI wants writable buffers.
-    arrays = ([a if a.flags.writeable or comm.size == 1 else a.copy() for a in
+    # The loader hands out read-only arrays; MPI wants writable buffers (at any rank count).
+    arrays = ([a if a.flags.writeable else a.copy() for a in
                (data.train_images, data.train_labels, data.test_images, data.test_labels)]
               if comm.is_root else [np.empty(s, dtype=np.dtype(d)) for s, d in shapes])
     for a in arrays:
         comm.bcast_(a)
+        a.flags.writeable = False  # as the loader hands them out
     return MNIST(*arrays)
 
 
@@ -244,6 +285,19 @@ class Trainer:
     def run(self):
         cfg, comm = self.cfg, self.comm
         C.validate_for_world(cfg, comm.size)
+        self.stop = StopRequest(cfg.stop_file, poll_file=comm.is_root)
+        self.stop.install()
+        try:
+            # BLAS runs inside the kernels' OpenMP threads, so it gets one thread of its own,
+            # whatever NumPy or SciPy started before hpclars was imported.
+            with threadpool_limits(limits=1, user_api="blas"), \
+                    threadpool_limits(limits=cfg.threads, user_api="openmp"):
+                return self._run()
+        finally:
+            self.stop.uninstall()
+
+    def _run(self):
+        cfg, comm = self.cfg, self.comm
         mode, payload = comm.on_root(lambda: prepare_output(cfg, comm.size))
         if mode == "done":
             self.say(f"{cfg.out}: already {payload}; nothing to do")
@@ -251,6 +305,11 @@ class Trainer:
         if self._data is None:
             self._data = load_data(cfg.data_dir, comm)
         self.data = self._data
+        if self._agree_stop():  # nothing written yet: the log and checkpoint are as they were
+            why = self.stop.reason or "a stop request on another rank"
+            self.say(f"hpclars: interrupted (stopped by {why} before training started; nothing "
+                     "written; rerun with --resume)")
+            return "interrupted"
         try:
             return self._train(payload if mode == "resume" else None)
         except Exception as exc:
@@ -263,30 +322,30 @@ class Trainer:
         cfg, comm, k = self.cfg, self.comm, self.kernels
         B, N = cfg.batch_size, comm.size
         b = B // N
-        spe = C.steps_per_epoch(cfg)
-        total = C.total_steps(cfg)
 
         flat = self.flat = np.zeros(LAYOUT.size, dtype=np.float32)
-        gbuf = np.zeros(LAYOUT.size + EXTRA, dtype=np.float32)
-        grads = gbuf[:LAYOUT.size]
-        P, G = LAYOUT.views(flat), LAYOUT.views(grads)
-        opt = make_optimizer(cfg, LAYOUT)
-        model = LeNet(k, min(cfg.chunk_size, max(b, 1)), cfg.threads)
-        overlap = OverlappedGradients(comm, gbuf) if cfg.overlap_allreduce else None
-        eval_model = LeNet(k, cfg.chunk_size, cfg.threads) if cfg.chunk_size > b else model
+        self.last_finite = np.zeros_like(flat)  # parameters before the step, for a diverged log
+        self.gbuf = np.zeros(LAYOUT.size + EXTRA, dtype=np.float32)
+        self.P, self.G = LAYOUT.views(flat), LAYOUT.views(self.gbuf[:LAYOUT.size])
+        opt = self.opt = make_optimizer(cfg, LAYOUT)
+        self.model = LeNet(k, min(cfg.chunk_size, max(b, 1)), cfg.threads)
+        self.overlap = OverlappedGradients(comm, self.gbuf) if cfg.overlap_allreduce else None
+        self.eval_model = LeNet(k, cfg.chunk_size, cfg.threads) if cfg.chunk_size > b else self.model
 
         if saved is None:
             if comm.is_root:
                 init_params(flat, cfg.seed, cfg.init)
             comm.bcast_(flat)
-            epoch, start_k, wall0 = 1, 0, 0.0
-            acc = self._new_accumulators()
+            self.epoch, self.k, wall0 = 1, 0, 0.0
+            self.acc = self._new_accumulators()
         else:
             flat[...] = saved.params
             opt.load_state_dict(saved.optimizer_state)
             pos = saved.position
-            epoch, start_k, wall0 = pos["epoch"], pos["batch"], pos["wall_s"]
-            acc = {**self._new_accumulators(), **saved.accumulators}
+            self.epoch, self.k, wall0 = pos["epoch"], pos["batch"], pos["wall_s"]
+            self.acc = {**self._new_accumulators(), **saved.accumulators}
+            if "noise_steps" not in saved.accumulators:  # older checkpoint: one world size so far
+                self.acc["noise_steps"] = self.acc["steps"] if saved.world_size > 1 else 0
 
         log = None
         hosts = comm.gather_obj(socket.gethostname())  # collective: every rank calls it
@@ -295,109 +354,148 @@ class Trainer:
                 log = self.log = RunLog.create(cfg.out, cfg.to_json(), N, LAYOUT.names, LAYOUT.size,
                                     schedules.describe(cfg))
             else:
-                log = self.log = RunLog.reopen(cfg.out, keep_epochs_through=epoch - 1)
+                log = self.log = RunLog.reopen(cfg.out, keep_epochs_through=self.epoch - 1)
                 log.attrs["world_size"] = N
             log.attrs["rank_hosts"] = json.dumps(hosts)
         t_start = time.perf_counter()
-
-        def wall():
-            return wall0 + time.perf_counter() - t_start
+        self.wall = lambda: wall0 + time.perf_counter() - t_start
 
         if saved is None:
             self.say(f"hpclars: {cfg.optimizer} batch {B} on {N} rank(s) x {cfg.threads} thread(s), "
                      f"{C.describe_steps(cfg)} -> {cfg.out}")
             t0 = time.perf_counter()
-            ev = self._evaluate(P, eval_model)
+            ev = self._evaluate(self.P, self.eval_model)
             times = comm.allreduce_max_(np.array([np.nan, np.nan, np.nan, time.perf_counter() - t0]))
-            self._log_epoch(log, 0, opt.t, schedules.lr_at(cfg, 0), ev, acc, flat, times, wall())
+            self._log_epoch(log, 0, opt.t, schedules.lr_at(cfg, 0), ev, self.acc, flat, times, self.wall())
         else:
-            self.say(f"hpclars: resuming {cfg.out} at epoch {epoch}, batch {start_k}, step {opt.t}")
+            self.say(f"hpclars: resuming {cfg.out} at epoch {self.epoch}, batch {self.k}, step {opt.t}"
+                     + self._world_change(saved.world_size))
 
-        stop = StopRequest(cfg.stop_file)
-        stop.install()
-        status, message = "completed", ""
+        status, message = self._loop()
+        return self._finish(status, message)
+
+    def _world_change(self, saved_size):
+        if saved_size == self.comm.size:
+            return ""
+        return (f" on {self.comm.size} rank(s) instead of the checkpoint's {saved_size}: results match "
+                "an uninterrupted run up to float rounding")
+
+    def _loop(self):
+        """Epochs from (self.epoch, self.k) until the run ends; returns (status, message).
+
+        Every way out leaves a position that --resume continues exactly: a stop between
+        phases (after epoch 0 or an epoch's evaluation or checkpoint) is caught by the
+        agreement at the top, a stop during a step by the step's Allreduce; an epoch whose
+        steps all ran before a stop (the last step of an epoch or of the run) resumes with
+        zero steps and goes straight to its evaluation.
+        """
+        cfg = self.cfg
+        while True:
+            if self._agree_stop():
+                return "interrupted", self._stop_message()
+            status, message = self._epoch_steps()
+            if status:
+                return status, message
+            if self._end_epoch():
+                return "completed", ""
+            self.epoch, self.k, self.acc = self.epoch + 1, 0, self._new_accumulators()
+            if self.comm.is_root and cfg.checkpoint_every and (self.epoch - 1) % cfg.checkpoint_every == 0:
+                self._checkpoint()
+
+    def _epoch_steps(self):
+        """The current epoch's remaining steps; returns (status, message), status "" if all ran."""
+        cfg = self.cfg
+        spe, total = C.steps_per_epoch(cfg), C.total_steps(cfg)
+        perm = np.random.default_rng([cfg.seed, self.epoch]).permutation(C.TRAIN_SIZE)
+        t_epoch = time.perf_counter()
+        self.bar = progress_bar(cfg.progress and self.comm.is_root, self.epoch, cfg.epochs, self.k,
+                                min(spe, self.k + total - self.opt.t))
         try:
-            while epoch <= cfg.epochs and opt.t < total:
-                perm = np.random.default_rng([cfg.seed, epoch]).permutation(C.TRAIN_SIZE)
-                k_step = start_k
-                t_epoch = time.perf_counter()
-                bar = progress_bar(cfg.progress and comm.is_root, epoch, cfg.epochs, start_k,
-                                   min(spe, start_k + total - opt.t))
-                while k_step < spe and opt.t < total:
-                    lo = k_step * B + comm.rank * b
-                    idx = perm[lo:lo + b]
-                    images, labels = self.data.train_images[idx], self.data.train_labels[idx]
-                    t0 = time.perf_counter()
-                    gbuf[...] = 0
-                    loss, correct = model.forward_backward(P, G, images, labels, 1.0 / b,
-                                                           overlap and overlap.layer_done)
-                    gbuf[-4] = loss
-                    gbuf[-3] = correct
-                    gbuf[-2] = overlap.take_local_sq() if overlap else np.dot(grads, grads)
-                    gbuf[-1] = 1.0 if stop.requested() else 0.0
-                    t1 = time.perf_counter()
-                    if overlap:  # time_allreduce is then the communication left exposed
-                        overlap.finish()
-                    else:
-                        comm.allreduce_sum_(gbuf)
-                    if N > 1:
-                        grads *= np.float32(1.0 / N)
-                    t2 = time.perf_counter()
-                    step_loss = float(gbuf[-4]) / B
-                    g2 = float(np.dot(grads.astype(np.float64), grads.astype(np.float64)))
-                    if not (math.isfinite(step_loss) and math.isfinite(g2)):
-                        status = "diverged"
-                        message = f"non-finite {'loss' if not math.isfinite(step_loss) else 'gradient'} at step {opt.t}"
-                        break
-                    lr = schedules.lr_at(cfg, opt.t)
-                    opt.step(flat, grads, lr)
-                    t3 = time.perf_counter()
-                    self._accumulate(acc, opt, step_loss, float(gbuf[-2]) / N, g2, b, B, N,
-                                     (t1 - t0, t2 - t1, t3 - t2))
-                    acc["last_lr"] = lr
-                    k_step += 1
-                    bar.set_postfix_str(f"loss {step_loss:.4f}", refresh=False)
-                    bar.update()
-                    if gbuf[-1] > 0:
-                        status = "interrupted"
-                        why = stop.signal_name or (f"stop file {cfg.stop_file}" if stop.requested()
-                                                   else "a signal on another rank")
-                        message = f"stopped by {why} at step {opt.t}; resume with --resume"
-                        break
-                bar.close()
-                if status != "completed":
-                    break
-                acc["train_time"] += time.perf_counter() - t_epoch
-                t0 = time.perf_counter()
-                last = epoch == cfg.epochs or opt.t >= total
-                if last or epoch % cfg.eval_every == 0:
-                    ev = self._evaluate(P, eval_model)
-                else:
-                    ev = np.full(4, np.nan)  # logged as NaN: this epoch was not evaluated
-                times = np.array([acc["time_compute"], acc["time_allreduce"], acc["time_optim"],
-                                  time.perf_counter() - t0])
-                comm.allreduce_max_(times)
-                self._log_epoch(log, epoch, opt.t, acc["last_lr"], ev, acc, flat, times, wall())
-                acc = self._new_accumulators()
-                epoch, start_k = epoch + 1, 0
-                if comm.is_root and cfg.checkpoint_every and (epoch - 1) % cfg.checkpoint_every == 0 \
-                        and epoch <= cfg.epochs and opt.t < total:
-                    self._checkpoint(flat, opt, epoch, 0, acc, wall())
+            while self.k < spe and self.opt.t < total:
+                status, message = self._step(perm)
+                if status:
+                    return status, message
+            return "", ""
         finally:
-            stop.uninstall()
+            self.acc["train_time"] += time.perf_counter() - t_epoch
+            self.bar.close()
 
+    def _step(self, perm):
+        """One optimizer step (batch self.k of the epoch); returns (status, message) as _epoch_steps."""
+        cfg, comm, opt, gbuf = self.cfg, self.comm, self.opt, self.gbuf
+        B, N = cfg.batch_size, comm.size
+        b = B // N
+        grads = gbuf[:LAYOUT.size]
+        lo = self.k * B + comm.rank * b
+        idx = perm[lo:lo + b]
+        images, labels = self.data.train_images[idx], self.data.train_labels[idx]
+        t0 = time.perf_counter()
+        gbuf[...] = 0
+        overlap = self.overlap
+        loss, correct = self.model.forward_backward(self.P, self.G, images, labels, 1.0 / b,
+                                                    overlap and overlap.layer_done)
+        gbuf[-4] = loss
+        gbuf[-3] = correct
+        gbuf[-2] = overlap.take_local_sq() if overlap else np.dot(grads, grads)
+        gbuf[-1] = 1.0 if self.stop.requested() else 0.0
+        t1 = time.perf_counter()
+        if overlap:  # time_allreduce is then the communication left exposed
+            overlap.finish()
+        else:
+            comm.allreduce_sum_(gbuf)
+        if N > 1:
+            grads *= np.float32(1.0 / N)
+        t2 = time.perf_counter()
+        step_loss = float(gbuf[-4]) / B
+        g2 = float(np.dot(grads.astype(np.float64), grads.astype(np.float64)))
+        if not (math.isfinite(step_loss) and math.isfinite(g2)):
+            return "diverged", f"non-finite {'loss' if not math.isfinite(step_loss) else 'gradient'} at step {opt.t}"
+        lr = schedules.lr_at(cfg, opt.t)
+        np.copyto(self.last_finite, self.flat)
+        opt.step(self.flat, grads, lr)
+        where = opt.nonfinite(self.flat)  # the same on every rank: so are parameters and state
+        if where:
+            self.flat[...] = self.last_finite  # the log keeps the last finite parameters
+            return "diverged", f"non-finite {where} after step {opt.t - 1}"
+        t3 = time.perf_counter()
+        self._accumulate(self.acc, opt, step_loss, float(gbuf[-2]) / N, g2, b, B, N,
+                         (t1 - t0, t2 - t1, t3 - t2))
+        self.acc["last_lr"] = lr
+        self.k += 1
+        self.bar.set_postfix_str(f"loss {step_loss:.4f}", refresh=False)
+        self.bar.update()
+        if gbuf[-1] > 0:
+            return "interrupted", self._stop_message()
+        return "", ""
+
+    def _end_epoch(self):
+        """Evaluate (if due) and log the epoch just trained; True if it was the run's last."""
+        cfg, comm = self.cfg, self.comm
+        t0 = time.perf_counter()
+        last = self.epoch >= cfg.epochs or self.opt.t >= C.total_steps(cfg)
+        if last or self.epoch % cfg.eval_every == 0:
+            ev = self._evaluate(self.P, self.eval_model)
+        else:
+            ev = np.full(4, np.nan)  # logged as NaN: this epoch was not evaluated
+        acc = self.acc
+        times = np.array([acc["time_compute"], acc["time_allreduce"], acc["time_optim"],
+                          time.perf_counter() - t0])
+        comm.allreduce_max_(times)
+        self._log_epoch(self.log, self.epoch, self.opt.t, acc["last_lr"], ev, acc, self.flat, times,
+                        self.wall())
+        return last
+
+    def _finish(self, status, message):
+        """Checkpoint a stopped run, check the ranks agree, write the final log (rank 0)."""
+        cfg, comm = self.cfg, self.comm
         if status == "interrupted" and comm.is_root:
-            acc["train_time"] += time.perf_counter() - t_epoch  # the part of the epoch done here
-            self._checkpoint(flat, opt, epoch, k_step, acc, wall())
+            self._checkpoint()
+        if not comm.same_everywhere(self.flat):  # collective: every rank calls it
+            status, message = "failed", "parameters differ between ranks"
         if comm.is_root:
-            if not comm.same_everywhere(flat):  # collective: every rank calls it
-                status, message = "failed", "parameters differ between ranks"
-        elif N > 1:
-            comm.same_everywhere(flat)
-        if comm.is_root:
-            log.set_status(status, message)
-            log.set_params(P)
-            log.flush()
+            self.log.set_status(status, message)
+            self.log.set_params(self.P)
+            self.log.flush()
             if status in ("completed", "diverged"):
                 path = ckpt.checkpoint_path(cfg.out)
                 if os.path.exists(path):
@@ -406,12 +504,21 @@ class Trainer:
             self.say(f"hpclars: {status}{final}; log {cfg.out}")
         return status
 
+    def _agree_stop(self):
+        """Collective: True on every rank if a stop was requested of any rank."""
+        flag = np.array([1.0 if self.stop.requested() else 0.0])
+        return bool(self.comm.allreduce_max_(flag)[0] > 0)
+
+    def _stop_message(self):
+        why = self.stop.reason or "a stop request on another rank"
+        return f"stopped by {why} at step {self.opt.t}; resume with --resume"
+
     # -- bookkeeping ------------------------------------------------------
     @staticmethod
     def _new_accumulators():
         n = len(LAYOUT.names)
         return {"steps": 0, "loss_sum": 0.0, "grad_norm_sum": np.zeros(n), "local_sum": np.zeros(n),
-                "noise_s": 0.0, "noise_g2": 0.0, "time_compute": 0.0, "time_allreduce": 0.0,
+                "noise_s": 0.0, "noise_g2": 0.0, "noise_steps": 0, "time_compute": 0.0, "time_allreduce": 0.0,
                 "time_optim": 0.0, "train_time": 0.0, "last_lr": float("nan")}
 
     @staticmethod
@@ -424,6 +531,7 @@ class Trainer:
             g2_est, s_est = noise_terms(local_g2_mean, g2, b, B)
             acc["noise_g2"] += g2_est
             acc["noise_s"] += s_est
+            acc["noise_steps"] += 1
         acc["time_compute"] += times[0]
         acc["time_allreduce"] += times[1]
         acc["time_optim"] += times[2]
@@ -436,14 +544,17 @@ class Trainer:
         n_train, n_test = len(self.data.train_labels), len(self.data.test_labels)
         steps = acc["steps"]
         train_acc, test_acc = ev[1] / n_train, ev[3] / n_test
-        noise = acc["noise_s"] / acc["noise_g2"] if steps and acc["noise_g2"] > 0 else float("nan")
+        # Only an epoch whose every step ran on >= 2 ranks has the estimate (a resume on one
+        # rank leaves part of the epoch unmeasured; a part-epoch figure would mislead).
+        measured = steps and acc["noise_steps"] == steps and acc["noise_g2"] > 0
+        noise = acc["noise_s"] / acc["noise_g2"] if measured else float("nan")
         ips = steps * self.cfg.batch_size / acc["train_time"] if steps and acc["train_time"] > 0 else float("nan")
         record = dict(
             epoch=epoch, step=step, lr=lr, train_loss=ev[0] / n_train, train_acc=train_acc,
             test_loss=ev[2] / n_test, test_acc=test_acc, gen_error=train_acc - test_acc,
             step_loss=acc["loss_sum"] / steps if steps else float("nan"), wall_s=wall_s,
             time_compute=times[0], time_allreduce=times[1], time_optim=times[2], time_eval=times[3],
-            images_per_s=ips, noise_scale=noise,
+            images_per_s=ips, noise_scale=noise, world_size=self.comm.size,
         )
         weight_norm = [norm(flat[s]) for s in LAYOUT.slices]
         nan = np.full(len(LAYOUT.names), np.nan)
@@ -466,9 +577,10 @@ class Trainer:
             line += f"  {ips:8.0f} img/s"
         self.say(line)
 
-    def _checkpoint(self, flat, opt, epoch, batch, acc, wall_s):
-        ckpt.save(ckpt.checkpoint_path(self.cfg.out), flat, opt.state_dict(),
-                  {"epoch": epoch, "batch": batch, "wall_s": wall_s}, acc,
+    def _checkpoint(self):
+        """Save the current position (self.epoch, self.k) with everything needed to continue."""
+        ckpt.save(ckpt.checkpoint_path(self.cfg.out), self.flat, self.opt.state_dict(),
+                  {"epoch": self.epoch, "batch": self.k, "wall_s": self.wall()}, self.acc,
                   self.cfg.to_json(), self.comm.size)
 
 

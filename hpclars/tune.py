@@ -23,7 +23,7 @@ import numpy as np
 from scipy.stats import qmc
 
 from . import config as C
-from .log import read_log
+from .log import LogError, read_log
 from .sweep import Task
 
 # Search boxes for the global learning rate, per optimizer (log-uniform).
@@ -70,10 +70,13 @@ def make_tasks(args):
 def summarize(tasks, out_dir):
     rows = []
     for t in tasks:
+        if not os.path.exists(t.config.out):
+            continue  # a trial not run yet
         try:
             log = read_log(t.config.out)
-        except (OSError, ValueError):
-            continue
+        except LogError as exc:  # never summarize around a trial silently
+            raise C.ConfigError(f"--out-dir: trial log {exc}; rerun the trial (delete the log) "
+                                "or remove it") from None
         acc = log.epochs["test_acc"]
         final = 0.1 if log.status == "diverged" else float(acc[-1])
         rows.append(dict(trial=t.name, lr=t.config.lr, warmup_epochs=t.config.warmup_epochs,

@@ -24,7 +24,7 @@ cdef object _rows(object a):
 
 
 def relu_forward(x, out, int nthreads=1):
-    """out = max(x, 0) elementwise; any shape; out may be x.
+    """out = max(x, 0) elementwise; any shape; out may be x.  NaN stays NaN (as np.maximum).
 
     x   (any shape)           IN   float32
     out (same shape as x)     OUT  float32
@@ -39,11 +39,15 @@ def relu_forward(x, out, int nthreads=1):
     for i in prange(xv.shape[0], nogil=True, num_threads=nthreads, schedule="static"):
         for j in range(m):
             v = xv[i, j]
-            ov[i, j] = v if v > 0 else 0
+            # Not `v > 0`: a NaN must pass through, or the loss never shows it.
+            ov[i, j] = 0 if v <= 0 else v
 
 
 def relu_backward(y, dout, dx, int nthreads=1):
-    """dx = dout where y > 0 else 0; y is the ReLU *output*; dx may be dout.
+    """dx = dout * (y > 0); y is the ReLU *output*; dx may be dout.
+
+    A product, not a select, so NaN and inf behave as in the reference: an inf or
+    NaN dout where y <= 0 gives NaN (0 * inf), not 0.
 
     y    (any shape)          IN   float32, output of relu_forward
     dout (same shape as y)    IN   float32
@@ -59,7 +63,7 @@ def relu_backward(y, dout, dx, int nthreads=1):
     cdef Py_ssize_t i, j, m = yv.shape[1]
     for i in prange(yv.shape[0], nogil=True, num_threads=nthreads, schedule="static"):
         for j in range(m):
-            dv[i, j] = gv[i, j] if yv[i, j] > 0 else 0
+            dv[i, j] = gv[i, j] * (yv[i, j] > 0)
 
 
 def softmax_xent(logits, labels, dlogits, float scale, int nthreads=1):
@@ -70,8 +74,8 @@ def softmax_xent(logits, labels, dlogits, float scale, int nthreads=1):
     dlogits (N, K)   OUT  float32, scale * (softmax(logits) - onehot(labels)), or None to skip
     scale   float         usually 1 / (images in the global batch)
     loss_sum is the summed (not averaged) cross-entropy as a Python float; n_correct
-    counts rows whose argmax (first maximum) equals the label.  Each row is
-    reduced in double precision.
+    counts rows whose argmax (first maximum; a NaN counts as the maximum, as in
+    np.argmax) equals the label.  Each row is reduced in double precision.
     """
     _check_threads(nthreads)
     _checked(logits, "logits", np.float32, None)
@@ -97,7 +101,8 @@ def softmax_xent(logits, labels, dlogits, float scale, int nthreads=1):
         best = 0
         zmax = z[i, 0]
         for j in range(1, k):
-            if z[i, j] > zmax:
+            # The first NaN is the maximum (np.argmax), so NaN reaches zmax and the loss.
+            if z[i, j] > zmax or (z[i, j] != z[i, j] and zmax == zmax):
                 zmax = z[i, j]
                 best = j
         s = 0.0

@@ -2,7 +2,8 @@
 
 Signatures and buffer semantics are those of :mod:`hpclars.reference`.  The
 forward pass records which window position won (uint8, 0..3 in row-major
-window order, first maximum on ties) so the backward pass needs no comparison.
+window order, first maximum on ties, the first NaN counting as the maximum as in
+np.argmax) so the backward pass needs no comparison.
 Every argument is checked once at entry; the loops run without the GIL, split
 over the batch axis.  Where the compiler targets AVX-512 (the default
 ``-march=native`` build on the AVX-512 machines), both passes run 16 outputs of a
@@ -29,6 +30,11 @@ cdef extern from *:
                                                      : (__mmask16)((1u << left) - 1u);
     }
 
+    /* Lanes where v replaces best: v > best, or v is the window's first NaN (np.argmax's rule). */
+    static inline __mmask16 hpc_wins(__m512 v, __m512 best) {
+        return _mm512_cmp_ps_mask(v, best, _CMP_NLE_UQ) & _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q);
+    }
+
     /* Max pooling of `planes` consecutive (h, wd) planes, 16 outputs of a row at a time: the two
        input rows are loaded as 32-float runs and split into even and odd columns, which gives the
        four window positions; strict '>' in position order keeps the first maximum on ties. */
@@ -53,15 +59,15 @@ cdef extern from *:
                     __m512 best = _mm512_permutex2var_ps(l0, even, h0);
                     __m512i arg = _mm512_setzero_si512();
                     __m512 v = _mm512_permutex2var_ps(l0, odd, h0);
-                    __mmask16 m = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ);
+                    __mmask16 m = hpc_wins(v, best);
                     best = _mm512_mask_mov_ps(best, m, v);
                     arg = _mm512_mask_mov_epi32(arg, m, _mm512_set1_epi32(1));
                     v = _mm512_permutex2var_ps(l1, even, h1);
-                    m = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ);
+                    m = hpc_wins(v, best);
                     best = _mm512_mask_mov_ps(best, m, v);
                     arg = _mm512_mask_mov_epi32(arg, m, _mm512_set1_epi32(2));
                     v = _mm512_permutex2var_ps(l1, odd, h1);
-                    m = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ);
+                    m = hpc_wins(v, best);
                     best = _mm512_mask_mov_ps(best, m, v);
                     arg = _mm512_mask_mov_epi32(arg, m, _mm512_set1_epi32(3));
                     _mm512_mask_storeu_ps(o + s0, mo, best);
@@ -149,19 +155,19 @@ def maxpool2_forward(x, out, idx, int nthreads=1):
         for c in range(xv.shape[1]):
             for r in range(ho):
                 for s in range(wo):
-                    # Strict '>' in row-major order keeps the first maximum on ties.
+                    # Strict '>' in row-major order keeps the first maximum on ties; the first NaN wins.
                     best = xv[i, c, 2 * r, 2 * s]
                     arg = 0
                     v = xv[i, c, 2 * r, 2 * s + 1]
-                    if v > best:
+                    if v > best or (v != v and best == best):
                         best = v
                         arg = 1
                     v = xv[i, c, 2 * r + 1, 2 * s]
-                    if v > best:
+                    if v > best or (v != v and best == best):
                         best = v
                         arg = 2
                     v = xv[i, c, 2 * r + 1, 2 * s + 1]
-                    if v > best:
+                    if v > best or (v != v and best == best):
                         best = v
                         arg = 3
                     ov[i, c, r, s] = best

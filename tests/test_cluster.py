@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 
 from _util import assert_ok, read_log, run, train_args
-from test_slurm import BIN, CANNOT_RUN_HERE, DATA, JOBS, TINY_GRID, Cluster, _export, _free_ports
+from test_slurm import BIN, CANNOT_RUN_HERE, JOBS, TINY_GRID, Cluster, _export, _free_ports
 
 SCRIPT = JOBS / "local_cluster.sh"
 TWO_BY_TWO = ["--nodes=2", "--ntasks-per-node=2"]

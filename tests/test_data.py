@@ -392,7 +392,7 @@ def test_data_command_names_a_corrupt_file_and_keeps_it(tmp_path, capsys):
     content = bytearray(_raw(IMAGES))
     content[123] ^= 0x01
     (tmp_path / IMAGES).write_bytes(bytes(content))
-    assert cli.main(["data", "--data-dir", str(tmp_path), "--no-download"]) == 1
+    assert cli.main(["data", "--data-dir", str(tmp_path), "--no-download"]) == 2  # a corrupt input file is bad input
     err = capsys.readouterr().err
     assert err.startswith(f"hpclars data: data error: {tmp_path / IMAGES}: content MD5 mismatch")
     assert (tmp_path / IMAGES).read_bytes() == bytes(content)  # reported, never deleted

@@ -510,3 +510,153 @@ def test_read_only_output_is_refused_by_name():
     out.flags.writeable = False
     with pytest.raises(ValueError, match=r"^out\b"):
         K.relu_forward(np.zeros((3, 4), np.float32), out)
+
+
+# --------------------------------------------------------------------------
+# NaN and inf: every kernel treats them exactly as its reference does
+# --------------------------------------------------------------------------
+
+SPECIALS = (np.nan, np.inf, -np.inf)
+# The references compute inf - inf and 0 * inf on purpose here.
+IGNORE_INVALID = pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+
+
+def sprinkle(rng, a, count=7):
+    """``a`` with ``count`` entries (spread over the batch) set to NaN, +inf or -inf."""
+    a = a.copy()
+    flat = a.reshape(-1)
+    for j, pos in enumerate(rng.choice(flat.size, size=min(count, flat.size), replace=False)):
+        flat[pos] = SPECIALS[j % len(SPECIALS)]
+    return a
+
+
+def assert_same_specials(out, ref, what):
+    """NaN, +inf and -inf at exactly the same places, the finite rest within TOL."""
+    for name, test in (("NaN", np.isnan), ("+inf", np.isposinf), ("-inf", np.isneginf)):
+        np.testing.assert_array_equal(test(out), test(ref), err_msg=f"{what}: {name} positions differ")
+    finite = np.isfinite(ref)
+    if finite.any():
+        assert rel_err(out[finite], ref[finite]) <= TOL, what
+
+
+@IGNORE_INVALID
+def test_relu_nan_and_inf_as_reference():
+    # The input of the issue: the compiled ReLU turned NaN into 0.
+    x = np.array([[np.nan, 0, 2, np.inf, -np.inf, -1]], np.float32)
+    out, out_ref = nans(x.shape), nans(x.shape)
+    K.relu_forward(x, out)
+    R.relu_forward(x, out_ref)
+    np.testing.assert_array_equal(out_ref, [[np.nan, 0, 2, np.inf, 0, 0]])
+    assert_same_specials(out, out_ref, "relu_forward")
+    y = np.array([[np.nan, 0, 2, np.inf, 0, 3, 0]], np.float32)
+    dout = np.array([[1, np.inf, np.nan, 2, np.nan, -np.inf, -np.inf]], np.float32)
+    dx, dx_ref = nans(y.shape), nans(y.shape)
+    K.relu_backward(y, dout, dx)
+    R.relu_backward(y, dout, dx_ref)
+    assert_same_specials(dx, dx_ref, "relu_backward")
+
+
+@IGNORE_INVALID
+@pytest.mark.parametrize("nthreads", THREADS)
+@pytest.mark.parametrize("where", ["input", "output_grad"])
+def test_relu_random_specials_as_reference(rng, where, nthreads):
+    x = randn(rng, 5, 6, 28, 28)
+    dout = randn(rng, *x.shape)
+    if where == "input":
+        x = sprinkle(rng, x, 50)
+    else:
+        dout = sprinkle(rng, dout, 50)
+    out, out_ref = nans(x.shape), nans(x.shape)
+    K.relu_forward(x, out, nthreads)
+    R.relu_forward(x, out_ref)
+    assert_same_specials(out, out_ref, "relu_forward")
+    dx, dx_ref = nans(x.shape), nans(x.shape)
+    K.relu_backward(out_ref, dout, dx, nthreads)
+    R.relu_backward(out_ref, dout, dx_ref)
+    assert_same_specials(dx, dx_ref, "relu_backward")
+
+
+@IGNORE_INVALID
+@pytest.mark.parametrize("nthreads", THREADS)
+@pytest.mark.parametrize("h, wd", [(28, 28), (14, 14), (4, 66)])
+def test_maxpool2_specials_as_reference(rng, h, wd, nthreads):
+    n, c = 3, 4
+    x = sprinkle(rng, np.maximum(randn(rng, n, c, h, wd), 0), 40)
+    x[0, 0, :2, :2] = [[1, np.nan], [np.nan, np.inf]]  # the first NaN wins, as np.argmax has it
+    x[0, 1, :2, :2] = [[np.nan, np.inf], [1, np.nan]]
+    x[0, 2, :2, :2] = [[-np.inf, -np.inf], [-np.inf, -np.inf]]
+    pooled = (n, c, h // 2, wd // 2)
+    out, idx = nans(pooled), np.full(pooled, 255, np.uint8)
+    out_ref, idx_ref = nans(pooled), np.full(pooled, 255, np.uint8)
+    K.maxpool2_forward(x, out, idx, nthreads)
+    R.maxpool2_forward(x, out_ref, idx_ref)
+    np.testing.assert_array_equal(idx, idx_ref)
+    assert_same_specials(out, out_ref, "maxpool2_forward")
+    dout = sprinkle(rng, randn(rng, *pooled), 10)
+    dx, dx_ref = nans(x.shape), nans(x.shape)
+    K.maxpool2_backward(dout, idx_ref, dx, nthreads)
+    R.maxpool2_backward(dout, idx_ref, dx_ref)
+    assert_same_specials(dx, dx_ref, "maxpool2_backward")
+
+
+@IGNORE_INVALID
+@pytest.mark.parametrize("nthreads", THREADS)
+@pytest.mark.parametrize("where", ["x", "w", "b", "dout"])
+@pytest.mark.parametrize("n_in,n_out", DENSE_SHAPES[1:])
+def test_dense_specials_as_reference(rng, n_in, n_out, where, nthreads):
+    n = 5
+    a = {"x": randn(rng, n, n_in), "w": randn(rng, n_out, n_in) * 0.1, "b": randn(rng, n_out),
+         "dout": randn(rng, n, n_out)}
+    a[where] = sprinkle(rng, a[where], 3)
+    out, out_ref = nans((n, n_out)), nans((n, n_out))
+    K.dense_forward(a["x"], a["w"], a["b"], out, nthreads)
+    R.dense_forward(a["x"], a["w"], a["b"], out_ref)
+    assert_same_specials(out, out_ref, "dense_forward")
+    dx, dw, db = nans((n, n_in)), np.zeros((n_out, n_in), np.float32), np.zeros(n_out, np.float32)
+    dx_ref, dw_ref, db_ref = nans((n, n_in)), np.zeros_like(dw), np.zeros_like(db)
+    K.dense_backward(a["x"], a["w"], a["dout"], dx, dw, db, nthreads)
+    R.dense_backward(a["x"], a["w"], a["dout"], dx_ref, dw_ref, db_ref)
+    for got, ref, name in ((dx, dx_ref, "dx"), (dw, dw_ref, "dw"), (db, db_ref, "db")):
+        assert_same_specials(got, ref, f"dense_backward {name}")
+
+
+@IGNORE_INVALID
+@pytest.mark.parametrize("nthreads", THREADS)
+@pytest.mark.parametrize("where", ["x", "w", "b", "dout"])
+@pytest.mark.parametrize("cin,cout,h", CONV_SHAPES)
+def test_conv2d_specials_as_reference(rng, cin, cout, h, where, nthreads):
+    n = 3
+    x, w, b, dout = conv_problem(rng, n, cin, cout, h)
+    a = {"x": x, "w": w, "b": b, "dout": dout}
+    a[where] = sprinkle(rng, a[where], 2)
+    out, out_ref = nans((n, cout, h, h)), nans((n, cout, h, h))
+    K.conv2d_forward(a["x"], a["w"], a["b"], out, conv_work(n, cin, cout, h, nthreads), nthreads)
+    R.conv2d_forward(a["x"], a["w"], a["b"], out_ref, None)
+    assert_same_specials(out, out_ref, "conv2d_forward")
+    dx, dw, db = nans(x.shape), np.zeros_like(w), np.zeros_like(b)
+    dx_ref, dw_ref, db_ref = nans(x.shape), np.zeros_like(w), np.zeros_like(b)
+    K.conv2d_backward(a["x"], a["w"], a["dout"], dx, dw, db, conv_work(n, cin, cout, h, nthreads), nthreads)
+    R.conv2d_backward(a["x"], a["w"], a["dout"], dx_ref, dw_ref, db_ref, None)
+    for got, ref, name in ((dx, dx_ref, "dx"), (dw, dw_ref, "dw"), (db, db_ref, "db")):
+        assert_same_specials(got, ref, f"conv2d_backward {name}")
+
+
+@IGNORE_INVALID
+@pytest.mark.parametrize("nthreads", THREADS)
+def test_softmax_xent_specials_as_reference(rng, nthreads):
+    logits = randn(rng, 8, 10) * 3
+    logits[0, [2, 5]] = np.nan            # the first NaN is the argmax, as np.argmax has it
+    logits[1, 7] = np.nan
+    logits[2, [1, 4]] = np.inf
+    logits[3, 3] = -np.inf
+    logits[4, :] = -np.inf
+    logits[5, [0, 9]] = [np.inf, np.nan]
+    labels = np.array([2, 7, 1, 3, 0, 9, 1, 2], np.int32)
+    for rows in (slice(0, 8), slice(3, 4), slice(6, 8)):
+        z, lab = np.ascontiguousarray(logits[rows]), np.ascontiguousarray(labels[rows])
+        dl, dl_ref = nans(z.shape), nans(z.shape)
+        loss, correct = K.softmax_xent(z, lab, dl, 0.5, nthreads)
+        loss_ref, correct_ref = R.softmax_xent(z, lab, dl_ref, 0.5)
+        assert correct == correct_ref
+        assert_same_specials(np.array([loss]), np.array([loss_ref]), "softmax_xent loss")
+        assert_same_specials(dl, dl_ref, "softmax_xent dlogits")

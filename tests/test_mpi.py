@@ -129,3 +129,24 @@ def test_bad_batch_for_world_size_refused_before_work(tmp_path, data_dir, batch,
     assert proc.returncode == 2
     assert proc.stderr.count(message) == 1, proc.stderr
     assert not out.exists()
+
+
+def test_one_rank_refuses_the_buffers_n_ranks_refuse(tmp_path):
+    reports = {}
+    for ranks in (1, 2):
+        path = tmp_path / f"r{ranks}.json"
+        assert_ok(run([path], ranks=ranks, script="mpi_buffers.py", timeout=120))
+        reports[ranks] = json.loads(path.read_text())
+    one, two = reports[1][0], reports[2]
+    assert one["good sum"] == [0, 1, 2, 3] and two[0]["good sum"] == [0, 2, 4, 6]
+    assert two[0] == two[1]  # every rank refused alike, so no rank was left waiting
+    for key, message in one.items():
+        if key == "good sum":
+            continue
+        assert message != "accepted", key
+        assert message == two[0][key], key
+        call, name = key.split()
+        assert message.startswith(f"{call}: buffer")
+        expected = {"strided": "C-contiguous", "transposed": "C-contiguous", "read-only": "writeable",
+                    "object": "dtype object", "float16": "dtype float16", "list": "numpy.ndarray"}[name]
+        assert expected in message, (key, message)

@@ -330,3 +330,123 @@ def test_tuned_presets_are_the_committed_trials_they_cite(preset, trial):
     cfg = build(preset)
     differ = {k for k, v in log.config.items() if k not in run_control and getattr(cfg, k) != v}
     assert differ == set()
+
+
+# --------------------------------------------------------------------------
+# Edge values a user can set or a schedule can reach: every optimizer and variant
+# --------------------------------------------------------------------------
+
+VARIANTS = [
+    dict(optimizer="sgd"), dict(optimizer="sgd", nesterov=True),
+    *[dict(optimizer="lars", lars_denominator=d, lars_mode=m, lars_momentum=p, nesterov=nv)
+      for d in C.LARS_DENOMINATORS for m in C.LARS_MODES for p in C.LARS_MOMENTUM for nv in (False, True)],
+    dict(optimizer="lars", exclude_bias=True), dict(optimizer="lars", lars_eps=1e-3),
+    dict(optimizer="lamb"), dict(optimizer="lamb", exclude_bias=True), dict(optimizer="adam"),
+    dict(optimizer="adamw"),
+]
+EDGES = [
+    dict(momentum=0.0), dict(weight_decay=0.0), dict(beta1=0.0), dict(beta2=0.0),
+    dict(beta1=0.0, beta2=0.0), dict(beta1=0.9999999, beta2=0.9999999), dict(momentum=0.9999999),
+    dict(adam_eps=C.FLOAT32_TINY), dict(trust_coef=1e-12), dict(lr=1e-30),
+]
+
+
+def _ids(d):
+    return ",".join(f"{k}={v}" for k, v in d.items())
+
+
+def _steps(c, w, grads, lrs):
+    opt = make_optimizer(c, LAYOUT)
+    w = run_steps(opt, w, grads, lrs)
+    return opt, w
+
+
+@pytest.mark.parametrize("edge", EDGES, ids=_ids)
+@pytest.mark.parametrize("variant", VARIANTS, ids=_ids)
+def test_edge_settings_keep_everything_finite(variant, edge):
+    c = cfg(**{**variant, **edge})
+    w0, g = tensors(20)
+    zero = np.zeros_like(g)
+    grads = [g, zero, g * 1e-30, zero, -g]  # zero and denormal-sized gradients between real ones
+    opt, w = _steps(c, w0, grads, [c.lr] * len(grads))
+    assert opt.nonfinite(w) == "", (variant, edge)
+    assert np.all(np.isfinite(opt.local)) and np.all(np.isfinite(opt.g_norm))
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=_ids)
+def test_zero_learning_rate_changes_nothing(variant):
+    # Where a schedule ends: poly decay with a high power underflows to exactly 0.
+    c = cfg(**variant, schedule="poly", poly_power=1000.0, epochs=1, batch_size=6000)
+    assert lr_at(c, C.total_steps(c) - 1) == 0.0
+    w0, g = tensors(21)
+    opt, w = _steps(c, w0, [g, g], [0.0, 0.0])
+    np.testing.assert_array_equal(w, w0)
+    assert opt.nonfinite(w) == ""
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=_ids)
+@pytest.mark.parametrize("where", ["weights", "all"])
+def test_zero_gradient_and_no_decay_changes_nothing(variant, where):
+    # Zero gradients (a dead layer) with zero weights (a bias at init) or not: 0/0 nowhere.
+    c = cfg(**variant, weight_decay=0.0)
+    w0, _ = tensors(22)
+    if where == "all":
+        w0[:] = 0
+    opt, w = _steps(c, w0, [np.zeros_like(w0)] * 3, [c.lr] * 3)
+    np.testing.assert_array_equal(w, w0)
+    assert opt.nonfinite(w) == ""
+    np.testing.assert_array_equal(opt.local, 1.0)  # zero norms: the trust ratio falls back to 1
+
+
+def test_momentum_zero_is_plain_gradient_descent():
+    c = cfg(optimizer="sgd", lr=0.1, weight_decay=0.01, momentum=0.0)
+    w0, g = tensors(23)
+    _, w = _steps(c, w0, [g, g], [0.1, 0.1])
+    w1 = w0 - 0.1 * (g + 0.01 * w0)
+    np.testing.assert_allclose(w, w1 - 0.1 * (g + 0.01 * w1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["adam", "adamw", "lamb"])
+def test_betas_zero_is_sign_descent(kind):
+    # beta1 = beta2 = 0: m = g, v = g^2, no bias correction, so u = g / (|g| + eps).
+    c = cfg(optimizer=kind, lr=0.01, weight_decay=0.0, beta1=0.0, beta2=0.0, adam_eps=1e-8)
+    w0, g = tensors(24)
+    g[0] = 0  # a zero gradient entry: 0 / (0 + eps) = 0, not 0/0
+    _, w = _steps(c, w0, [g], [0.01])
+    out = []
+    for wt, gt in zip(split(w0), split(g)):
+        u = gt / (np.abs(gt) + 1e-8)
+        ratio = n(wt) / n(u) if kind == "lamb" else 1.0
+        out.append(wt - 0.01 * ratio * u)
+    np.testing.assert_allclose(w, np.concatenate(out), rtol=1e-5, atol=1e-7)
+    assert w[0] == w0[0]
+
+
+def test_lars_clip_at_zero_learning_rate_reports_factor_one():
+    c = cfg(optimizer="lars", lars_mode="clip", trust_coef=0.01)
+    w0, g = tensors(25)
+    opt, w = _steps(c, w0, [g], [0.0])
+    np.testing.assert_array_equal(w, w0)
+    np.testing.assert_array_equal(opt.local, 1.0)
+
+
+@pytest.mark.parametrize("buffer", ["params", "state"])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_nonfinite_names_the_buffer_and_tensor(buffer, value):
+    c = cfg(optimizer="adam")
+    w0, g = tensors(26)
+    opt, w = _steps(c, w0, [g], [0.01])
+    assert opt.nonfinite(w) == ""
+    bias = LAYOUT.slices[1]
+    if buffer == "params":
+        w[bias.start + 1] = value
+        assert opt.nonfinite(w) == "parameters of b"
+    else:
+        opt.state["v"][bias.start] = value  # an inf v hides from the weights: u = m / inf = 0
+        assert opt.nonfinite(w) == "state v of b"
+
+
+@pytest.mark.parametrize("value", [0.0, 1e-39, -1e-6, float("nan")])
+def test_adam_eps_that_makes_the_update_undefined_is_refused(value):
+    with pytest.raises(C.ConfigError, match=r"^--adam-eps: must be >= 2\*\*-126 = 1.18e-38"):
+        cfg(optimizer="adam", adam_eps=value)

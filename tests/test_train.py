@@ -83,9 +83,13 @@ def test_stop_file_checkpoints_and_resume_matches_uninterrupted(tmp_path, data_d
 
     out = tmp_path / "run.h5"
     stop = tmp_path / "STOP"
-    stop.touch()  # present from the start: the run stops after its first step
+    stop.touch()  # present from the start: the run stops before training, having written nothing
     proc = run(_resume_args(out, data_dir, stop_file=stop))
     assert proc.returncode == 75, proc.stderr
+    assert "before training started; nothing written" in proc.stdout and not out.exists()
+    stop.unlink()
+    proc = run(["step:0", 0, "file"] + _resume_args(out, data_dir, stop_file=stop), script="stop_at.py")
+    assert proc.returncode == 75, proc.stderr  # the file appears during the first step
     log = read_log(out)
     assert log.status == "interrupted" and "stop file" in log.attrs["message"]
     assert os.path.exists(ckpt.checkpoint_path(out))
@@ -204,6 +208,22 @@ def test_huge_learning_rate_diverges_cleanly(tmp_path, data_dir):
     assert not os.path.exists(ckpt.checkpoint_path(out))
 
 
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_non_finite_parameters_end_the_run_as_diverged(tmp_path, data_dir, ranks):
+    # One step whose loss and gradient are finite but whose update is not (an lr that is
+    # inf in float32): the parameters go non-finite on the last step, where no later loss
+    # could show it.
+    out = tmp_path / "nan.h5"
+    proc = run(train_args(out, data_dir, optimizer="sgd", lr=1e39, batch_size=600, epochs=1,
+                          max_steps=1), ranks=ranks)
+    assert_ok(proc)
+    log = read_log(out)
+    assert log.status == "diverged", log.attrs["message"]
+    assert log.attrs["message"].startswith("non-finite parameters of conv1.w after step 0")
+    assert np.all(np.isfinite(flat_params(log)))  # the last finite parameters are kept
+    assert not os.path.exists(ckpt.checkpoint_path(out))
+
+
 @pytest.mark.parametrize("flags,message", [
     (dict(optimizer="adagrad"), "--optimizer: 'adagrad' is not one of sgd, lars, lamb, adam, adamw"),
     (dict(batch_size=0), "--batch-size: must be an integer in [1, 60000], got 0"),
@@ -220,6 +240,8 @@ def test_huge_learning_rate_diverges_cleanly(tmp_path, data_dir):
     (dict(warmup_epochs=5, epochs=2), "--warmup-epochs: 5.0 is longer than --epochs 2"),
     (dict(resume=True, overwrite=True), "--overwrite and --resume: choose one"),
     (dict(batch_size="many"), "--batch-size: invalid int value: 'many'"),
+    (dict(optimizer="adam", adam_eps=0), "--adam-eps: must be >= 2**-126 = 1.18e-38 (a normal float32; "
+                                         "at 0 the update is 0/0 wherever a gradient entry is 0), got 0.0"),
 ])
 def test_bad_flags_get_one_line_naming_them(tmp_path, data_dir, flags, message):
     out = tmp_path / "x.h5"
@@ -250,7 +272,7 @@ def test_output_path_checks(tmp_path, data_dir):
     junk = tmp_path / "junk.h5"
     junk.write_text("hello")
     proc = run(train_args(junk, data_dir, resume=True))
-    assert proc.returncode == 2 and "is not a readable hpclars log" in proc.stderr
+    assert proc.returncode == 2 and f"{junk}: not a readable hpclars log" in proc.stderr
 
 
 def test_corrupt_data_gets_one_clear_error(tmp_path, data_dir):
@@ -263,7 +285,7 @@ def test_corrupt_data_gets_one_clear_error(tmp_path, data_dir):
     target.write_bytes(target.read_bytes()[:100])
     out = tmp_path / "run.h5"
     proc = run(train_args(out, bad, epochs=1))
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # a corrupt data file is bad input
     assert str(target) in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not out.exists() or read_log(out).status != "completed"
@@ -272,10 +294,32 @@ def test_corrupt_data_gets_one_clear_error(tmp_path, data_dir):
 def test_resume_refuses_changed_settings(tmp_path, data_dir):
     out = tmp_path / "r.h5"
     stop = tmp_path / "STOP"
-    stop.touch()
-    assert run(train_args(out, data_dir, batch_size=1000, epochs=1, stop_file=stop)).returncode == 75
+    args = ["step:0", 0, "file"] + train_args(out, data_dir, batch_size=1000, epochs=1, stop_file=stop)
+    assert run(args, script="stop_at.py").returncode == 75
     proc = run(train_args(out, data_dir, batch_size=1000, epochs=1, lr=0.5, resume=True))
     assert proc.returncode == 2
     assert "--resume: the checkpoint" in proc.stderr and "different settings for --lr" in proc.stderr
     with h5py.File(out, "r") as f:  # the interrupted log is untouched
         assert f.attrs["status"] == "interrupted"
+
+
+def test_blas_threads_are_capped_whatever_was_imported_first(tmp_path, data_dir):
+    # No thread variables: the state of a user's script that imported NumPy and SciPy first.
+    env = {k: "" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    env = {k: v for k, v in os.environ.items() if k not in env}
+    prefix = tmp_path / "pools"
+    cmd = launch([prefix] + train_args(tmp_path / "b.h5", data_dir, batch_size=512, epochs=1,
+                                       max_steps=2, threads=2), ranks=2, script="blas_driver.py")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert_ok(proc)
+    import json
+
+    for rank in (0, 1):
+        report = json.loads((tmp_path / f"pools.{rank}.json").read_text())
+        blas_before = [p["num_threads"] for p in report["before"] if p["user_api"] == "blas"]
+        assert blas_before and max(blas_before) > 1, report["before"]  # not vacuous
+        during = report["during"]
+        blas = [p["num_threads"] for p in during if p["user_api"] == "blas"]
+        openmp = [p["num_threads"] for p in during if p["user_api"] == "openmp"]
+        assert blas and set(blas) == {1}, during  # BLAS runs inside the kernels' threads
+        assert openmp and set(openmp) == {2}, during  # --threads 2
