@@ -340,8 +340,9 @@ VARIANTS = [
     dict(optimizer="sgd"), dict(optimizer="sgd", nesterov=True),
     *[dict(optimizer="lars", lars_denominator=d, lars_mode=m, lars_momentum=p, nesterov=nv)
       for d in C.LARS_DENOMINATORS for m in C.LARS_MODES for p in C.LARS_MOMENTUM for nv in (False, True)],
-    dict(optimizer="lars", exclude_bias=True), dict(optimizer="lars", lars_eps=1e-3),
-    dict(optimizer="lamb"), dict(optimizer="lamb", exclude_bias=True), dict(optimizer="adam"),
+    *[dict(optimizer=o, exclude_from_adaptation=a, exclude_from_weight_decay=w)
+      for o in ("lars", "lamb") for a in C.ADAPTATION_EXCLUDES for w in C.WEIGHT_DECAY_EXCLUDES],
+    dict(optimizer="lars", lars_eps=1e-3), dict(optimizer="lamb"), dict(optimizer="adam"),
     dict(optimizer="adamw"),
 ]
 EDGES = [
