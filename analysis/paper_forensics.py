@@ -152,10 +152,14 @@ def _pct(s):
 
 
 def _all(parts):
-    """Combine sub-checks: (holds, shown) pairs; None (missing) wins over False over True."""
+    """Combine sub-checks, (holds, shown) pairs: one that fails fails the claim; else one that
+    is missing leaves it undecided (None); else it holds."""
+    shown = "; ".join(s for _, s in parts)
+    if any(h is False for h, _ in parts):
+        return False, shown
     if any(h is None for h, _ in parts):
-        return None, "; ".join(s for _, s in parts)
-    return all(h for h, _ in parts), "; ".join(s for _, s in parts)
+        return None, shown
+    return True, shown
 
 
 def _bound(s, low=None, high=None, name=""):

@@ -109,6 +109,9 @@ def test_claims_use_the_papers_thresholds():
     assert pf.claim_sgd_below_40(f)[0] is False
     assert pf.claim_lars_above_55(f)[0] is False
     assert pf.claim_99_to_1024(_lookup({}))[0] is None       # missing runs are not a verdict
+    # ... unless a run that is there already fails the claim.
+    assert pf.claim_99_to_1024(_lookup({("lars", 1024, "test_acc"): 0.9}))[0] is False
+    assert pf.claim_99_to_1024(_lookup({("lars", 1024, "test_acc"): 0.99}))[0] is None
 
 
 def test_readings_of_the_batch_axis():
