@@ -269,7 +269,9 @@ def _flag(name):
 def _choice(cfg, name, allowed):
     value = getattr(cfg, name)
     if value not in allowed:
-        raise ConfigError(f"{_flag(name)}: {value!r} is not one of {', '.join(allowed)}")
+        guess = difflib.get_close_matches(str(value), allowed, n=1)
+        hint = f" (did you mean {guess[0]}?)" if guess else ""
+        raise ConfigError(f"{_flag(name)}: {value!r} is not one of {', '.join(allowed)}{hint}")
 
 
 def _at_least(cfg, name, low):

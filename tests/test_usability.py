@@ -189,3 +189,13 @@ def test_no_bar_garbage_under_mpiexec(tmp_path, data_dir):
     assert_ok(proc)
     assert "\r" not in stderr and "step/s" not in stderr, stderr
     assert proc.stdout.count("epoch   1/1 step     40") == 1
+
+
+def test_a_mistyped_choice_gets_a_guess():
+    from hpclars import config as C
+
+    with pytest.raises(C.ConfigError, match=r"--init: 'torch-defualt' is not one of .*\(did you mean torch-default\?\)"):
+        C.build(init="torch-defualt")
+    with pytest.raises(C.ConfigError) as exc:
+        C.build(exclude_from_adaptation="zzz")
+    assert "did you mean" not in str(exc.value)
