@@ -15,11 +15,10 @@ Deliberately left out: the run log (see :mod:`hpclars.log`).
 import json
 import os
 
-import h5py
 import numpy as np
 
 from .config import normalize
-from .log import write_atomically
+from .log import read_hdf5, write_atomically
 
 FORMAT = "hpclars-checkpoint"
 FORMAT_VERSION = 1  # checkpoints written before this attribute existed are version 1 too
@@ -77,17 +76,7 @@ def load(path):
     truncated or not HDF5, another program's file, another format version, or
     part of its content missing.
     """
-    path = os.fspath(path)
-    try:
-        with h5py.File(path, "r", locking=False) as f:
-            return _load(f, path)
-    except CheckpointError:
-        raise
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such file") from None
-    except (OSError, KeyError, TypeError, ValueError) as exc:
-        text = " ".join((str(exc) or type(exc).__name__).split())
-        raise CheckpointError(f"{path}: not a readable hpclars checkpoint ({text})") from None
+    return read_hdf5(path, _load, CheckpointError, "checkpoint")
 
 
 def _load(f, path):

@@ -225,16 +225,26 @@ def read_log(path):
     file and what is wrong with it: missing, unreadable, truncated or not HDF5,
     another program's file, another format version, or a field missing.
     """
+    return read_hdf5(path, _read_log, LogError, "log")
+
+
+def read_hdf5(path, read, error, kind):
+    """``read(h5file, path)`` on ``path`` opened read-only without HDF5 file locking.
+
+    Anything that goes wrong becomes one ``error`` (a ValueError subclass) naming the
+    file: missing, not HDF5 or truncated, or content ``read`` could not find; errors
+    ``read`` raises itself pass unchanged.  ``kind`` names the file type in messages.
+    """
     path = os.fspath(path)
     try:
         with h5py.File(path, "r", locking=False) as f:
-            return _read_log(f, path)
-    except LogError:
+            return read(f, path)
+    except error:
         raise
     except FileNotFoundError:
-        raise LogError(f"{path}: no such file") from None
+        raise error(f"{path}: no such file") from None
     except (OSError, KeyError, TypeError, ValueError) as exc:
-        raise LogError(f"{path}: not a readable hpclars log ({_one_line(exc)})") from None
+        raise error(f"{path}: not a readable hpclars {kind} ({_one_line(exc)})") from None
 
 
 def _one_line(exc):
