@@ -319,14 +319,14 @@ LINESTYLE = {("sgd", "none"): "-", ("lars", "none"): "--", ("lars", "systemds"):
 
 
 def _plot_lines(ax, groups, field, epochs, xs_of):
+    """One line per configuration; a batch size some configuration has and this one lacks
+    breaks the line there (NaN), so no line is drawn across runs that do not exist."""
+    every = sorted({b for per in groups.values() for b in per})
+    nan = (np.nan, np.nan, np.nan, 0)
     for key in sorted(groups):
         opt, init, rule = key
-        pts = []
-        for x, gb in xs_of(sorted(groups[key])):
-            s = stats(groups, key, gb, field, epochs)
-            if s is not None:
-                pts.append((x, s))
-        if not pts:
+        pts = [(x, stats(groups, key, gb, field, epochs) or nan) for x, gb in xs_of(every)]
+        if all(p[1] is nan for p in pts):
             continue
         xs = [p[0] for p in pts]
         mean = np.array([p[1][0] for p in pts]) * 100
