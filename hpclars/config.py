@@ -164,7 +164,8 @@ del _name
 
 # Where each preset came from, for `hpclars presets` (the comments above give the numbers).
 PRESET_ORIGINS = {
-    "paper": "You et al. 2017, Table 1 (the same values as the defaults; the preset pins them)",
+    "paper": "Chowdhury, Sharma and Chandrasekar, Table 1 (the same values as the defaults; the "
+             "preset pins them)",
     "lars-tuned": "hpclars tune, LARS trial-01 at batch 8192 and 28000 (results/tune/lars-b8192, lars-b28000)",
     "lamb-tuned": "hpclars tune, LAMB trial-05 at batch 8192 and 28000 (results/tune/lamb-b8192, lamb-b28000)",
     "sgd-tuned": "hpclars tune, SGD with Nesterov momentum, trial-03 of lr 0.002-0.1 at batch 8192 and "
@@ -269,9 +270,8 @@ def _flag(name):
 def _choice(cfg, name, allowed):
     value = getattr(cfg, name)
     if value not in allowed:
-        guess = difflib.get_close_matches(str(value), allowed, n=1)
-        hint = f" (did you mean {guess[0]}?)" if guess else ""
-        raise ConfigError(f"{_flag(name)}: {value!r} is not one of {', '.join(allowed)}{hint}")
+        raise ConfigError(f"{_flag(name)}: {value!r} is not one of {', '.join(allowed)}"
+                          f"{did_you_mean(str(value), allowed)}")
 
 
 def _at_least(cfg, name, low):
