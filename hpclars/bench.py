@@ -1,4 +1,4 @@
-"""Benchmarks: ``hpclars bench train | kernels | allreduce``.
+"""Benchmarks: ``hpclars bench train | kernels | scaling | allreduce | machine``.
 
 Every figure is measured against a named baseline in the same process run:
 warm-up first, then several repeats, the median quoted.
@@ -12,6 +12,8 @@ warm-up first, then several repeats, the median quoted.
 - ``scaling``: weak scaling (fixed images per rank) of hpclars under mpiexec
   beside PyTorch DDP (gloo over loopback) on the same rank counts, 1 thread
   per rank, in the same run.
+- ``machine``: the machine's own ceiling, no hpclars code: per-rank in-register FMA
+  peak, cache-resident sgemm and STREAM triad, all ranks at once (hpclars/machine.py).
 - ``allreduce``: OSU-style latency of ``Allreduce`` for the model's gradient
   buffer and sizes around it, beside the per-step compute time, so the
   fraction of a step spent communicating is visible at any rank count; then
@@ -256,7 +258,9 @@ def ddp_images_per_s(size, batch, steps):
 
 
 def bench_scaling(args):
-    """Weak scaling: hpclars under mpiexec against PyTorch DDP (gloo), same per-rank batch."""
+    """Weak scaling: hpclars under mpiexec against PyTorch DDP (gloo), same per-rank batch, and
+    against the machine's own per-rank rates at the same rank count (hpclars/machine.py)."""
+    import json
     import subprocess
     import sys
     import tempfile
@@ -270,10 +274,19 @@ def bench_scaling(args):
     print(f"# hpclars bench scaling: weak scaling, {args.batch_per_rank} images per rank, 1 thread per rank, "
           f"{args.steps} steps; hpclars: mpiexec + the trainer's logged images/s (training steps only); "
           "baseline: PyTorch DDP, gloo over loopback")
-    print(f"{'ranks':>5} {'hpclars img/s':>14} {'efficiency':>10} {'DDP img/s':>10} {'efficiency':>10} {'ratio':>6}")
+    print("# machine: per-rank rates of hpclars bench machine at the same rank count, relative to 1 rank "
+          "(fma: in-register peak, sgemm: cache-resident, triad: STREAM memory bandwidth); "
+          "vs ceiling = hpclars efficiency / the lowest of the three")
+    print(f"{'ranks':>5} {'hpclars img/s':>14} {'efficiency':>10} {'fma':>6} {'sgemm':>6} {'triad':>6} "
+          f"{'vs ceiling':>10} {'DDP img/s':>10} {'efficiency':>10} {'ratio':>6}")
     base = {}
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.ranks:
+            probe = subprocess.run([mpiexec, "-n", str(n), sys.executable, "-m", "hpclars", "bench", "machine",
+                                    "--json", "--seconds", "0.3"], capture_output=True, text=True)
+            if probe.returncode:
+                raise SystemExit(f"hpclars bench: the {n}-rank machine probe failed:\n{probe.stderr}")
+            rates = json.loads(probe.stdout.strip().splitlines()[-1])["median"]
             out = os.path.join(tmp, f"weak-n{n}.h5")
             cmd = [mpiexec, "-n", str(n), sys.executable, "-m", "hpclars", "train", "--no-progress",
                    "--batch-size", str(n * args.batch_per_rank), "--epochs", "1", "--max-steps", str(args.steps),
@@ -283,7 +296,12 @@ def bench_scaling(args):
                 raise SystemExit(f"hpclars bench: the {n}-rank run failed:\n{proc.stderr}")
             ips = float(read_log(out).epochs["images_per_s"][-1])
             base.setdefault("hpclars", ips / n)
-            row = f"{n:>5} {ips:>14.0f} {100 * ips / (n * base['hpclars']):>9.1f}%"
+            base.setdefault("machine", rates)
+            rel = {p: rates[p] / base["machine"][p] for p in rates}
+            eff = ips / (n * base["hpclars"])
+            row = (f"{n:>5} {ips:>14.0f} {100 * eff:>9.1f}% {100 * rel['fma_gflops']:>5.0f}% "
+                   f"{100 * rel['sgemm_gflops']:>5.0f}% {100 * rel['triad_gbs']:>5.0f}% "
+                   f"{100 * eff / min(rel.values()):>9.1f}%")
             if have_torch:
                 d = ddp_images_per_s(n, args.batch_per_rank, args.steps)
                 base.setdefault("ddp", d / n)
@@ -417,6 +435,14 @@ def add_parser(sub, parser_class):
     a.add_argument("--batch-size", type=int, default=1024, help="global batch for the compute figure (default 1024)")
     a.add_argument("--threads", type=int, default=1, help="threads per rank for the compute figure (default 1)")
     a.add_argument("--chunk-size", type=int, default=256, help="chunk size for the compute figure (default 256)")
+    m = bsub.add_parser("machine", help="the machine's own per-rank compute and memory rates; run under mpiexec",
+                        description="In every rank at once: in-register FMA peak, cache-resident sgemm and "
+                                    "STREAM triad (hpclars/machine.py). Run under mpiexec -n N to see what N "
+                                    "concurrent processes each get.")
+    m.add_argument("--seconds", type=float, default=0.5, help="seconds per repeat of each probe (default 0.5)")
+    m.add_argument("--repeats", type=int, default=3, help="repeats per probe; the median is shown (default 3)")
+    m.add_argument("--triad-mib", type=int, default=64, help="MiB per triad array, 3 arrays per rank (default 64)")
+    m.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     return p
 
 
@@ -425,8 +451,13 @@ def main(args):
         value = getattr(args, name, 1)
         if value < 1:
             raise SystemExit(f"hpclars bench: error: --{name.replace('_', '-')}: must be >= 1, got {value}")
+    if args.bench == "machine" and (args.seconds <= 0 or args.triad_mib < 1):
+        raise SystemExit("hpclars bench: error: --seconds and --triad-mib must be positive, "
+                         f"got {args.seconds} and {args.triad_mib}")
+    from .machine import bench_machine
+
     {"train": bench_train, "kernels": bench_kernels, "allreduce": bench_allreduce,
-     "scaling": bench_scaling}[args.bench](args)
+     "scaling": bench_scaling, "machine": bench_machine}[args.bench](args)
     return 0
 
 
