@@ -94,6 +94,18 @@ def hpclars_step(batch, threads, chunk_size):
     return step
 
 
+def hpclars_eval(batch, threads, chunk_size):
+    """A closure running the trainer's evaluation (forward only, no activations kept for a
+    backward pass, loss and correct count) of one rank on a fixed random batch."""
+    from . import kernels
+
+    flat = init_params(np.zeros(LAYOUT.size, np.float32), 0)
+    P = LAYOUT.views(flat)
+    model = LeNet(kernels, min(chunk_size, batch), threads)
+    images, labels = _batch(batch)
+    return lambda: model.evaluate(P, images, labels)
+
+
 def torch_step(batch, threads, ddp=False):
     """The same model, loss and optimizer in PyTorch CPU, or None without torch.
 
@@ -130,14 +142,18 @@ def bench_train(args):
           f"median of {args.repeats}, {TRAIN_FLOPS / 1e6:.2f} MFLOP per image")
     peak = sgemm_gflops()
     print(f"# sgemm 1024^3 (scipy OpenBLAS, 1 call): {peak:.1f} GFLOP/s")
-    print(f"{'batch':>6} {'hpclars img/s':>14} {'GFLOP/s':>8} {'% sgemm':>8} {'torch img/s':>12} {'ratio':>6}")
+    print(f"# eval: the trainer's forward-only evaluation at the same batch and chunk; x train = its "
+          "images/s over the training step's")
+    print(f"{'batch':>6} {'hpclars img/s':>14} {'GFLOP/s':>8} {'% sgemm':>8} {'eval img/s':>11} {'x train':>8} "
+          f"{'torch img/s':>12} {'ratio':>6}")
     torch_version = None
     for batch in args.batch_sizes:
         step = hpclars_step(batch, args.threads, args.chunk_size)
         t = median_time(step, args.repeats)
         ips = batch / t
         gf = ips * TRAIN_FLOPS / 1e9
-        row = f"{batch:>6} {ips:>14.0f} {gf:>8.1f} {100 * gf / peak:>7.1f}%"
+        eps = batch / median_time(hpclars_eval(batch, args.threads, args.chunk_size), args.repeats)
+        row = f"{batch:>6} {ips:>14.0f} {gf:>8.1f} {100 * gf / peak:>7.1f}% {eps:>11.0f} {eps / ips:>8.2f}"
         baseline = None if args.no_torch else torch_step(batch, args.threads)
         if baseline is not None:
             tstep, torch_version = baseline
