@@ -272,10 +272,13 @@ def bench_scaling(args):
           "baseline: PyTorch DDP, gloo over loopback")
     print(f"{'ranks':>5} {'hpclars img/s':>14} {'efficiency':>10} {'DDP img/s':>10} {'efficiency':>10} {'ratio':>6}")
     base = {}
+    if args.keep_logs:
+        os.makedirs(args.keep_logs, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.ranks:
-            out = os.path.join(tmp, f"weak-n{n}.h5")
-            cmd = [mpiexec, "-n", str(n), sys.executable, "-m", "hpclars", "train", "--no-progress",
+            # Kept logs carry the step times that analysis/time_to_target.py predicts from.
+            out = os.path.join(args.keep_logs or tmp, f"weak-n{n}.h5")
+            cmd = [mpiexec, "-n", str(n), sys.executable, "-m", "hpclars", "train", "--no-progress", "--overwrite",
                    "--batch-size", str(n * args.batch_per_rank), "--epochs", "1", "--max-steps", str(args.steps),
                    "--out", out] + (["--data-dir", args.data_dir] if args.data_dir else [])
             proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -408,6 +411,9 @@ def add_parser(sub, parser_class):
     w.add_argument("--steps", type=int, default=50, help="timed steps per run (default 50)")
     w.add_argument("--data-dir", default="", help="MNIST directory for the hpclars runs (default: $HPCLARS_DATA, else the per-user cache)")
     w.add_argument("--no-torch", action="store_true", help="skip the PyTorch DDP baseline")
+    w.add_argument("--keep-logs", default="", metavar="DIR",
+                   help="keep the hpclars run logs (weak-n<ranks>.h5) in DIR, e.g. for "
+                        "analysis/time_to_target.py --step-times (default: discard them)")
     a = bsub.add_parser("allreduce", help="OSU-style Allreduce latency; run under mpiexec")
     a.add_argument("--sizes", type=_ints, default=[1024, 16384, 65536, 262144, 1048576],
                    help="buffer sizes in floats, comma-separated; the gradient buffer is always added "

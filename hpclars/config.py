@@ -346,7 +346,7 @@ def _check_target(value):
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (value == 0 or 0 < value <= 1)
     if not ok:
         hint = (f" (did you mean {value / 100:g}?)" if isinstance(value, (int, float))
-                and 1 < value <= 100 else "")
+                and 10 < value <= 100 else "")  # a percentage
         raise ConfigError(f"--target-accuracy: must be a test accuracy as a fraction in (0, 1] "
                           f"(0: no target), got {value!r}{hint}")
 

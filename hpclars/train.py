@@ -426,7 +426,8 @@ class Trainer:
         t_epoch = time.perf_counter()
         self.bar = progress_bar(cfg.progress and self.comm.is_root, self.epoch, cfg.epochs, self.k,
                                 min(spe, self.k + total - self.opt.t))
-        if self.k == 0:
+        k0 = self.k
+        if k0 == 0:
             self.mllog.epoch("epoch_start", self.epoch)
         try:
             status, message = self._evaluate_if_due()  # a resume whose stop came before it
@@ -440,7 +441,8 @@ class Trainer:
         finally:
             self.acc["train_time"] += time.perf_counter() - t_epoch
             self.bar.close()
-            if self.k == spe or self.opt.t >= total or self.evals.reached:
+            done = self.k == spe or self.opt.t >= total  # (a resume at an epoch end logged it before)
+            if (done and self.k > k0) or (self.evals.reached and not done):
                 self.mllog.epoch("epoch_stop", self.epoch)
 
     def _evaluate_if_due(self):
