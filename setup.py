@@ -12,7 +12,7 @@ import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-KERNELS = ["conv", "pool", "dense", "elementwise"]
+KERNELS = ["conv", "pool", "dense", "elementwise", "probes"]
 
 compile_args = ["-O3", "-fopenmp", "-ffp-contract=fast"]
 if os.environ.get("HPCLARS_NO_NATIVE", "0") in ("", "0"):

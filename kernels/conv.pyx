@@ -158,7 +158,8 @@ cdef extern from *:
     }
 
     /* acc[o, c, p, q0 + j] (16 lanes each, summed at the end) += g[o, y, u] * xp[c, y + p, u + q0 + j]
-       over (y, u), for o in [o0, o0 + OB) and j < QB.  Lanes past the row's end load g as zero. */
+       over (y, u), for o in [o0, o0 + OB) and j < QB.  Lanes past the row's end load g AND xp as
+       zero: xp there holds the padding and the next row's pixels, and 0 * inf would be NaN. */
     #define HPC_DW(OB, QB)                                                                           \
     static void hpc_dw_##OB##x##QB(const float* xp, const float* g, float* acc16, int cin, long plane,\
                                    int wp, int k, int h, int wd, int c, int p, int o0, int q0) {      \
@@ -177,7 +178,7 @@ cdef extern from *:
                 const __mmask16 m = hpc_tail(wd - x0);                                               \
                 __m512 xv[QB];                                                                       \
                 _Pragma("GCC unroll 32") for (int j = 0; j < QB; j++)                                \
-                    xv[j] = _mm512_loadu_ps(xr + x0 + j);                                            \
+                    xv[j] = _mm512_maskz_loadu_ps(m, xr + x0 + j);                                   \
                 _Pragma("GCC unroll 32") for (int j = 0; j < QB; j++)                                \
                     __asm__("" : "+v"(xv[j]));                                                       \
                 _Pragma("GCC unroll 32") for (int o = 0; o < OB; o++) {                              \
@@ -268,6 +269,10 @@ cdef extern from *:
 
 
 include "_checks.pxi"
+
+#: True where this build has the direct AVX-512 convolution; False: the portable
+#: im2col + sgemm path (HPCLARS_NO_NATIVE=1, or a compiler target without AVX-512F).
+DIRECT = bool(HPC_DIRECT)
 
 
 ctypedef struct Geom:
@@ -383,6 +388,40 @@ cdef void _col2im(const float* dcols, float* dxp, const Geom* g) noexcept nogil:
                 for j in range(g.hwp):
                     dst[j] += dcols[j]
                 dcols += g.hwp
+
+
+cdef void _zero_wrapped(float* cols, const Geom* g) noexcept nogil:
+    """Zero the 2*pad extra columns of every grid row of cols.
+
+    There _im2col leaves pixels wrapped in from the next padded row, which would meet
+    the zero extra columns of the padded dout in the dw product: 0 * x is 0 for finite
+    x but NaN for an inf or NaN pixel on the image's left edge, a term the reference
+    (valid dout positions only) does not have.
+    """
+    cdef Py_ssize_t r
+    cdef int y
+    for r in range(g.ckk):
+        for y in range(g.h):
+            memset(cols + r * g.hwp + y * g.wp + g.w, 0, 2 * g.pad * sizeof(float))
+
+
+def _dx_padding_terms(w, dx):
+    """Portable path: the w * 0 terms of dx that the padded-width grid leaves out.
+
+    The reference (and the direct path) convolve the zero-PADDED dout with the flipped
+    weights, so a tap that falls on the padding adds w * 0: nothing for a finite weight,
+    NaN for an inf or NaN one.  The padded-width grid holds every dout row once, so the
+    taps above the first row and below the last are missing; this sets the dx positions
+    they reach to NaN, exactly where the reference has NaN.  Called only when some
+    weight is not finite (ordinary training never pays for it).
+    """
+    cout, cin, k, _ = w.shape
+    n, _, h, wd = dx.shape
+    pad, wp = k // 2, wd + 2 * (k // 2)
+    yy, xx = np.meshgrid(np.arange(h), np.arange(wd), indexing="ij")
+    for c, p, q in zip(*np.nonzero(~np.isfinite(w).all(axis=0))):
+        j = (yy + pad - p) * wp + (xx + pad - q)
+        dx[:, c][:, (j < 0) | (j >= h * wp)] = np.nan
 
 
 def conv2d_forward(x, w, b, out, work, int nthreads=1):
@@ -519,6 +558,7 @@ def conv2d_backward(x, w, dout, dx, dw, db, work, int nthreads=1):
         for i in prange(xv.shape[0], schedule="static"):
             _pad_image(&xv[i, 0, 0, 0], slot + g.xp, &g)
             _im2col(slot + g.xp, slot + g.cols, &g)
+            _zero_wrapped(slot + g.cols, &g)
             # doutp: dout_i on the padded-width grid, zero in the extra columns.
             for o in range(g.cout):
                 acc = 0.0
@@ -549,3 +589,5 @@ def conv2d_backward(x, w, dout, dx, dw, db, work, int nthreads=1):
             dwv[j] += slot[g.dw + j]
         for o in range(g.cout):
             dbv[o] += slot[g.db + o]
+    if want_dx and not np.isfinite(w).all():
+        _dx_padding_terms(w, dx)

@@ -124,6 +124,9 @@ cdef extern from *:
 
 include "_checks.pxi"
 
+#: True where this build has the AVX-512 (F, BW, VL) pooling passes; False: the Cython loops.
+SIMD = bool(HPC_POOL_SIMD)
+
 
 def maxpool2_forward(x, out, idx, int nthreads=1):
     """2x2 max pooling, stride 2; idx records the winning window position.

@@ -660,3 +660,28 @@ def test_softmax_xent_specials_as_reference(rng, nthreads):
         assert correct == correct_ref
         assert_same_specials(np.array([loss]), np.array([loss_ref]), "softmax_xent loss")
         assert_same_specials(dl, dl_ref, "softmax_xent dlogits")
+
+
+# The random positions above rarely hit an image's border, where the portable (im2col +
+# sgemm) path once differed from the reference: an inf pixel in the first or last columns
+# (dw) and an inf or NaN weight whose taps fall on dout's zero padding rows (dx).
+BORDER_SPECIALS = [("x", (0, 0, 3, 0)), ("x", (1, 0, 5, 1)), ("x", (2, 0, 0, 13)), ("x", (0, 0, 13, 12)),
+                   ("w", (0, 0, 0, 0)), ("w", (3, 0, 4, 2)), ("w", (5, 0, 2, 4))]
+
+
+@IGNORE_INVALID
+@pytest.mark.parametrize("nthreads", THREADS)
+@pytest.mark.parametrize("value", [np.inf, np.nan])
+@pytest.mark.parametrize("where,pos", BORDER_SPECIALS)
+@pytest.mark.parametrize("cin,cout,h", CONV_SHAPES)
+def test_conv2d_border_specials_as_reference(rng, cin, cout, h, where, pos, value, nthreads):
+    n = 3
+    x, w, b, dout = conv_problem(rng, n, cin, cout, h)
+    a = {"x": x, "w": w}
+    a[where][pos] = value
+    dx, dw, db = nans(x.shape), np.zeros_like(w), np.zeros_like(b)
+    dx_ref, dw_ref, db_ref = nans(x.shape), np.zeros_like(w), np.zeros_like(b)
+    K.conv2d_backward(x, w, dout, dx, dw, db, conv_work(n, cin, cout, h, nthreads), nthreads)
+    R.conv2d_backward(x, w, dout, dx_ref, dw_ref, db_ref, None)
+    for got, ref, name in ((dx, dx_ref, "dx"), (dw, dw_ref, "dw"), (db, db_ref, "db")):
+        assert_same_specials(got, ref, f"conv2d_backward {name}")

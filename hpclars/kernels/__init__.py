@@ -2,6 +2,12 @@
 
 The signatures and buffer conventions are those of :mod:`hpclars.reference`,
 which is the NumPy oracle for every function exported here.
+
+``KERNEL_PATH`` names the code path this build compiled: ``"avx512"`` (direct
+convolution and pooling with AVX-512 intrinsics, the ``-march=native`` build on a
+CPU with AVX-512F/BW/VL) or ``"portable"`` (im2col + BLAS sgemm convolution and
+plain Cython pooling: ``HPCLARS_NO_NATIVE=1``, or a CPU without AVX-512).  A build
+with only one of the two fast paths reports ``"mixed"``.
 """
 
 try:
@@ -9,6 +15,8 @@ try:
     from .dense import dense_backward, dense_forward
     from .elementwise import relu_backward, relu_forward, softmax_xent
     from .pool import maxpool2_backward, maxpool2_forward
+    from .conv import DIRECT as _CONV_DIRECT
+    from .pool import SIMD as _POOL_SIMD
 except ImportError as exc:  # pragma: no cover - depends on how hpclars was installed
     import os
 
@@ -19,7 +27,10 @@ except ImportError as exc:  # pragma: no cover - depends on how hpclars was inst
         "after `pip install .`"
     ) from exc
 
+KERNEL_PATH = {(True, True): "avx512", (False, False): "portable"}.get((_CONV_DIRECT, _POOL_SIMD), "mixed")
+
 __all__ = [
+    "KERNEL_PATH",
     "conv2d_forward", "conv2d_backward", "conv2d_work_size",
     "maxpool2_forward", "maxpool2_backward",
     "relu_forward", "relu_backward",

@@ -1,0 +1,112 @@
+"""The machine's own ceiling: per-process compute and memory rates at N concurrent ranks.
+
+``hpclars bench machine`` (run under ``mpiexec -n N``) measures, in every rank at the same
+time, three probes that involve no hpclars code path:
+
+- ``fma_gflops``: in-register fused multiply-adds (``hpclars.kernels.probes.fma_peak``),
+  the core's arithmetic peak under this load: it falls when clocks drop as more cores work.
+- ``sgemm_gflops``: a cache-resident single-threaded sgemm (n = 128, 192 KiB of operands,
+  inside any L2) through the same BLAS the kernels call (``scipy.linalg.blas``): the rate a
+  BLAS-bound kernel can reach on one core.
+- ``triad_gbs``: the STREAM triad (McCalpin 1995) a = b + s * c on arrays far larger than
+  the caches (3 x 64 MiB per rank by default), counting 12 bytes per element as STREAM
+  does: the memory bandwidth one process gets while N share the socket.
+
+Each probe runs for ``seconds`` after a barrier, repeated ``repeats`` times; the median per
+rank is kept.  ``hpclars bench scaling`` runs this at every rank count beside the trainer,
+so a weak-scaling loss can be set against what the machine itself loses: if the probes
+hold flat while hpclars's per-rank compute time grows, the loss is hpclars's; if the
+probes fall as much, it is the machine's.
+
+Deliberately left out: pinning (the launcher's binding applies to both the probes and the
+trainer, which is the point: same process counts, same bindings).
+"""
+
+import json
+import statistics
+import time
+
+import numpy as np
+
+PROBES = ("fma_gflops", "sgemm_gflops", "triad_gbs")
+TRIAD_BYTES_PER_ELEMENT = 12  # STREAM's count for a = b + s * c in float32: read b, c; write a
+
+
+def _rate(fn, work, seconds, repeats, comm):
+    """Median over ``repeats`` of work / seconds-per-call; every repeat starts after a barrier."""
+    fn()  # warm-up: page faults, lazy allocation, BLAS start-up
+    t0, calls = time.perf_counter(), 0
+    while time.perf_counter() - t0 < seconds / 4:
+        fn()
+        calls += 1
+    per_call = (time.perf_counter() - t0) / calls
+    n = max(1, int(seconds / per_call))
+    rates = []
+    for _ in range(repeats):
+        comm.barrier()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        rates.append(work * n / (time.perf_counter() - t0))
+    return statistics.median(rates)
+
+
+def measure(comm, seconds=0.5, repeats=3, triad_floats=1 << 24, sgemm_n=128):
+    """Run the three probes in every rank at once.
+
+    comm          an mpi4py communicator (all its ranks take part)
+    seconds       wall seconds per repeat of each probe (> 0)
+    repeats       repeats per probe (>= 1); the median is returned
+    triad_floats  elements per triad array (each float32; 3 arrays per rank)
+    sgemm_n       size of the square cache-resident sgemm
+    Returns this rank's dict {probe name: rate}, GFLOP/s for the first two, GB/s (1e9 bytes/s)
+    for the triad.  Raises ValueError for a non-positive size, time or repeat count.
+    """
+    from scipy.linalg.blas import sgemm
+    from threadpoolctl import threadpool_limits
+
+    from .kernels import probes
+
+    if seconds <= 0 or repeats < 1 or triad_floats < 1 or sgemm_n < 1:
+        raise ValueError(f"measure needs seconds > 0, repeats >= 1 and positive sizes, got seconds={seconds}, "
+                         f"repeats={repeats}, triad_floats={triad_floats}, sgemm_n={sgemm_n}")
+    rounds = 1 << 16
+    out = {"fma_gflops": _rate(lambda: probes.fma_peak(rounds), rounds * probes.FMA_FLOPS_PER_ROUND / 1e9,
+                               seconds, repeats, comm)}
+    rng = np.random.default_rng(comm.Get_rank())
+    a, b = (np.asfortranarray(rng.standard_normal((sgemm_n, sgemm_n), dtype=np.float32)) for _ in range(2))
+    with threadpool_limits(limits=1):
+        out["sgemm_gflops"] = _rate(lambda: sgemm(1.0, a, b), 2 * sgemm_n ** 3 / 1e9, seconds, repeats, comm)
+    x, y, z = (np.full(triad_floats, v, np.float32) for v in (0.0, 1.0, 2.0))
+    out["triad_gbs"] = _rate(lambda: probes.triad(x, y, z, 3.0), TRIAD_BYTES_PER_ELEMENT * triad_floats / 1e9,
+                             seconds, repeats, comm)
+    return out
+
+
+def summary(per_rank):
+    """{probe: (median over ranks, min over ranks)} from a list of :func:`measure` dicts."""
+    return {p: (statistics.median(r[p] for r in per_rank), min(r[p] for r in per_rank)) for p in PROBES}
+
+
+def bench_machine(args):
+    """``hpclars bench machine``: the probes in every rank; rank 0 prints a table or JSON."""
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    mine = measure(comm, seconds=args.seconds, repeats=args.repeats, triad_floats=args.triad_mib << 18)
+    per_rank = comm.gather(mine, root=0)
+    if comm.Get_rank():
+        return
+    s = summary(per_rank)
+    if args.json:
+        print(json.dumps({"ranks": comm.Get_size(), "per_rank": per_rank,
+                          "median": {p: v[0] for p, v in s.items()}, "min": {p: v[1] for p, v in s.items()}}))
+        return
+    print(f"# hpclars bench machine: {comm.Get_size()} concurrent rank(s), each probe {args.repeats} x "
+          f"{args.seconds} s; per rank: median [min] over ranks")
+    for p in PROBES:
+        unit = "GB/s" if p.endswith("gbs") else "GFLOP/s"
+        print(f"{p:>14} {s[p][0]:>10.2f} [{s[p][1]:.2f}] {unit}")
+
+
+__all__ = ["PROBES", "measure", "summary", "bench_machine", "TRIAD_BYTES_PER_ELEMENT"]
