@@ -219,6 +219,27 @@ def evaluation_points(run):
             "test_acc": np.asarray(e["test_acc"])[keep]}
 
 
+def timed_window(run):
+    """(images/s, steps timed) over a benchmark run's timed window.
+
+    A run of ``hpclars bench`` or ``jobs/scaling.sbatch`` evaluates at the end of its untimed
+    warm-up and at its last step (``/evals``), so the window is the steps between those two
+    points of the training clock ``train_s``: first evaluation after step 0 to the last.
+    Older logs, or a run without such points, fall back to the last epoch's ``images_per_s``
+    (which includes that epoch's first steps).
+    """
+    ev = run.evals
+    steps, clock = np.asarray(ev["step"]), np.asarray(ev["train_s"], dtype=np.float64)
+    inner = np.nonzero(steps > 0)[0]
+    if len(inner) >= 2 and steps[inner[-1]] > steps[inner[0]]:
+        a, b = inner[0], inner[-1]
+        n = int(steps[b] - steps[a])
+        return n * run.config["batch_size"] / (clock[b] - clock[a]), n
+    e = run.epochs
+    n = int(e["step"][-1] - e["step"][-2]) if len(e["step"]) > 1 else 0
+    return float(e["images_per_s"][-1]), n
+
+
 def mean_spread(values):
     v = np.asarray(values, dtype=float)
     return float(v.mean()), float(v.min()), float(v.max())
