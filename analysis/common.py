@@ -3,7 +3,8 @@
 Reads HDF5 run logs through :func:`hpclars.log.read_log` only; it never imports
 the trainer.  Expected schema: the one documented in hpclars/log.py and
 README.md (root attributes ``config``, ``status``, ``world_size``; datasets
-``/epochs/<field>`` with epoch 0 before training; ``/tensors/<field>``).
+``/epochs/<field>`` with epoch 0 before training; ``/tensors/<field>``; optionally
+``/evals/<field>``, one record per test evaluation, in logs written since --eval-every-steps).
 
 Runs are grouped by *configuration*: the full resolved ``config`` minus the seed and the
 fields that do not change what a run computes (``hpclars.config.RUN_CONTROL``: out, data_dir,
@@ -36,7 +37,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from hpclars import config as C  # noqa: E402
-from hpclars.log import read_log  # noqa: E402
+from hpclars.log import FINISHED, read_log  # noqa: E402
 
 SWEEP_NAME = re.compile(r"^(?P<label>.+)-b(?P<batch>\d+)-s(?P<seed>\d+)$")
 # Not part of a configuration: the seed (what repeats vary), the batch size (each figure's x
@@ -126,7 +127,7 @@ def labels(runs):
     return names
 
 
-def load_runs(paths, statuses=("completed", "diverged"), left_out=None):
+def load_runs(paths, statuses=FINISHED, left_out=None):
     """Read logs; keep those whose status is in ``statuses``.
 
     Every log not kept (unreadable, or another status such as a running or failed run) is
@@ -192,6 +193,51 @@ def final_metric(run, field):
     if run.status == "diverged" and field == "gen_error":
         return 0.0
     return run.final(field)
+
+
+def evaluation_points(run):
+    """The run's test evaluations: {"step", "epoch", "wall_s", "train_s", "test_acc"} arrays.
+
+    From ``/evals`` where the log has it (every evaluation, --eval-every-steps included).
+    Older logs have only ``/epochs``: its evaluated epochs (test_acc not NaN), with
+    ``train_s`` the seconds of training steps up to each, summed over epochs as
+    (steps in the epoch) x batch / images_per_s (the trainer's images/s counts its steps
+    only), and ``epoch`` the epoch number.
+    """
+    ev = run.evals
+    if len(ev["step"]):
+        return {k: np.asarray(ev[k]) for k in ("step", "epoch", "wall_s", "train_s", "test_acc")}
+    e = run.epochs
+    steps = np.diff(np.asarray(e["step"], dtype=np.float64), prepend=0.0)
+    ips = np.asarray(e["images_per_s"], dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_epoch = np.where(steps > 0, steps * run.config["batch_size"] / ips, 0.0)
+    train_s = np.cumsum(np.nan_to_num(per_epoch))
+    keep = ~np.isnan(np.asarray(e["test_acc"], dtype=np.float64))
+    return {"step": np.asarray(e["step"])[keep], "epoch": np.asarray(e["epoch"], dtype=np.float64)[keep],
+            "wall_s": np.asarray(e["wall_s"])[keep], "train_s": train_s[keep],
+            "test_acc": np.asarray(e["test_acc"])[keep]}
+
+
+def timed_window(run):
+    """(images/s, steps timed) over a benchmark run's timed window.
+
+    A run of ``hpclars bench`` or ``jobs/scaling.sbatch`` evaluates at the end of its untimed
+    warm-up and at its last step (``/evals``), so the window is the steps between those two
+    points of the training clock ``train_s``: first evaluation after step 0 to the last.
+    Older logs, or a run without such points, fall back to the last epoch's ``images_per_s``
+    (which includes that epoch's first steps).
+    """
+    ev = run.evals
+    steps, clock = np.asarray(ev["step"]), np.asarray(ev["train_s"], dtype=np.float64)
+    inner = np.nonzero(steps > 0)[0]
+    if len(inner) >= 2 and steps[inner[-1]] > steps[inner[0]]:
+        a, b = inner[0], inner[-1]
+        n = int(steps[b] - steps[a])
+        return n * run.config["batch_size"] / (clock[b] - clock[a]), n
+    e = run.epochs
+    n = int(e["step"][-1] - e["step"][-2]) if len(e["step"]) > 1 else 0
+    return float(e["images_per_s"][-1]), n
 
 
 def mean_spread(values):

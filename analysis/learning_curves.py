@@ -30,7 +30,7 @@ def make(runs, out):
     for ax, batch in zip(axes.flat, batches):
         diverged = []
         for label, per in sorted(groups.items()):
-            seeds = [r for r in per.get(batch, []) if r.status == "completed"]
+            seeds = [r for r in per.get(batch, []) if r.status in ("completed", "target_reached")]
             if any(r.status == "diverged" for r in per.get(batch, [])):
                 diverged.append(label)
             if not seeds:

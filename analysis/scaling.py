@@ -2,7 +2,8 @@
 
 Reads the logs of a scaling study (``jobs/scaling.sbatch`` names them
 ``strong-n<k>.h5`` and ``weak-n<k>.h5``; any other logs form one series named
-after their label).  Uses each run's last epoch: ``images_per_s`` and the
+after their label).  Images/s over each run's timed window (``common.timed_window``:
+the steps after its warm-up, on the training clock), and from its last epoch the
 per-step seconds in forward+backward (``time_compute``), ``time_allreduce`` and
 ``time_optim`` (maxima over ranks).  Efficiency: strong, ips(k) / (k ips(1));
 weak, the same ratio with a per-rank batch held fixed.  Writes scaling.png and .pdf.
@@ -33,7 +34,8 @@ def series(runs):
         if n_steps <= 0:
             continue
         e = r.epochs
-        out[name].append((r.world_size, e["images_per_s"][-1], e["time_compute"][-1] / n_steps,
+        ips, _ = common.timed_window(r)
+        out[name].append((r.world_size, ips, e["time_compute"][-1] / n_steps,
                           e["time_allreduce"][-1] / n_steps, e["time_optim"][-1] / n_steps))
     return {k: sorted(v) for k, v in out.items()}
 

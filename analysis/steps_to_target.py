@@ -1,8 +1,8 @@
 """Steps to reach a test-accuracy target against batch size (Shallue et al. 2018).
 
-For each run, the optimizer steps taken by the end of the first epoch whose
-test accuracy reaches the target (the log has one evaluation per epoch, so this
-is an upper bound, exact to one epoch).  Mean over the seeds that reach it;
+For each run, the optimizer steps taken by its first evaluation whose test
+accuracy reaches the target: exact to K steps for a run with --eval-every-steps K
+(the log's /evals), else to one epoch (an upper bound from the per-epoch log).  Mean over the seeds that reach it;
 configurations that never reach it at a batch size are left out there.  Log-log,
 with the line of perfect scaling (steps halve when the batch doubles) through
 each configuration's smallest batch.  Each panel names the configurations that reach the
@@ -18,11 +18,13 @@ import common
 
 
 def steps_to(run, target):
-    """Steps at the first epoch with test_acc >= target, or None."""
-    if run.status != "completed":
+    """Steps at the first evaluation with test_acc >= target, or None (also for a run that
+    diverged or was not finished)."""
+    if run.status not in ("completed", "target_reached"):
         return None
-    hit = np.nonzero(run.epochs["test_acc"] >= target)[0]
-    return int(run.epochs["step"][hit[0]]) if len(hit) else None
+    points = common.evaluation_points(run)
+    hit = np.nonzero(points["test_acc"] >= target)[0]
+    return int(points["step"][hit[0]]) if len(hit) else None
 
 
 def table(runs, target):

@@ -233,14 +233,15 @@ def bench_kernels(args):
               f"{t_ref / t:8.1f}x {err:9.1e}", flush=True)
 
 
-def _ddp_worker(rank, size, port, batch, steps, result):
-    """One PyTorch DDP (gloo) rank: the same model, loss and optimizer as ``torch_step``."""
+def _ddp_worker(rank, size, port, batch, steps, warmup, result):
+    """One PyTorch DDP (gloo) rank: the same model, loss and optimizer as ``torch_step``;
+    ``warmup`` untimed steps, then ``steps`` timed ones."""
     import torch.distributed as dist
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=size)
     step = torch_step(batch, 1, ddp=True)[0]
-    for _ in range(3):
+    for _ in range(warmup):
         step()
     dist.barrier()
     t0 = time.perf_counter()
@@ -252,8 +253,9 @@ def _ddp_worker(rank, size, port, batch, steps, result):
     dist.destroy_process_group()
 
 
-def ddp_images_per_s(size, batch, steps):
-    """Images/s of PyTorch DDP (gloo, loopback) on ``size`` processes of 1 thread each."""
+def ddp_images_per_s(size, batch, steps, warmup=5):
+    """Images/s of PyTorch DDP (gloo, loopback) on ``size`` processes of 1 thread each, over
+    ``steps`` steps after ``warmup`` untimed ones."""
     import socket
 
     import torch.multiprocessing as mp
@@ -263,7 +265,7 @@ def ddp_images_per_s(size, batch, steps):
         port = s.getsockname()[1]
     ctx = mp.get_context("spawn")
     result = ctx.Queue()
-    procs = [ctx.Process(target=_ddp_worker, args=(r, size, port, batch, steps, result)) for r in range(size)]
+    procs = [ctx.Process(target=_ddp_worker, args=(r, size, port, batch, steps, warmup, result)) for r in range(size)]
     for p in procs:
         p.start()
     for p in procs:
@@ -271,6 +273,54 @@ def ddp_images_per_s(size, batch, steps):
     if any(p.exitcode for p in procs):
         raise RuntimeError(f"a PyTorch DDP rank failed (exit codes {[p.exitcode for p in procs]})")
     return result.get()
+
+
+def trainer_window(ranks, batch, steps, warmup, out, threads=1, chunk_size=256, data_dir="", extra=()):
+    """Run ``hpclars train`` under mpiexec for exactly ``warmup + steps`` optimizer steps and time
+    the last ``steps``.
+
+    ranks, threads    MPI ranks and OpenMP threads per rank
+    batch             global batch (images per step over all ranks)
+    steps, warmup     timed steps, and untimed steps before them (cold caches, page faults,
+                      lazy allocation); the run crosses epoch boundaries as needed
+                      (--epochs ceil((warmup + steps) / steps per epoch), --max-steps ends it)
+    out               the run's log (overwritten)
+    Returns {"images_per_s", "step_ms", "compute_ms", "allreduce_ms", "optim_ms", "steps"}:
+    images/s and ms per step over the timed steps only, read from the log's /evals training
+    clock (``train_s``, which leaves evaluations out) at steps ``warmup`` and ``warmup + steps``
+    (--eval-every-steps gcd(warmup, steps) puts an evaluation at both); the compute /
+    Allreduce / optimizer split is the per-step mean over all the run's steps (the log sums
+    it per epoch).  Raises SystemExit with the run's stderr if it fails, and if the log does
+    not hold exactly the steps asked for.
+    """
+    import math
+    import subprocess
+    import sys
+
+    from .config import TRAIN_SIZE
+    from .log import read_log
+
+    mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    mpiexec = mpiexec if os.path.exists(mpiexec) else "mpiexec"
+    total = warmup + steps
+    epochs = -(-total // (TRAIN_SIZE // batch))
+    cmd = [mpiexec, "-n", str(ranks), sys.executable, "-m", "hpclars", "train", "--no-progress", "--overwrite",
+           "--batch-size", str(batch), "--threads", str(threads), "--chunk-size", str(chunk_size),
+           "--epochs", str(epochs), "--max-steps", str(total), "--eval-every", str(epochs),
+           "--eval-every-steps", str(math.gcd(warmup, steps)), "--out", out, *extra]
+    cmd += ["--data-dir", data_dir] if data_dir else []
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"hpclars bench: the {ranks}-rank run failed:\n{proc.stderr}")
+    run = read_log(out)
+    clock = dict(zip(run.evals["step"].tolist(), run.evals["train_s"].tolist()))
+    if int(run.epochs["step"][-1]) != total or warmup not in clock or total not in clock:
+        raise SystemExit(f"hpclars bench: {out} ran {int(run.epochs['step'][-1])} steps (evaluated at "
+                         f"{sorted(clock)}), expected {total} with evaluations at {warmup} and {total}")
+    timed = clock[total] - clock[warmup]
+    e = run.epochs
+    split = {f"{k}_ms": 1e3 * float(np.nansum(e[f"time_{k}"][1:])) / total for k in ("compute", "allreduce", "optim")}
+    return {"images_per_s": steps * batch / timed, "step_ms": 1e3 * timed / steps, "steps": total, **split}
 
 
 def bench_scaling(args):
@@ -281,21 +331,21 @@ def bench_scaling(args):
     import sys
     import tempfile
 
-    from .log import read_log
-
     mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
     if not os.path.exists(mpiexec):
         mpiexec = "mpiexec"
     have_torch = torch_step(1, 1) is not None and not args.no_torch
     print(f"# hpclars bench scaling: weak scaling, {args.batch_per_rank} images per rank, 1 thread per rank, "
-          f"{args.steps} steps; hpclars: mpiexec + the trainer's logged images/s (training steps only); "
-          "baseline: PyTorch DDP, gloo over loopback")
+          f"{args.warmup} untimed + {args.steps} timed steps on both sides; hpclars: the trainer under mpiexec, "
+          "timed by its training clock; baseline: PyTorch DDP, gloo over loopback")
     print("# machine: per-rank rates of hpclars bench machine at the same rank count, relative to 1 rank "
           "(fma: in-register peak, sgemm: cache-resident, triad: STREAM memory bandwidth); "
           "vs ceiling = hpclars efficiency / the lowest of the three")
-    print(f"{'ranks':>5} {'hpclars img/s':>14} {'efficiency':>10} {'fma':>6} {'sgemm':>6} {'triad':>6} "
-          f"{'vs ceiling':>10} {'DDP img/s':>10} {'efficiency':>10} {'ratio':>6}")
+    print(f"{'ranks':>5} {'hpclars img/s':>14} {'efficiency':>10} {'compute ms':>10} {'allreduce ms':>12} "
+          f"{'fma':>6} {'sgemm':>6} {'triad':>6} {'vs ceiling':>10} {'DDP img/s':>10} {'efficiency':>10} {'ratio':>6}")
     base = {}
+    if args.keep_logs:
+        os.makedirs(args.keep_logs, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.ranks:
             probe = subprocess.run([mpiexec, "-n", str(n), sys.executable, "-m", "hpclars", "bench", "machine",
@@ -303,28 +353,44 @@ def bench_scaling(args):
             if probe.returncode:
                 raise SystemExit(f"hpclars bench: the {n}-rank machine probe failed:\n{probe.stderr}")
             rates = json.loads(probe.stdout.strip().splitlines()[-1])["median"]
-            out = os.path.join(tmp, f"weak-n{n}.h5")
-            cmd = [mpiexec, "-n", str(n), sys.executable, "-m", "hpclars", "train", "--no-progress",
-                   "--batch-size", str(n * args.batch_per_rank), "--epochs", "1", "--max-steps", str(args.steps),
-                   "--out", out] + (["--data-dir", args.data_dir] if args.data_dir else [])
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode:
-                raise SystemExit(f"hpclars bench: the {n}-rank run failed:\n{proc.stderr}")
-            ips = float(read_log(out).epochs["images_per_s"][-1])
+            # Kept logs carry the step times that analysis/time_to_target.py predicts from.
+            out = os.path.join(args.keep_logs or tmp, f"weak-n{n}.h5")
+            w = trainer_window(n, n * args.batch_per_rank, args.steps, args.warmup, out, data_dir=args.data_dir)
+            ips = w["images_per_s"]
             base.setdefault("hpclars", ips / n)
             base.setdefault("machine", rates)
             rel = {p: rates[p] / base["machine"][p] for p in rates}
             eff = ips / (n * base["hpclars"])
-            row = (f"{n:>5} {ips:>14.0f} {100 * eff:>9.1f}% {100 * rel['fma_gflops']:>5.0f}% "
-                   f"{100 * rel['sgemm_gflops']:>5.0f}% {100 * rel['triad_gbs']:>5.0f}% "
-                   f"{100 * eff / min(rel.values()):>9.1f}%")
+            row = (f"{n:>5} {ips:>14.0f} {100 * eff:>9.1f}% {w['compute_ms']:>10.1f} {w['allreduce_ms']:>12.2f} "
+                   f"{100 * rel['fma_gflops']:>5.0f}% {100 * rel['sgemm_gflops']:>5.0f}% "
+                   f"{100 * rel['triad_gbs']:>5.0f}% {100 * eff / min(rel.values()):>9.1f}%")
             if have_torch:
-                d = ddp_images_per_s(n, args.batch_per_rank, args.steps)
+                d = ddp_images_per_s(n, args.batch_per_rank, args.steps, args.warmup)
                 base.setdefault("ddp", d / n)
                 row += f" {d:>10.0f} {100 * d / (n * base['ddp']):>9.1f}% {ips / d:>6.2f}"
             print(row, flush=True)
     if not have_torch:
         print("# no PyTorch baseline (install torch to get one)")
+
+
+def bench_hybrid(args):
+    """Ranks x threads on a fixed number of cores: the same global batch at every split."""
+    import tempfile
+
+    splits = [(r, args.cores // r) for r in range(1, args.cores + 1) if args.cores % r == 0]
+    print(f"# hpclars bench hybrid: {args.cores} cores as ranks x threads, global batch {args.batch_size}, "
+          f"{args.warmup} untimed + {args.steps} timed steps; step ms from the training clock, the split "
+          "(compute / Allreduce / optimizer, ms per step, max over ranks) over all steps")
+    print(f"{'ranks':>5} {'threads':>7} {'img/s':>9} {'step ms':>8} {'compute':>8} {'allreduce':>9} {'optim':>6}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for r, t in splits:
+            if args.batch_size % r:
+                print(f"{r:>5} {t:>7}   skipped: batch {args.batch_size} is not divisible by {r} ranks")
+                continue
+            w = trainer_window(r, args.batch_size, args.steps, args.warmup, os.path.join(tmp, f"h{r}x{t}.h5"),
+                               threads=t, chunk_size=args.chunk_size, data_dir=args.data_dir)
+            print(f"{r:>5} {t:>7} {w['images_per_s']:>9.0f} {w['step_ms']:>8.1f} {w['compute_ms']:>8.1f} "
+                  f"{w['allreduce_ms']:>9.2f} {w['optim_ms']:>6.2f}", flush=True)
 
 
 def bench_allreduce(args):
@@ -440,8 +506,12 @@ def add_parser(sub, parser_class):
     w.add_argument("--ranks", type=_ints, default=[1, 2, 4, 8], help="rank counts (default 1,2,4,8)")
     w.add_argument("--batch-per-rank", type=int, default=256, help="images per rank per step (default 256)")
     w.add_argument("--steps", type=int, default=50, help="timed steps per run (default 50)")
+    w.add_argument("--warmup", type=int, default=5, help="untimed steps before them, on both sides (default 5)")
     w.add_argument("--data-dir", default="", help="MNIST directory for the hpclars runs (default: $HPCLARS_DATA, else the per-user cache)")
     w.add_argument("--no-torch", action="store_true", help="skip the PyTorch DDP baseline")
+    w.add_argument("--keep-logs", default="", metavar="DIR",
+                   help="keep the hpclars run logs (weak-n<ranks>.h5) in DIR, e.g. for "
+                        "analysis/time_to_target.py --step-times (default: discard them)")
     a = bsub.add_parser("allreduce", help="OSU-style Allreduce latency; run under mpiexec")
     a.add_argument("--sizes", type=_ints, default=[1024, 16384, 65536, 262144, 1048576],
                    help="buffer sizes in floats, comma-separated; the gradient buffer is always added "
@@ -451,6 +521,16 @@ def add_parser(sub, parser_class):
     a.add_argument("--batch-size", type=int, default=1024, help="global batch for the compute figure (default 1024)")
     a.add_argument("--threads", type=int, default=1, help="threads per rank for the compute figure (default 1)")
     a.add_argument("--chunk-size", type=int, default=256, help="chunk size for the compute figure (default 256)")
+    h = bsub.add_parser("hybrid", help="ranks x threads on a fixed core count, same global batch",
+                        description="Every split of --cores into ranks x threads (1x16, 2x8, ..., 16x1), the "
+                                    "same global batch, timed steps only, with the compute / Allreduce / "
+                                    "optimizer split per step.")
+    h.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="cores to split (default: all)")
+    h.add_argument("--batch-size", type=int, default=4096, help="global batch (default 4096)")
+    h.add_argument("--steps", type=int, default=30, help="timed steps per split (default 30)")
+    h.add_argument("--warmup", type=int, default=5, help="untimed steps before them (default 5)")
+    h.add_argument("--chunk-size", type=int, default=256, help="images per kernel call (default 256)")
+    h.add_argument("--data-dir", default="", help="MNIST directory (default: $HPCLARS_DATA, else the per-user cache)")
     m = bsub.add_parser("machine", help="the machine's own per-rank compute and memory rates; run under mpiexec",
                         description="In every rank at once: in-register FMA peak, cache-resident sgemm and "
                                     "STREAM triad (hpclars/machine.py). Run under mpiexec -n N to see what N "
@@ -463,17 +543,19 @@ def add_parser(sub, parser_class):
 
 
 def main(args):
-    for name in ("repeats", "iters", "threads", "batch", "chunk_size", "batch_size"):
+    for name in ("repeats", "iters", "threads", "batch", "chunk_size", "batch_size", "steps", "cores"):
         value = getattr(args, name, 1)
         if value < 1:
             raise SystemExit(f"hpclars bench: error: --{name.replace('_', '-')}: must be >= 1, got {value}")
+    if getattr(args, "warmup", 0) < 0:
+        raise SystemExit(f"hpclars bench: error: --warmup: must be >= 0, got {args.warmup}")
     if args.bench == "machine" and (args.seconds <= 0 or args.triad_mib < 1):
         raise SystemExit("hpclars bench: error: --seconds and --triad-mib must be positive, "
                          f"got {args.seconds} and {args.triad_mib}")
     from .machine import bench_machine
 
     {"train": bench_train, "kernels": bench_kernels, "allreduce": bench_allreduce,
-     "scaling": bench_scaling, "machine": bench_machine}[args.bench](args)
+     "scaling": bench_scaling, "machine": bench_machine, "hybrid": bench_hybrid}[args.bench](args)
     return 0
 
 

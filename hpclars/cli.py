@@ -4,7 +4,7 @@ The train flags are generated from :class:`hpclars.config.Config`, so the
 dataclass stays the only home of defaults; each flag's help text lives here.
 Every flag is validated before MPI communication or data loading starts.
 
-Exit codes: 0 completed (or diverged: the status is in the log), 1 failure,
+Exit codes: 0 completed, target_reached (or diverged: the status is in the log), 1 failure,
 2 bad arguments or a bad input file (data, log, checkpoint, grid), 75 stopped by
 a signal or stop file after checkpointing (requeue and run again with --resume).
 """
@@ -18,7 +18,7 @@ import sys
 from . import config as C
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_REQUEUE = 0, 1, 2, 75
-STATUS_EXIT = {"completed": EXIT_OK, "diverged": EXIT_OK, "interrupted": EXIT_REQUEUE, "failed": EXIT_FAILURE}
+STATUS_EXIT = {"completed": EXIT_OK, "target_reached": EXIT_OK, "diverged": EXIT_OK, "interrupted": EXIT_REQUEUE, "failed": EXIT_FAILURE}
 
 HELP = {
     "optimizer": "optimizer: sgd (paper Table 1), lars, lamb, adam or adamw",
@@ -65,6 +65,14 @@ HELP = {
     "checkpoint_every": "epochs between checkpoints (0: only when stopped)",
     "eval_every": "evaluate train and test accuracy every K epochs (the last epoch always; "
                   "skipped epochs log NaN metrics)",
+    "eval_every_steps": "also evaluate the test set (only) every K optimizer steps, so that the "
+                        "step at which a --target-accuracy is reached is exact to K steps; composes "
+                        "with --eval-every (an epoch end already evaluated is not evaluated twice); "
+                        "0: off",
+    "target_accuracy": "end the run as soon as an evaluation reaches this test accuracy (a fraction, "
+                       "e.g. 0.99), with status target_reached; 0: train the whole budget",
+    "mllog": "also write an MLPerf-style log (':::MLLOG {json}' lines, rank 0) to this file; "
+             "--resume appends to it",
     "chunk_size": "images per kernel call; bounds memory at any batch size",
     "threads": "OpenMP threads per rank",
     "progress": "show a tqdm progress bar (rate, ETA, loss) on rank 0 while an epoch runs; only "
@@ -174,7 +182,7 @@ def make_parser():
     p = sub.add_parser("train", help="train one run (use mpiexec -n N for N ranks)",
                        description="Train the paper's LeNet-5 on MNIST. Launch with "
                        "`mpiexec -n N hpclars train ...` or srun for data-parallel training. "
-                       "Exit codes: 0 completed or diverged, 1 failure, 2 bad arguments, "
+                       "Exit codes: 0 completed, target reached or diverged, 1 failure, 2 bad arguments, "
                        "75 stopped and checkpointed (rerun with --resume).")
     add_config_flags(p)
     p.add_argument("--print-config", action="store_true",

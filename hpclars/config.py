@@ -75,6 +75,9 @@ class Config:
     stop_file: str = ""
     checkpoint_every: int = 1       # epochs between checkpoints; 0: only on a stop
     eval_every: int = 1             # epochs between evaluations (the last epoch always is)
+    eval_every_steps: int = 0       # also evaluate the test set every K optimizer steps; 0: off
+    target_accuracy: float = 0.0    # stop once a test evaluation reaches it (fraction); 0: off
+    mllog: str = ""                 # MLPerf-style log (":::MLLOG {json}" lines) to write; "": none
     chunk_size: int = 256           # images per kernel call; bounds memory
     threads: int = 1                # OpenMP threads per rank
     overlap_allreduce: bool = False  # Iallreduce each layer's gradient as backward produces it
@@ -182,7 +185,7 @@ PRESET_ORIGINS = {
 # computes (beyond float rounding): a resume may change them, and the analysis ignores them when
 # it decides which runs are repeats of one configuration.
 RUN_CONTROL = ("out", "overwrite", "resume", "stop_file", "progress", "data_dir", "threads",
-               "chunk_size", "checkpoint_every", "preset", "overlap_allreduce")
+               "chunk_size", "checkpoint_every", "preset", "overlap_allreduce", "mllog")
 
 
 def field_names():
@@ -321,6 +324,10 @@ def validate(cfg):
     _at_least(cfg, "seed", 0)
     _at_least(cfg, "checkpoint_every", 0)
     _at_least(cfg, "eval_every", 1)
+    if not (isinstance(cfg.eval_every_steps, int) and not isinstance(cfg.eval_every_steps, bool)
+            and cfg.eval_every_steps >= 0):
+        raise ConfigError(f"--eval-every-steps: must be an integer >= 0 (0: off), got {cfg.eval_every_steps!r}")
+    _check_target(cfg.target_accuracy)
     _at_least(cfg, "chunk_size", 1)
     _at_least(cfg, "threads", 1)
     if not cfg.out:
@@ -332,6 +339,16 @@ def validate(cfg):
     if cfg.warmup_epochs > cfg.epochs:
         raise ConfigError(f"--warmup-epochs: {cfg.warmup_epochs} is longer than --epochs {cfg.epochs}; "
                           f"pass --warmup-epochs {cfg.epochs} or less")
+
+
+def _check_target(value):
+    """--target-accuracy is 0 (off) or a test accuracy as a fraction in (0, 1]."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (value == 0 or 0 < value <= 1)
+    if not ok:
+        hint = (f" (did you mean {value / 100:g}?)" if isinstance(value, (int, float))
+                and 10 < value <= 100 else "")  # a percentage
+        raise ConfigError(f"--target-accuracy: must be a test accuracy as a fraction in (0, 1] "
+                          f"(0: no target), got {value!r}{hint}")
 
 
 def validate_for_world(cfg, world_size):

@@ -5,7 +5,9 @@ One file per run.  Schema (format "hpclars-log", version 1):
 root attributes
     format, format_version    "hpclars-log", 1
     config                    the full resolved Config as JSON
-    status                    running | completed | diverged | failed | interrupted
+    status                    running | completed | target_reached | diverged | failed |
+                              interrupted (target_reached: --target-accuracy was reached and
+                              the run ended there, its remaining budget unused)
     message                   why the run ended that way ("" when completed)
     world_size                MPI ranks of the latest start or resume (per epoch: /epochs/world_size)
     hpclars_version, hostname, created (ISO 8601 UTC), n_params
@@ -14,6 +16,10 @@ root attributes
                               absent in logs written before it existed
     schedule                  the learning-rate schedule and its parameters, JSON
     tensor_names              the parameter tensors, in buffer order
+    targets                   JSON {"0.97": {"step", "epoch", "wall_s", "train_s"} or null, ...}:
+                              where each target (0.97, 0.98, 0.99 and --target-accuracy) was
+                              first reached by an evaluation (hpclars.target.first_reached);
+                              absent in logs written before it existed
 /epochs/<field>               1-D, one entry per evaluated epoch; epoch 0 is the
                               evaluation before any training.  Fields: see EPOCH_FIELDS.
 /tensors/<field>              2-D (epochs, tensors): weight_norm (at the end of the
@@ -21,9 +27,15 @@ root attributes
                               steps; NaN at epoch 0).  local_lr is the factor that
                               multiplies the global rate: LARS's local rate, LAMB's
                               trust ratio, 1 for SGD and Adam.
+/evals/<field>                1-D, one entry per evaluation of the test set, in step order:
+                              epoch 0, every evaluated epoch end and every --eval-every-steps
+                              evaluation.  Fields: see EVAL_FIELDS.  Absent in older logs
+                              (:func:`read_log` then gives empty arrays).
 /params/<tensor>              the parameters at the end of the run (absent while running)
 
-Accuracies are fractions in [0, 1]; gen_error = train_acc - test_acc.
+Accuracies are fractions in [0, 1]; gen_error = train_acc - test_acc.  A run that reaches
+--target-accuracy in the middle of an epoch ends with a partial epoch: its record has the step
+and test metrics of that evaluation and NaN train metrics (the training set was not evaluated).
 
 Writes are atomic: the whole file is rewritten to a temporary name, flushed,
 fsync'ed and renamed over the old one, so a process killed at any moment leaves
@@ -47,7 +59,10 @@ from .config import normalize
 
 FORMAT = "hpclars-log"
 FORMAT_VERSION = 1
-STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
+STATUSES = ("running", "completed", "target_reached", "diverged", "failed", "interrupted")
+# A run with one of these is over: a resume or a sweep does not run it again, and the analysis
+# counts it as a result.
+FINISHED = ("completed", "target_reached", "diverged")
 
 EPOCH_FIELDS = (
     "epoch",            # 0 = before training
@@ -67,6 +82,16 @@ EPOCH_FIELDS = (
     "world_size",       # MPI ranks that ended the epoch (a resume may change it)
 )
 INT_FIELDS = ("epoch", "step", "world_size")
+EVAL_FIELDS = (
+    "step",             # optimizer steps taken when the test set was evaluated
+    "epoch",            # epochs completed, fractional: step / steps per epoch
+    "wall_s",           # wall seconds since the run started (across restarts), at the evaluation's end
+    "train_s",          # seconds spent in optimizer steps so far (data, forward, backward,
+                        # Allreduce, update): the wall time without evaluations, logging and
+                        # checkpoints (AlgoPerf's accumulated submission time)
+    "eval_s",           # seconds this evaluation took (rank 0, including its reduction)
+    "test_loss", "test_acc",
+)
 TENSOR_FIELDS = ("weight_norm", "grad_norm", "local_lr")
 
 
@@ -100,6 +125,7 @@ class RunLog:
         self.tensor_names = list(tensor_names)
         self.epochs = {f: [] for f in EPOCH_FIELDS}
         self.tensors = {f: [] for f in TENSOR_FIELDS}
+        self.evals = {f: [] for f in EVAL_FIELDS}
         self.params = None
 
     @classmethod
@@ -114,13 +140,18 @@ class RunLog:
         return cls(path, attrs, tensor_names)
 
     @classmethod
-    def reopen(cls, path, keep_epochs_through):
-        """Continue an existing log, dropping epochs after ``keep_epochs_through``."""
+    def reopen(cls, path, keep_epochs_through, keep_evals_through_step=None):
+        """Continue an existing log, dropping epochs after ``keep_epochs_through`` and
+        evaluations after step ``keep_evals_through_step`` (None: keep all)."""
         data = read_log(path)
         log = cls(path, data.attrs, data.tensor_names)
         keep = data.epochs["epoch"] <= keep_epochs_through
         for f in EPOCH_FIELDS:
             log.epochs[f] = list(data.epochs[f][keep])
+        last = np.inf if keep_evals_through_step is None else keep_evals_through_step
+        keep_evals = data.evals["step"] <= last
+        for f in EVAL_FIELDS:
+            log.evals[f] = list(data.evals[f][keep_evals])
         for f in TENSOR_FIELDS:
             log.tensors[f] = [row for row in data.tensors[f][keep]]
         log.attrs["status"] = "running"
@@ -139,6 +170,14 @@ class RunLog:
             self.epochs[f].append(record[f])
         for f in TENSOR_FIELDS:
             self.tensors[f].append(np.asarray(tensor_record[f], dtype=np.float64))
+
+    def append_eval(self, record):
+        """One evaluation of the test set (a dict with every field of EVAL_FIELDS)."""
+        missing = set(EVAL_FIELDS) - set(record)
+        if missing:
+            raise KeyError(f"evaluation record lacks {sorted(missing)}")
+        for f in EVAL_FIELDS:
+            self.evals[f].append(record[f])
 
     def set_status(self, status, message=""):
         if status not in STATUSES:
@@ -165,6 +204,9 @@ class RunLog:
         for name in TENSOR_FIELDS:
             rows = np.array(self.tensors[name], dtype=np.float64).reshape(-1, k)
             g.create_dataset(name, data=rows)
+        g = f.create_group("evals")
+        for name in EVAL_FIELDS:
+            g.create_dataset(name, data=np.array(self.evals[name], dtype=np.int64 if name == "step" else np.float64))
         if self.params is not None:
             g = f.create_group("params")
             for name, value in self.params.items():
@@ -174,13 +216,14 @@ class RunLog:
 class RunData:
     """What :func:`read_log` returns; plain arrays, the file is closed."""
 
-    def __init__(self, path, attrs, epochs, tensors, tensor_names, params):
+    def __init__(self, path, attrs, epochs, tensors, tensor_names, params, evals=None):
         self.path = path
         self.attrs = attrs
         self.epochs = epochs
         self.tensors = tensors
         self.tensor_names = tensor_names
         self.params = params
+        self.evals = evals if evals is not None else _no_evals()
 
     @property
     def config(self):
@@ -200,10 +243,19 @@ class RunData:
         """The host of each rank, by rank ([] for logs older than the attribute)."""
         return json.loads(self.attrs.get("rank_hosts", "[]"))
 
+    @property
+    def targets(self):
+        """{target as text: {"step", "epoch", "wall_s", "train_s"} or None} ({} if not logged)."""
+        return json.loads(self.attrs.get("targets", "{}"))
+
     def final(self, field):
         """The field's value at the last logged epoch (NaN if none)."""
         values = self.epochs[field]
         return float(values[-1]) if len(values) else float("nan")
+
+
+def _no_evals():
+    return {f: np.zeros(0, np.int64 if f == "step" else np.float64) for f in EVAL_FIELDS}
 
 
 def _attr(value):
@@ -263,10 +315,11 @@ def _read_log(f, path):
     epochs = {k: f["epochs"][k][()] for k in f["epochs"]}
     tensors = {k: f["tensors"][k][()] for k in f["tensors"]}
     params = {k: f["params"][k][()] for k in f["params"]} if "params" in f else None
+    evals = {**_no_evals(), **{k: f["evals"][k][()] for k in f["evals"]}} if "evals" in f else None
     if "world_size" not in epochs and "epoch" in epochs:  # written before it was logged per epoch
         epochs["world_size"] = np.full(len(epochs["epoch"]), int(attrs["world_size"]), np.int64)
     missing = sorted((set(EPOCH_FIELDS) - set(epochs)) | (set(TENSOR_FIELDS) - set(tensors)))
     if missing:
         raise LogError(f"{path}: hpclars log without the field(s) {', '.join(missing)}")
     json.loads(attrs["config"])  # a log whose configuration does not parse is corrupt
-    return RunData(path, attrs, epochs, tensors, names, params)
+    return RunData(path, attrs, epochs, tensors, names, params, evals)

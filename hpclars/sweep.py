@@ -37,7 +37,8 @@ GRID_KEYS = {"name", "batch_sizes", "seeds", "common", "runs"}
 RUN_CONTROL = {"out", "resume", "overwrite", "stop_file", "data_dir"}
 # Config fields the sweep sets for every run, so a grid may not (the hint says what to use).
 SET_BY_SWEEP = {**{k: "" for k in RUN_CONTROL}, "progress": "; use hpclars sweep --progress",
-                "batch_size": "; use batch_sizes", "seed": "; use seeds"}
+                "batch_size": "; use batch_sizes", "seed": "; use seeds",
+                "mllog": "; every run of the grid would write the same file"}
 RUN_KEYS = {"name", "preset", "batch_sizes", "seeds"}  # besides config fields, in a [[runs]] entry
 
 

@@ -15,9 +15,11 @@ scale terms and whether any rank was asked to stop, with no extra message.
 Only rank 0 prints and writes the log and checkpoints.  Evaluation is shared:
 each rank evaluates a slice of the train and test sets and the sums are reduced.
 
-Exit statuses: completed, diverged (a non-finite loss, gradient, parameter or
-optimizer state; the run still counts as a result), interrupted (a stop signal
-or stop file: it checkpointed and wants to be requeued).
+Exit statuses: completed, target_reached (an evaluation reached --target-accuracy;
+the rest of the budget is not used, see :mod:`hpclars.target`), diverged (a
+non-finite loss, gradient, parameter or optimizer state; the run still counts as
+a result), interrupted (a stop signal or stop file: it checkpointed and wants to
+be requeued).
 
 Stops: between phases (after loading the data, after an epoch's evaluation and
 checkpoint) the ranks agree on the stop flag with one tiny Allreduce; during an
@@ -50,10 +52,12 @@ from tqdm import tqdm
 from . import checkpoint as ckpt
 from . import config as C
 from . import schedules
+from . import target
 from .comm import Comm
 from .data import ENV_VAR as DATA_ENV
 from .data import DataError, load_mnist
-from .log import LogError, RunLog, read_log, write_atomically
+from .log import FINISHED, LogError, RunLog, read_log, write_atomically
+from .mllog import MLLog
 from .model import LAYOUT, LeNet, init_params, layer_slices
 from .optim import make_optimizer, norm
 
@@ -168,7 +172,7 @@ def prepare_output(cfg, world_size):
     if not cfg.resume:
         raise C.ConfigError(f"--out: {out} exists (status: {status}); pass --resume to continue it "
                             "or --overwrite to replace it")
-    if status in ("completed", "diverged"):
+    if status in FINISHED:
         return ("done", status)
     if not os.path.exists(ck_path):
         return ("fresh", None)  # killed before its first checkpoint: nothing to continue
@@ -302,9 +306,13 @@ class Trainer:
         if mode == "done":
             self.say(f"{cfg.out}: already {payload}; nothing to do")
             return payload
+        self.mllog = comm.on_root(lambda: MLLog.open(cfg.mllog, append=mode == "resume") if cfg.mllog
+                                  else MLLog(), share_result=False) or MLLog()
         if self._data is None:
             self._data = load_data(cfg.data_dir, comm)
         self.data = self._data
+        if mode == "fresh":
+            self.mllog.initialization(cfg, comm.size, len(self.data.train_labels), len(self.data.test_labels))
         if self._agree_stop():  # nothing written yet: the log and checkpoint are as they were
             why = self.stop.reason or "a stop request on another rank"
             self.say(f"hpclars: interrupted (stopped by {why} before training started; nothing "
@@ -346,6 +354,8 @@ class Trainer:
             self.acc = {**self._new_accumulators(), **saved.accumulators}
             if "noise_steps" not in saved.accumulators:  # older checkpoint: one world size so far
                 self.acc["noise_steps"] = self.acc["steps"] if saved.world_size > 1 else 0
+        self.evals = target.Evaluations(cfg, len(self.data.test_labels), self.mllog,
+                                        saved.position if saved else None)
 
         log = None
         hosts = comm.gather_obj(socket.gethostname())  # collective: every rank calls it
@@ -354,24 +364,28 @@ class Trainer:
                 log = self.log = RunLog.create(cfg.out, cfg.to_json(), N, LAYOUT.names, LAYOUT.size,
                                     schedules.describe(cfg))
             else:
-                log = self.log = RunLog.reopen(cfg.out, keep_epochs_through=self.epoch - 1)
+                log = self.log = RunLog.reopen(cfg.out, keep_epochs_through=self.epoch - 1,
+                                               keep_evals_through_step=opt.t)
                 log.attrs["world_size"] = N
+                target.write_targets(log, self.evals.targets)
             log.attrs["rank_hosts"] = json.dumps(hosts)
         t_start = time.perf_counter()
         self.wall = lambda: wall0 + time.perf_counter() - t_start
 
         if saved is None:
+            self.mllog.run_started()
             self.say(f"hpclars: {cfg.optimizer} batch {B} on {N} rank(s) x {cfg.threads} thread(s), "
                      f"{C.describe_steps(cfg)} -> {cfg.out}")
             t0 = time.perf_counter()
             ev = self._evaluate(self.P, self.eval_model)
             times = comm.allreduce_max_(np.array([np.nan, np.nan, np.nan, time.perf_counter() - t0]))
+            self.evals.record(log, 0, self.wall(), times[3], ev[2], ev[3])
             self._log_epoch(log, 0, opt.t, schedules.lr_at(cfg, 0), ev, self.acc, flat, times, self.wall())
         else:
             self.say(f"hpclars: resuming {cfg.out} at epoch {self.epoch}, batch {self.k}, step {opt.t}"
                      + self._world_change(saved.world_size))
 
-        status, message = self._loop()
+        status, message = self.evals.final_status() if self.evals.reached else self._loop()
         return self._finish(status, message)
 
     def _world_change(self, saved_size):
@@ -394,10 +408,12 @@ class Trainer:
             if self._agree_stop():
                 return "interrupted", self._stop_message()
             status, message = self._epoch_steps()
+            if status == "target_reached":
+                self._end_at_target()
             if status:
                 return status, message
-            if self._end_epoch():
-                return "completed", ""
+            if self._end_epoch() or self.evals.reached:
+                return self.evals.final_status()
             self.epoch, self.k, self.acc = self.epoch + 1, 0, self._new_accumulators()
             if self.comm.is_root and cfg.checkpoint_every and (self.epoch - 1) % cfg.checkpoint_every == 0:
                 self._checkpoint()
@@ -410,15 +426,51 @@ class Trainer:
         t_epoch = time.perf_counter()
         self.bar = progress_bar(cfg.progress and self.comm.is_root, self.epoch, cfg.epochs, self.k,
                                 min(spe, self.k + total - self.opt.t))
+        k0 = self.k
+        if k0 == 0:
+            self.mllog.epoch("epoch_start", self.epoch)
         try:
-            while self.k < spe and self.opt.t < total:
+            status, message = self._evaluate_if_due()  # a resume whose stop came before it
+            while not status and self.k < spe and self.opt.t < total:
+                t0 = time.perf_counter()
                 status, message = self._step(perm)
-                if status:
-                    return status, message
-            return "", ""
+                self.evals.train_s += time.perf_counter() - t0
+                if not status:
+                    status, message = self._evaluate_if_due()
+            return status, message
         finally:
             self.acc["train_time"] += time.perf_counter() - t_epoch
             self.bar.close()
+            done = self.k == spe or self.opt.t >= total  # (a resume at an epoch end logged it before)
+            if (done and self.k > k0) or (self.evals.reached and not done):
+                self.mllog.epoch("epoch_stop", self.epoch)
+
+    def _evaluate_if_due(self):
+        """The --eval-every-steps evaluation of the test set after this step, if due (see
+        :mod:`hpclars.target`); returns (status, message) as _step."""
+        ev = self.evals
+        if not ev.due(self.opt.t, self.k, self.epoch):
+            return "", ""
+        t0 = time.perf_counter()
+        loss_sum, correct = target.evaluate_test(self.eval_model, self.P, self.data, self.comm)
+        seconds = time.perf_counter() - t0
+        ev.record(self.log, self.opt.t, self.wall(), seconds, loss_sum, correct)
+        n = len(self.data.test_labels)
+        self.bar.clear()
+        self.say(f"   step {self.opt.t:>6}  test {100 * correct / n:6.2f}% (loss {loss_sum / n:.4f})"
+                 f"  {self.wall():7.1f}s")
+        self.acc["train_time"] -= time.perf_counter() - t0  # the epoch's images/s counts steps only
+        return ev.final_status() if ev.reached else ("", "")
+
+    def _end_at_target(self):
+        """Log the epoch that the target cut short: its steps so far and the test metrics of the
+        evaluation that reached the target (the training set was not evaluated: NaN)."""
+        loss_sum, correct, seconds = self.evals.last
+        acc = self.acc
+        times = self.comm.allreduce_max_(np.array([acc["time_compute"], acc["time_allreduce"],
+                                                   acc["time_optim"], seconds]))
+        self._log_epoch(self.log, self.epoch, self.opt.t, acc["last_lr"], np.array([np.nan, np.nan, loss_sum, correct]),
+                        acc, self.flat, times, self.wall())
 
     def _step(self, perm):
         """One optimizer step (batch self.k of the epoch); returns (status, message) as _epoch_steps."""
@@ -481,6 +533,8 @@ class Trainer:
         times = np.array([acc["time_compute"], acc["time_allreduce"], acc["time_optim"],
                           time.perf_counter() - t0])
         comm.allreduce_max_(times)
+        if not np.isnan(ev[3]):
+            self.evals.record(self.log, self.opt.t, self.wall(), times[3], ev[2], ev[3])
         self._log_epoch(self.log, self.epoch, self.opt.t, acc["last_lr"], ev, acc, self.flat, times,
                         self.wall())
         return last
@@ -496,10 +550,11 @@ class Trainer:
             self.log.set_status(status, message)
             self.log.set_params(self.P)
             self.log.flush()
-            if status in ("completed", "diverged"):
+            if status in FINISHED:
                 path = ckpt.checkpoint_path(cfg.out)
                 if os.path.exists(path):
                     os.unlink(path)
+                self.mllog.run_stopped(status, cfg.target_accuracy)
             final = f" ({message})" if message else ""
             self.say(f"hpclars: {status}{final}; log {cfg.out}")
         return status
@@ -566,7 +621,9 @@ class Trainer:
         line = f"epoch {epoch:>3}/{self.cfg.epochs}"
         if epoch:
             line += f" step {step:>6} lr {lr:.3g}"
-        if np.isnan(ev[1]):
+        if np.isnan(ev[1]) and not np.isnan(ev[3]):  # cut short by the target: test set only
+            line += f"  test {100 * test_acc:6.2f}% (loss {record['test_loss']:.4f})  (target reached)"
+        elif np.isnan(ev[1]):
             line += "  (not evaluated this epoch)"
         else:
             line += (f"  train {100 * train_acc:6.2f}% (loss {record['train_loss']:.4f})"
@@ -580,7 +637,7 @@ class Trainer:
     def _checkpoint(self):
         """Save the current position (self.epoch, self.k) with everything needed to continue."""
         ckpt.save(ckpt.checkpoint_path(self.cfg.out), self.flat, self.opt.state_dict(),
-                  {"epoch": self.epoch, "batch": self.k, "wall_s": self.wall()}, self.acc,
+                  {"epoch": self.epoch, "batch": self.k, "wall_s": self.wall(), **self.evals.position()}, self.acc,
                   self.cfg.to_json(), self.comm.size)
 
 

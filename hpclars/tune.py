@@ -7,8 +7,12 @@ search box; every trial is a normal run with its own log in ``--out-dir``
 trials and epochs for every optimizer is what makes a comparison fair
 (Nado et al. 2021).  Resumable like a sweep: finished trials are skipped.
 
-The summary ranks trials by their final test accuracy, prints a table and
-writes ``summary.json`` beside the logs.
+The summary ranks trials by their final test accuracy (``--objective accuracy``) or
+by the wall-clock seconds to reach ``--target`` test accuracy (``--objective
+time-to-target``: every trial stops at the target, evaluates the test set every
+``--eval-every-steps`` steps, and trials that never reach it rank after those
+that do, by final accuracy), prints a table and writes ``summary.json`` beside
+the logs.
 
 Deliberately left out: adaptive search (successive halving, Bayesian): with
 equal budgets and a handful of trials, a quasi-random search is the honest
@@ -24,6 +28,7 @@ from scipy.stats import qmc
 
 from . import config as C
 from .log import LogError, read_log
+from .target import target_key
 from .sweep import Task
 
 # Search boxes for the global learning rate, per optimizer (log-uniform).
@@ -58,6 +63,12 @@ def make_tasks(args):
                       data_dir=args.data_dir, progress=False, eval_every=args.eval_every)
         if args.optimizer == "sgd":
             values["nesterov"] = True
+        if args.objective == "time-to-target":
+            if not 0 < args.target <= 1:
+                raise C.ConfigError(f"--target: must be a test accuracy as a fraction in (0, 1], got {args.target!r}")
+            values.update(target_accuracy=args.target, eval_every_steps=args.eval_every_steps or 20)
+        elif args.eval_every_steps is not None:
+            values["eval_every_steps"] = args.eval_every_steps
         values.update(extra)
         try:
             cfg = C.build(preset=args.preset, **values)
@@ -68,6 +79,8 @@ def make_tasks(args):
 
 
 def summarize(tasks, out_dir):
+    """Rank the trials that have a log; write and return the summary (see the module docstring)."""
+    goal = tasks[0].config.target_accuracy
     rows = []
     for t in tasks:
         if not os.path.exists(t.config.out):
@@ -82,21 +95,36 @@ def summarize(tasks, out_dir):
         rows.append(dict(trial=t.name, lr=t.config.lr, warmup_epochs=t.config.warmup_epochs,
                          status=log.status, final_test_acc=final,
                          best_test_acc=float(np.nanmax(acc)), final_train_acc=float(log.epochs["train_acc"][-1])))
-    rows.sort(key=lambda r: -r["final_test_acc"])
+        if goal:
+            hit = log.targets.get(target_key(goal)) if log.status != "diverged" else None
+            rows[-1].update(steps_to_target=hit and hit["step"], wall_s_to_target=hit and hit["wall_s"],
+                            train_s_to_target=hit and hit["train_s"])
+    if goal:  # the soonest first; trials that never reach it after, best accuracy first
+        rows.sort(key=lambda r: (r["wall_s_to_target"] is None, r["wall_s_to_target"] or -r["final_test_acc"]))
+    else:
+        rows.sort(key=lambda r: -r["final_test_acc"])
     summary = dict(optimizer=tasks[0].config.optimizer, batch_size=tasks[0].config.batch_size,
-                   epochs=tasks[0].config.epochs, trials=rows, best=rows[0] if rows else None)
+                   epochs=tasks[0].config.epochs, target_accuracy=goal or None, trials=rows,
+                   best=rows[0] if rows else None)
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
     return summary
 
 
 def print_summary(summary):
+    goal = summary.get("target_accuracy")
     print(f"# tuning {summary['optimizer']} at batch {summary['batch_size']}, {summary['epochs']} epochs, "
-          f"{len(summary['trials'])} trials (best first)")
-    print(f"{'trial':>9} {'lr':>9} {'warmup':>7} {'status':>10} {'final test':>10} {'best test':>9}")
+          f"{len(summary['trials'])} trials (best first"
+          + (f": wall-clock seconds to {100 * goal:g}% test accuracy)" if goal else ")"))
+    print(f"{'trial':>9} {'lr':>9} {'warmup':>7} {'status':>14} {'final test':>10} {'best test':>9}"
+          + (f" {'steps':>6} {'wall s':>7} {'train s':>7}" if goal else ""))
     for r in summary["trials"]:
-        print(f"{r['trial']:>9} {r['lr']:>9.4g} {r['warmup_epochs']:>7.2f} {r['status']:>10} "
-              f"{100 * r['final_test_acc']:>9.2f}% {100 * r['best_test_acc']:>8.2f}%")
+        line = (f"{r['trial']:>9} {r['lr']:>9.4g} {r['warmup_epochs']:>7.2f} {r['status']:>14} "
+                f"{100 * r['final_test_acc']:>9.2f}% {100 * r['best_test_acc']:>8.2f}%")
+        if goal:
+            line += (f" {r['steps_to_target']:>6} {r['wall_s_to_target']:>7.1f} {r['train_s_to_target']:>7.1f}"
+                     if r["wall_s_to_target"] is not None else f" {'never':>6}")
+        print(line)
 
 
 def _range(text):
@@ -136,6 +164,14 @@ def add_parser(sub, parser_class):
                    help="LOW,HIGH warm-up epochs (default 0,5)")
     p.add_argument("--seed", type=int, default=0, help="training seed of every trial (default 0)")
     p.add_argument("--search-seed", type=int, default=0, help="seed of the Halton scrambling (default 0)")
+    p.add_argument("--objective", default="accuracy", choices=("accuracy", "time-to-target"),
+                   help="rank trials by final test accuracy, or by wall-clock seconds to --target "
+                        "(each trial then stops there) (default accuracy)")
+    p.add_argument("--target", type=float, default=0.99,
+                   help="test accuracy (fraction) of --objective time-to-target (default 0.99)")
+    p.add_argument("--eval-every-steps", type=int, default=None,
+                   help="evaluate the test set every K steps (default: 20 with --objective "
+                        "time-to-target, else off)")
     p.add_argument("--preset", default="", help="preset applied under the trial's settings (default: none)")
     p.add_argument("--set", type=_assignment, action="append", metavar="FIELD=VALUE",
                    help="any other config field for every trial, e.g. --set weight_decay=5e-4; repeatable "

@@ -288,3 +288,21 @@ def test_train_job_writes_its_output_under_runs_slurm(slurm):
     text = output.read_text()
     assert f"job {job} (restart 0)" in text and f"hpclars: completed; log {work}/runs/train-{job}.h5" in text
     assert sorted(p.name for p in work.rglob("*.out")) == [output.name]
+
+
+def test_scaling_job_runs_exactly_warmup_plus_steps_in_every_run(slurm):
+    """Each scaling run takes WARMUP + STEPS steps across epoch boundaries (it used to stop at the
+    end of the first epoch), and its log's training clock has points at both ends of the window."""
+    export = {"SCALING_DIR": slurm.work / "scaling", "STRONG_BATCH": 16384, "WEAK_BATCH_PER_RANK": 8192,
+              "STEPS": 4, "WARMUP": 2}
+    r, _, outputs = slurm.sbatch("scaling.sbatch", options=["--ntasks=2"], export=export, timeout=600)
+    assert r.returncode == 0, slurm.explain(r, outputs)
+    logs = sorted((slurm.work / "scaling").glob("*-n*.h5"))
+    assert [p.stem for p in logs] == ["strong-n1", "strong-n2", "weak-n1", "weak-n2"], slurm.explain(r, outputs)
+    for p in logs:
+        with h5py.File(p, "r") as f:
+            steps, evals = f["epochs/step"][:].tolist(), f["evals/step"][:].tolist()
+            batch = json.loads(f.attrs["config"])["batch_size"]
+        per_epoch = 60000 // batch                       # 3 at 16384, 7 at 8192
+        assert steps[-1] == 6 and len(steps) == 1 + -(-6 // per_epoch), (p.name, steps)
+        assert {2, 6} <= set(evals), (p.name, evals)
