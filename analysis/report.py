@@ -56,7 +56,8 @@ def main(argv=None):
                 "are averaged only over seeds of one configuration.\n\n")
         f.write(markdown(runs))
         if left_out:
-            f.write(f"\nLeft out ({len(left_out)} log(s) neither completed nor diverged):\n\n"
+            f.write(f"\nLeft out ({len(left_out)} log(s) not finished, i.e. neither completed, target_reached "
+                    "nor diverged):\n\n"
                     + "".join(f"- `{path}`: {why}\n" for path, why in left_out))
         f.write("\n" + "\n".join(f"![{os.path.basename(p)}]({os.path.basename(p)})" for p in made) + "\n")
     made.append(report)

@@ -2,7 +2,9 @@
 
 Stored: the flat parameters, all optimizer state (momentum, Adam/LAMB moments,
 step count), the position in the run (step, epoch, batch within the epoch),
-the partial per-epoch accumulators, the wall time so far and the config.  The
+the partial per-epoch accumulators, the wall time so far (and, in the position, the
+training-only and evaluation seconds and the step of the last test evaluation:
+:meth:`hpclars.target.Evaluations.position`) and the config.  The
 data order is a pure function of (seed, epoch) and the learning rate of the
 step count, so no random-generator state needs saving.
 

@@ -62,8 +62,9 @@ def test_first_reached_is_the_first_evaluation_at_or_above_each_target():
     evals = dict(step=[0, 10, 20, 30], epoch=[0, 0.5, 1, 1.5], wall_s=[1.0, 2.0, 3.0, 4.0],
                  train_s=[0.0, 0.5, 1.0, 1.5], test_acc=[0.1, 0.97, 0.965, 0.99])
     got = target.first_reached(evals, (0.97, 0.98, 0.99, 0.995))
-    assert got == {"0.97": dict(step=10, epoch=0.5, wall_s=2.0, train_s=0.5), "0.98": dict(step=30, epoch=1.5, wall_s=4.0, train_s=1.5),
-                   "0.99": dict(step=30, epoch=1.5, wall_s=4.0, train_s=1.5), "0.995": None}
+    last = dict(step=30, epoch=1.5, wall_s=4.0, train_s=1.5)
+    assert got == {"0.97": dict(step=10, epoch=0.5, wall_s=2.0, train_s=0.5), "0.98": last, "0.99": last,
+                   "0.995": None}
     assert target.targets_for(0.95) == (0.95, 0.97, 0.98, 0.99) and target.targets_for(0) == (0.97, 0.98, 0.99)
 
 
@@ -296,19 +297,23 @@ def logs_dir(tmp_path_factory, reference):
     return d
 
 
+def _table_rows(text):
+    """The cells of every Markdown table row in ``text`` but the header."""
+    return [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
+            if line.startswith("| ") and not line.startswith("| configuration") and not line.startswith("| ranks")]
+
+
 def test_time_to_target_measures_from_the_logs(logs_dir, tmp_path):
     proc = _analysis(logs_dir, "--out", tmp_path, "--targets", "0.9,0.95")
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "time_to_target.png").exists() and (tmp_path / "time_to_target.pdf").exists()
-    md = (tmp_path / "time_to_target.md").read_text()
-    for ranks in (1, 2):
-        log = read_log(logs_dir / f"r{ranks}.h5")
-        rows = [r for r in ([c.strip() for c in line.strip("|").split("|")] for line in md.split("## 95%")[1].splitlines()
-                            if line.startswith("| ") and "configuration" not in line) if r[1:3] == [str(ranks), "2000"]]
-        assert len(rows) == 1
-        hit = log.targets["0.95"]
-        assert rows[0][3:] == ["1/1", f"{hit['step']}", f"{hit['wall_s']:.1f} [{hit['wall_s']:.1f}, {hit['wall_s']:.1f}]",
-                               f"{hit['train_s']:.1f} [{hit['train_s']:.1f}, {hit['train_s']:.1f}]"]
+    section = (tmp_path / "time_to_target.md").read_text().split("## 95% test accuracy")[1]
+    rows = {tuple(r[1:3]): r[3:] for r in _table_rows(section)}
+    for ranks in (1, 2):  # one seed each: median, min and max are that run's
+        hit = read_log(logs_dir / f"r{ranks}.h5").targets["0.95"]
+        wall, train = f"{hit['wall_s']:.1f}", f"{hit['train_s']:.1f}"
+        assert rows[str(ranks), "2000"] == ["1/1", str(hit["step"]), f"{wall} [{wall}, {wall}]",
+                                            f"{train} [{train}, {train}]"]
 
 
 def test_time_to_target_predicts_from_steps_and_step_times(logs_dir, tmp_path):
@@ -323,8 +328,7 @@ def test_time_to_target_predicts_from_steps_and_step_times(logs_dir, tmp_path):
         a = e["time_compute"][-1] / (n * b)
         c = 2000 / e["images_per_s"][-1] - e["time_compute"][-1] / n
         expected.append(HIT * (a * 2000 / ranks + c))
-    row = next(r for r in ([c.strip() for c in line.strip("|").split("|")] for line in md.splitlines())
-               if len(r) == 5 and r[1] == "2000")
+    row = next(r for r in _table_rows(md) if len(r) == 5 and r[1] == "2000")
     assert row[2] == str(HIT)
     assert [float(v.strip("*")) for v in row[3:]] == pytest.approx([round(t, 1) for t in expected], abs=0.051)
     # One batch size: it is the fastest configuration at each rank count, so both cells are bold.
@@ -359,8 +363,7 @@ def test_bench_scaling_keeps_logs_that_time_to_target_predicts_from(logs_dir, tm
     proc = _analysis(logs_dir, "--out", tmp_path / "fig", "--step-times", kept, "--predict", "0.95")
     assert proc.returncode == 0, proc.stderr
     md = (tmp_path / "fig" / "predicted.md").read_text()
-    model = {r[0]: r for r in ([c.strip() for c in line.strip("|").split("|")] for line in md.splitlines())
-             if len(r) == 5 and r[0] in ("1", "2")}
+    model = {r[0]: r for r in _table_rows(md) if len(r) == 5 and r[0] in ("1", "2")}
     assert model["1"][3] == "100" and model["2"][3] == "100"  # the per-rank batch each was measured at
 
 

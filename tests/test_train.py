@@ -94,7 +94,11 @@ def test_stop_file_checkpoints_and_resume_matches_uninterrupted(tmp_path, data_d
     assert log.status == "interrupted" and "stop file" in log.attrs["message"]
     assert os.path.exists(ckpt.checkpoint_path(out))
     saved = ckpt.load(ckpt.checkpoint_path(out))
-    assert saved.position == {"epoch": 1, "batch": 1, "wall_s": pytest.approx(saved.position["wall_s"])}
+    # The position: one step into epoch 1, and the clocks and evaluation schedule of
+    # hpclars.target (the last test evaluation was epoch 0's, at step 0).
+    pos = saved.position
+    assert pos == {"epoch": 1, "batch": 1, "wall_s": pytest.approx(pos["wall_s"]), "evaluated_step": 0,
+                   "train_s": pytest.approx(pos["train_s"]), "eval_s": pytest.approx(pos["eval_s"])}
 
     stop.unlink()
     assert_ok(run(_resume_args(out, data_dir, stop_file=stop, resume=True)))
