@@ -25,7 +25,7 @@ root attributes
 
 Accuracies are fractions in [0, 1]; gen_error = train_acc - test_acc.
 
-Writes are atomic: the whole file is rewritten to a temporary name, flushed,
+Writes are atomic (:func:`hpclars.h5io.write_atomically`): the whole file is rewritten to a temporary name, flushed,
 fsync'ed and renamed over the old one, so a process killed at any moment leaves
 either the previous or the new complete log, never a corrupt one.  Logs are
 small (a few KB per epoch), so rewriting costs milliseconds per epoch.
@@ -34,6 +34,7 @@ Deliberately left out: per-step records (the per-epoch means and the timings are
 what the analysis needs; a per-step log would dwarf the model) and the checkpoint.
 """
 
+import dataclasses
 import datetime
 import json
 import os
@@ -44,6 +45,7 @@ import numpy as np
 
 from . import __version__
 from .config import normalize
+from .h5io import read_hdf5, write_atomically
 
 FORMAT = "hpclars-log"
 FORMAT_VERSION = 1
@@ -68,27 +70,6 @@ EPOCH_FIELDS = (
 )
 INT_FIELDS = ("epoch", "step", "world_size")
 TENSOR_FIELDS = ("weight_norm", "grad_norm", "local_lr")
-
-
-def write_atomically(path, fill):
-    """Create ``path`` as a new HDF5 file filled by ``fill(h5file)``, atomically."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with h5py.File(tmp, "w", locking=False) as f:
-            fill(f)
-            f.flush()
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    dir_fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 class RunLog:
@@ -171,16 +152,16 @@ class RunLog:
                 g.create_dataset(name, data=value)
 
 
+@dataclasses.dataclass
 class RunData:
     """What :func:`read_log` returns; plain arrays, the file is closed."""
 
-    def __init__(self, path, attrs, epochs, tensors, tensor_names, params):
-        self.path = path
-        self.attrs = attrs
-        self.epochs = epochs
-        self.tensors = tensors
-        self.tensor_names = tensor_names
-        self.params = params
+    path: str
+    attrs: dict          # root attributes, decoded (str, int, float)
+    epochs: dict         # field -> 1-D array, one entry per logged epoch
+    tensors: dict        # field -> 2-D array (epochs, tensors)
+    tensor_names: list
+    params: dict | None  # tensor -> array at the end of the run; None while running
 
     @property
     def config(self):
@@ -226,29 +207,6 @@ def read_log(path):
     another program's file, another format version, or a field missing.
     """
     return read_hdf5(path, _read_log, LogError, "log")
-
-
-def read_hdf5(path, read, error, kind):
-    """``read(h5file, path)`` on ``path`` opened read-only without HDF5 file locking.
-
-    Anything that goes wrong becomes one ``error`` (a ValueError subclass) naming the
-    file: missing, not HDF5 or truncated, or content ``read`` could not find; errors
-    ``read`` raises itself pass unchanged.  ``kind`` names the file type in messages.
-    """
-    path = os.fspath(path)
-    try:
-        with h5py.File(path, "r", locking=False) as f:
-            return read(f, path)
-    except error:
-        raise
-    except FileNotFoundError:
-        raise error(f"{path}: no such file") from None
-    except (OSError, KeyError, TypeError, ValueError) as exc:
-        raise error(f"{path}: not a readable hpclars {kind} ({_one_line(exc)})") from None
-
-
-def _one_line(exc):
-    return " ".join((str(exc) or type(exc).__name__).split())
 
 
 def _read_log(f, path):

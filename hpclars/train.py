@@ -53,7 +53,8 @@ from . import schedules
 from .comm import Comm
 from .data import ENV_VAR as DATA_ENV
 from .data import DataError, load_mnist
-from .log import LogError, RunLog, read_log, write_atomically
+from .h5io import write_atomically
+from .log import LogError, RunLog, read_log
 from .model import LAYOUT, LeNet, init_params, layer_slices
 from .optim import make_optimizer, norm
 
