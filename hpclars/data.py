@@ -14,15 +14,17 @@ It turns a directory of MNIST files into four NumPy arrays and nothing else:
   match the MD5 the mirrors publish for it (``gz_md5`` can name other expected MD5s, for a
   mirror that serves a recompressed copy, as the tests' local server does) *and* its
   decompressed content must match :data:`FILES`; the content check cannot be switched off.
+- :func:`load_data` gives every MPI rank the same data: rank 0 loads it, then broadcasts it
+  through the :class:`hpclars.comm.Comm` it is handed (this module never imports MPI).
 - :func:`to_float` scales a uint8 batch into a caller-owned float32 buffer.
 
 Every problem with a file is a :class:`DataError` with one line: the path, what is wrong, and
 what to do about it.
 
 Deliberately left out: augmentation, shuffling, batching and sharding across ranks (the
-training loop owns those); MPI (so, with several ranks, let rank 0 call :func:`load_mnist`
-first and the rest wait at a barrier: downloads are atomic, so concurrent ones are safe but
-wasteful); other data sets; any cache outside the chosen data directory.
+training loop owns those); MPI itself (:func:`load_data` uses the communicator it is given;
+downloads are atomic, so concurrent ones would be safe but wasteful); other data sets; any
+cache outside the chosen data directory.
 """
 
 import gzip
@@ -218,6 +220,37 @@ def download_mnist(data_dir: str | os.PathLike, mirrors=MIRRORS, gz_md5: dict | 
             raise DataError(f"{target}: download failed from all {len(mirrors)} mirrors "
                             f"({', '.join(mirrors)}); last error: {last_error}; check the "
                             f"network, or point --data-dir or HPCLARS_DATA at a copy")
+
+
+def _bcast_mnist(comm, data):
+    """Rank 0 read the data; give every rank its own copy with buffer broadcasts."""
+    shapes = comm.bcast_obj(None if data is None else
+                            [(a.shape, a.dtype.str) for a in
+                             (data.train_images, data.train_labels, data.test_images, data.test_labels)])
+    # The loader hands out read-only arrays; MPI wants writable buffers (at any rank count).
+    arrays = ([a if a.flags.writeable else a.copy() for a in
+               (data.train_images, data.train_labels, data.test_images, data.test_labels)]
+              if comm.is_root else [np.empty(s, dtype=np.dtype(d)) for s, d in shapes])
+    for a in arrays:
+        comm.bcast_(a)
+        a.flags.writeable = False  # as the loader hands them out
+    return MNIST(*arrays)
+
+
+def load_data(data_dir, comm):
+    """MNIST on every rank: rank 0 reads it (:func:`load_mnist`), then broadcasts it.
+
+    ``comm`` is an :class:`hpclars.comm.Comm` (this module never imports MPI).  Returns an
+    :class:`MNIST` with read-only arrays on every rank.  Raises :class:`DataError` on every
+    rank if rank 0 cannot read the data.
+
+    Only the per-user cache is filled from the mirrors: a directory the user
+    named (--data-dir or $HPCLARS_DATA) that lacks the files is an error, so a
+    typo does not silently start a download into the wrong place.
+    """
+    named = bool(data_dir) or bool(os.environ.get(ENV_VAR))
+    loaded = comm.on_root(lambda: load_mnist(data_dir or None, download=not named), share_result=False)
+    return _bcast_mnist(comm, loaded)
 
 
 def to_float(images_uint8: np.ndarray, out: np.ndarray) -> np.ndarray:

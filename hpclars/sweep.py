@@ -148,7 +148,8 @@ def check_keys(path, lines, table, header, nth, allowed):
 def run_sweep(tasks, only=None, comm=None):
     """Run the tasks (or just task ``only``) in this MPI world; returns an exit status string."""
     from .comm import Comm
-    from .train import load_data, train
+    from .data import load_data
+    from .train import train
 
     comm = comm or Comm()
     selected = tasks if only is None else [tasks[only]]
