@@ -296,10 +296,11 @@ def bench_scaling(args):
 def bench_allreduce(args):
     from mpi4py import MPI
 
-    from .comm import Comm
+    from .comm import Comm, GradientReducer
 
     comm = Comm()
-    sizes = sorted(set(args.sizes + [LAYOUT.size + 4]))
+    grad_size = GradientReducer(comm, LAYOUT.size).size  # the trainer's buffer: gradient and slots
+    sizes = sorted(set(args.sizes + [grad_size]))
     step = hpclars_step(args.batch_size // comm.size, args.threads, args.chunk_size)
     t_step = median_time(step, 5)
     if comm.is_root:
@@ -324,7 +325,7 @@ def bench_allreduce(args):
         comm.comm.Allreduce(np.array([t.min(), np.median(t), t.max()]), worst, op=MPI.MAX)
         medians.append(worst[1])
         if comm.is_root:
-            mark = "  <- gradient buffer" if n == LAYOUT.size + 4 else ""
+            mark = "  <- gradient buffer" if n == grad_size else ""
             frac = 100 * worst[1] / (worst[1] + t_step)
             print(f"{n:>10} {4 * n:>10} {1e6 * worst[0]:9.1f} {1e6 * worst[1]:10.1f} "
                   f"{1e6 * worst[2]:9.1f} {frac:8.1f}%{mark}", flush=True)
@@ -368,7 +369,9 @@ def latency_rounds(size):
 
 def _print_model(sizes, medians, t_step, size):
     alpha, beta = fit_alpha_beta([4 * n for n in sizes], medians)
-    grad = 4 * (LAYOUT.size + 4)
+    from .comm import GradientReducer
+
+    grad = 4 * (LAYOUT.size + len(GradientReducer.SLOTS))
     t_fit = alpha + beta * grad
     rounds = latency_rounds(size)
     print(f"# alpha-beta fit over the sizes above: T(n) = alpha + beta n, alpha = {1e6 * alpha:.1f} us, "

@@ -11,11 +11,11 @@ gradient of the local images chunk by chunk, average it with ONE in-place
 Allreduce of the flat buffer, then run the optimizer on identical data on every
 rank (so LARS/LAMB norms need no communication).
 
-The flat Allreduce buffer carries four extra float32 slots after the gradient:
-the local summed loss, the local number correct, the squared norm of the local
-mean gradient (for the gradient noise scale) and a stop flag.  They ride along
-in the same call, so every rank learns the global minibatch loss, the noise
-scale terms and whether any rank was asked to stop, with no extra message.
+The flat Allreduce buffer (:class:`hpclars.comm.GradientReducer`) carries three
+named float32 slots after the gradient: the local summed loss, the squared norm
+of the local mean gradient (for the gradient noise scale) and a stop flag.  They
+ride along in the same call, so every rank learns the global minibatch loss, the
+noise scale terms and whether any rank was asked to stop, with no extra message.
 
 Only rank 0 prints and writes the log and checkpoints.  Evaluation is shared:
 each rank evaluates a slice of the train and test sets and the sums are reduced.
@@ -33,8 +33,8 @@ may run on another number of ranks (see README.md, "Guarantees").
 
 With --overlap-allreduce the same buffer is summed in pieces instead: one
 non-blocking Allreduce per layer, started as soon as the backward pass has
-produced that layer's gradient, and one for the four extra slots; the step waits
-for all of them before the optimizer (:class:`OverlappedGradients`).
+produced that layer's gradient, and one for the extra slots; the step waits
+for all of them before the optimizer (the same reducer, built with the layers).
 
 Deliberately left out: data augmentation and gradient accumulation across steps
 (a larger global batch is the same thing here).
@@ -54,42 +54,12 @@ from . import checkpoint as ckpt
 from . import config as C
 from . import schedules
 from . import stats
-from .comm import Comm
+from .comm import Comm, GradientReducer
 from .data import DataError, load_data
 from .log import RunLog
 from .model import LAYOUT, LeNet, init_params, layer_slices
 from .optim import make_optimizer, norm
 from .runcontrol import StopRequest, prepare_output
-
-EXTRA = 4  # loss_sum, n_correct, local grad squared norm, stop flag
-
-
-class OverlappedGradients:
-    """--overlap-allreduce: the step's buffer summed layer by layer while backward runs.
-
-    ``layer_done`` is the model's ``on_layer_done``: it takes the layer's local squared
-    norm (for the noise scale; summed per layer, so it may differ from the blocking
-    path's single dot product in the last bits) and starts that layer's Allreduce;
-    ``finish`` starts the extra slots' and waits for all.
-    """
-
-    def __init__(self, comm, gbuf):
-        self.reducer = comm.overlapped_sum(gbuf, {**layer_slices(LAYOUT), "extra": slice(LAYOUT.size, None)})
-        self.local_sq = 0.0
-
-    def layer_done(self, layer):
-        g = self.reducer.views[layer]
-        self.local_sq += float(np.dot(g, g))
-        self.reducer.start(layer)
-
-    def take_local_sq(self):
-        sq, self.local_sq = self.local_sq, 0.0
-        return sq
-
-    def finish(self):
-        self.reducer.start("extra")
-        self.reducer.wait()
-
 
 def progress_bar(enabled, epoch, epochs, first, last):
     """A tqdm bar over this epoch's steps ``first..last`` on stderr (rate, ETA, loss).
@@ -185,11 +155,10 @@ class Trainer:
         b = cfg.batch_size // comm.size
         flat = self.flat = np.zeros(LAYOUT.size, dtype=np.float32)
         self.last_finite = np.zeros_like(flat)  # parameters before the step, for a diverged log
-        self.gbuf = np.zeros(LAYOUT.size + EXTRA, dtype=np.float32)
-        self.P, self.G = LAYOUT.views(flat), LAYOUT.views(self.gbuf[:LAYOUT.size])
+        self.reducer = GradientReducer(comm, LAYOUT.size, layer_slices(LAYOUT) if cfg.overlap_allreduce else None)
+        self.P, self.G = LAYOUT.views(flat), LAYOUT.views(self.reducer.grads)
         self.opt = make_optimizer(cfg, LAYOUT)
         self.model = LeNet(k, min(cfg.chunk_size, max(b, 1)), cfg.threads)
-        self.overlap = OverlappedGradients(comm, self.gbuf) if cfg.overlap_allreduce else None
         self.eval_model = LeNet(k, cfg.chunk_size, cfg.threads) if cfg.chunk_size > b else self.model
 
     def _initialise(self):
@@ -286,31 +255,24 @@ class Trainer:
 
     def _step(self, perm):
         """One optimizer step (batch self.k of the epoch); returns (status, message) as _epoch_steps."""
-        cfg, comm, opt, gbuf = self.cfg, self.comm, self.opt, self.gbuf
+        cfg, comm, opt, red = self.cfg, self.comm, self.opt, self.reducer
         B, N = cfg.batch_size, comm.size
         b = B // N
-        grads = gbuf[:LAYOUT.size]
+        grads = red.grads
         lo = self.k * B + comm.rank * b
         idx = perm[lo:lo + b]
         images, labels = self.data.train_images[idx], self.data.train_labels[idx]
         t0 = time.perf_counter()
-        gbuf[...] = 0
-        overlap = self.overlap
-        loss, correct = self.model.forward_backward(self.P, self.G, images, labels, 1.0 / b,
-                                                    overlap and overlap.layer_done)
-        gbuf[-4] = loss
-        gbuf[-3] = correct
-        gbuf[-2] = overlap.take_local_sq() if overlap else np.dot(grads, grads)
-        gbuf[-1] = 1.0 if self.stop.requested() else 0.0
+        red.zero()
+        # The step's number correct is not reduced: accuracies come from the evaluations.
+        loss, _ = self.model.forward_backward(self.P, self.G, images, labels, 1.0 / b, red.on_layer_done)
+        red["loss_sum"] = loss
+        red["local_sq"] = red.local_sq_norm()
+        red["stop"] = 1.0 if self.stop.requested() else 0.0
         t1 = time.perf_counter()
-        if overlap:  # time_allreduce is then the communication left exposed
-            overlap.finish()
-        else:
-            comm.allreduce_sum_(gbuf)
-        if N > 1:
-            grads *= np.float32(1.0 / N)
+        red.reduce()  # with --overlap-allreduce, time_allreduce is the communication left exposed
         t2 = time.perf_counter()
-        step_loss = float(gbuf[-4]) / B
+        step_loss = red["loss_sum"] / B
         g2 = float(np.dot(grads.astype(np.float64), grads.astype(np.float64)))
         if not (math.isfinite(step_loss) and math.isfinite(g2)):
             return "diverged", f"non-finite {'loss' if not math.isfinite(step_loss) else 'gradient'} at step {opt.t}"
@@ -322,13 +284,13 @@ class Trainer:
             self.flat[...] = self.last_finite  # the log keeps the last finite parameters
             return "diverged", f"non-finite {where} after step {opt.t - 1}"
         t3 = time.perf_counter()
-        stats.accumulate(self.acc, opt, step_loss, float(gbuf[-2]) / N, g2, b, B, N,
+        stats.accumulate(self.acc, opt, step_loss, red["local_sq"] / N, g2, b, B, N,
                          (t1 - t0, t2 - t1, t3 - t2))
         self.acc["last_lr"] = lr
         self.k += 1
         self.bar.set_postfix_str(f"loss {step_loss:.4f}", refresh=False)
         self.bar.update()
-        if gbuf[-1] > 0:
+        if red["stop"] > 0:
             return "interrupted", self._stop_message()
         return "", ""
 
