@@ -207,7 +207,7 @@ def test_sgd_is_lars_with_trust_ratio_off():
     sgd_cfg = cfg(optimizer="sgd", lr=0.1, weight_decay=0.01, momentum=0.9)
     w0, g = tensors(6)
     _, g2 = tensors(7)
-    a = run_steps(Momentum(lars_cfg, LAYOUT, adapt=False), w0, [g, g2], [0.1, 0.09])
+    a = run_steps(Momentum(LAYOUT, momentum=0.9, weight_decay=0.01, trust=None), w0, [g, g2], [0.1, 0.09])
     b = run_steps(make_optimizer(sgd_cfg, LAYOUT), w0, [g, g2], [0.1, 0.09])
     np.testing.assert_array_equal(a, b)
     c = run_steps(make_optimizer(lars_cfg, LAYOUT), w0, [g, g2], [0.1, 0.09])
@@ -451,3 +451,10 @@ def test_nonfinite_names_the_buffer_and_tensor(buffer, value):
 def test_adam_eps_that_makes_the_update_undefined_is_refused(value):
     with pytest.raises(C.ConfigError, match=r"^--adam-eps: must be >= 2\*\*-126 = 1.18e-38"):
         cfg(optimizer="adam", adam_eps=value)
+
+
+def test_optimizers_refuse_an_unknown_mode_once_at_construction():
+    with pytest.raises(ValueError, match=r"^lars_momentum: 'before' is not one of inside, after$"):
+        Momentum(LAYOUT, momentum=0.9, weight_decay=0.0, order="before")
+    with pytest.raises(ValueError, match=r"^exclude_from_adaptation: 'biases' is not one of none, bias, systemds$"):
+        AdamFamily(LAYOUT, 0.9, 0.999, 1e-6, 0.0, decoupled=True, trust=True, exclude_from_adaptation="biases")
