@@ -186,12 +186,9 @@ def by_label_and_batch(runs):
 
 
 def final_metric(run, field):
-    """The field at the run's last epoch; a diverged run counts as chance level (accuracy 0.1)."""
-    if run.status == "diverged" and field in ("test_acc", "train_acc"):
-        return 0.1
-    if run.status == "diverged" and field == "gen_error":
-        return 0.0
-    return run.final(field)
+    """The field at the run's last epoch; a diverged run counts as chance level
+    (:meth:`hpclars.log.RunData.final_score`)."""
+    return run.final_score(field)
 
 
 def mean_spread(values):

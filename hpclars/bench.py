@@ -29,6 +29,7 @@ import time
 
 import numpy as np
 
+from . import config as C
 from . import reference
 from .model import LAYOUT, LeNet, init_params
 
@@ -72,7 +73,6 @@ def _batch(batch, seed=0):
 
 def hpclars_step(batch, threads, chunk_size):
     """A closure running one hpclars training step (1 rank) on a fixed random batch."""
-    from . import config as C
     from . import kernels
     from .optim import make_optimizer
 
@@ -397,13 +397,16 @@ def add_parser(sub, parser_class):
     bsub = p.add_subparsers(dest="bench", required=True, parser_class=parser_class)
     t = bsub.add_parser("train", help="training-step images/s vs PyTorch CPU")
     t.add_argument("--batch-sizes", type=_ints, default=[64, 256, 1024], help="comma-separated (default 64,256,1024)")
-    t.add_argument("--threads", type=int, default=1, help="threads for hpclars and torch (default 1)")
-    t.add_argument("--chunk-size", type=int, default=256, help="hpclars chunk size (default 256)")
+    t.add_argument("--threads", type=int, default=C.Config.threads,
+                   help=f"threads for hpclars and torch (default {C.Config.threads})")
+    t.add_argument("--chunk-size", type=int, default=C.Config.chunk_size,
+                   help=f"hpclars chunk size (default {C.Config.chunk_size})")
     t.add_argument("--repeats", type=int, default=7, help="timed repeats; the median is shown (default 7)")
     t.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
     k = bsub.add_parser("kernels", help="each kernel vs its NumPy reference")
     k.add_argument("--batch", type=int, default=256, help="images per call (default 256)")
-    k.add_argument("--threads", type=int, default=1, help="OpenMP threads (default 1)")
+    k.add_argument("--threads", type=int, default=C.Config.threads,
+                   help=f"OpenMP threads (default {C.Config.threads})")
     k.add_argument("--repeats", type=int, default=11, help="timed repeats (default 11)")
     w = bsub.add_parser("scaling", help="weak scaling vs PyTorch DDP (gloo), 1 thread per rank")
     w.add_argument("--ranks", type=_ints, default=[1, 2, 4, 8], help="rank counts (default 1,2,4,8)")
@@ -418,8 +421,10 @@ def add_parser(sub, parser_class):
     a.add_argument("--iters", type=int, default=200, help="timed iterations per size (default 200)")
     a.add_argument("--warmup", type=int, default=20, help="untimed iterations first (default 20)")
     a.add_argument("--batch-size", type=int, default=1024, help="global batch for the compute figure (default 1024)")
-    a.add_argument("--threads", type=int, default=1, help="threads per rank for the compute figure (default 1)")
-    a.add_argument("--chunk-size", type=int, default=256, help="chunk size for the compute figure (default 256)")
+    a.add_argument("--threads", type=int, default=C.Config.threads,
+                   help=f"threads per rank for the compute figure (default {C.Config.threads})")
+    a.add_argument("--chunk-size", type=int, default=C.Config.chunk_size,
+                   help=f"chunk size for the compute figure (default {C.Config.chunk_size})")
     return p
 
 

@@ -154,13 +154,11 @@ def _presets(args):
         if name not in C.PRESETS:
             raise C.ConfigError(f"unknown preset {name!r}{C.did_you_mean(name, C.PRESETS)}; "
                                 f"choose from {', '.join(sorted(C.PRESETS))}")
-    defaults = C.Config()
     for i, name in enumerate(names):
         overrides = C.PRESETS[name]
         print(("\n" if i else "") + f"{name}: {C.PRESET_ORIGINS.get(name, 'origin not recorded')}")
         for field in (f for f in C.field_names() if f in overrides):
-            same = "  (= default)" if overrides[field] == getattr(defaults, field) else ""
-            print(f"    {field} = {C.toml_value(overrides[field])}{same}")
+            print(f"    {field} = {C.toml_value(overrides[field])}")
     if not args.names:
         print("\nEvery other field keeps its default (hpclars train --help). Flags win over a "
               "preset; `hpclars train --preset NAME ... --print-config` shows the result.")

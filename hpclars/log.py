@@ -68,6 +68,9 @@ EPOCH_FIELDS = (
     "noise_scale",      # gradient noise scale B_simple (NaN unless every step of the epoch had >= 2 ranks)
     "world_size",       # MPI ranks that ended the epoch (a resume may change it)
 )
+# A diverged run counts as chance level wherever runs are scored (tune's ranking, the figures,
+# the forensics): its last logged accuracies describe parameters that no longer exist.
+DIVERGED_SCORES = {"train_acc": 0.1, "test_acc": 0.1, "gen_error": 0.0}  # 1 of 10 classes; no gap
 INT_FIELDS = ("epoch", "step", "world_size")
 TENSOR_FIELDS = ("weight_norm", "grad_norm", "local_lr")
 
@@ -185,6 +188,12 @@ class RunData:
         """The field's value at the last logged epoch (NaN if none)."""
         values = self.epochs[field]
         return float(values[-1]) if len(values) else float("nan")
+
+    def final_score(self, field):
+        """:meth:`final`, except that a diverged run scores :data:`DIVERGED_SCORES` (chance)."""
+        if self.status == "diverged" and field in DIVERGED_SCORES:
+            return DIVERGED_SCORES[field]
+        return self.final(field)
 
 
 def _attr(value):

@@ -306,6 +306,13 @@ def test_scaled_presets_are_the_tuned_ones_with_the_sqrt_rule():
         assert scaled_lr(build(f"{name}-scaled", batch_size=2048)) == pytest.approx(tuned.lr / 2)
 
 
+def test_presets_hold_only_what_differs_from_the_defaults():
+    defaults = C.Config()
+    for name, overrides in C.PRESETS.items():
+        same = {k for k, v in overrides.items() if getattr(defaults, k) == v}
+        assert same == set(), name
+
+
 @pytest.mark.parametrize("preset,trial", [
     ("lars-tuned", "lars-b8192/trial-01.h5"),
     ("lamb-tuned", "lamb-b28000/trial-05.h5"),
@@ -319,14 +326,12 @@ def test_tuned_presets_are_the_committed_trials_they_cite(preset, trial):
 
     from hpclars.config import build
     from hpclars.log import read_log
-    from hpclars.sweep import RUN_CONTROL
 
     log = read_log(Path(__file__).resolve().parents[1] / "results" / "tune" / trial)
     assert log.status == "completed"
-    # What a trial sets besides the preset's settings: the sweep's run control, the batch and
-    # seed it was tuned at, and settings that do not change the result.
-    run_control = RUN_CONTROL | {"batch_size", "seed", "preset", "eval_every", "progress", "threads",
-                                 "chunk_size", "checkpoint_every"}
+    # What a trial sets besides the preset's settings: run control, the batch and seed it was
+    # tuned at, and how often it was evaluated.
+    run_control = {*C.RUN_CONTROL, "batch_size", "seed", "eval_every"}
     cfg = build(preset)
     differ = {k for k, v in log.config.items() if k not in run_control and getattr(cfg, k) != v}
     assert differ == set()
