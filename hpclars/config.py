@@ -113,8 +113,9 @@ class ConfigError(ValueError):
 
 
 # Presets: named overrides, applied on top of the defaults and under the flags; each holds only
-# what differs from the defaults (tests/test_optim.py checks both that and, for the tuned ones,
-# that they equal the committed trial they cite).
+# what differs from the defaults, except that a tuned preset always names its optimizer
+# (tests/test_optim.py checks both that and, for the tuned ones, that they equal the committed
+# trial they cite).
 # The tuned ones come from `hpclars tune` (8 quasi-random trials of lr and warm-up, 30 epochs,
 # poly decay, seed 0, batch 8192 and 28000; results/tune/ holds every trial's log and
 # summary.json); README.md "Tuning: LARS, LAMB and the baselines with an equal budget" tells how

@@ -307,9 +307,11 @@ def test_scaled_presets_are_the_tuned_ones_with_the_sqrt_rule():
 
 
 def test_presets_hold_only_what_differs_from_the_defaults():
+    """A preset is a set of overrides, not a second copy of the defaults; the one exception is
+    the optimizer a tuned preset was tuned for, which it always names (sgd-tuned: sgd)."""
     defaults = C.Config()
     for name, overrides in C.PRESETS.items():
-        same = {k for k, v in overrides.items() if getattr(defaults, k) == v}
+        same = {k for k, v in overrides.items() if getattr(defaults, k) == v and k != "optimizer"}
         assert same == set(), name
 
 
