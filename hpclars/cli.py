@@ -190,6 +190,10 @@ def make_parser():
     d.add_argument("--data-dir", default="", help="MNIST directory (default: $HPCLARS_DATA or "
                    "the per-user cache ~/.cache/hpclars/mnist)")
     d.add_argument("--no-download", action="store_true", help="only verify; missing files are an error")
+    d.add_argument("--print-dir", action="store_true",
+                   help="print the directory hpclars would use (--data-dir, else $HPCLARS_DATA, else "
+                        "the per-user cache under $XDG_CACHE_HOME or ~/.cache) and exit; the job scripts "
+                        "use it")
     from . import bench
 
     bench.add_parser(sub, _Parser)
@@ -261,6 +265,9 @@ def _data(args):
     from . import data
 
     root = data.resolve_data_dir(args.data_dir or None)
+    if args.print_dir:
+        print(root)
+        return EXIT_OK
     mnist = data.load_mnist(root, download=not args.no_download, verify=True)
     print(f"{root}: MNIST complete and verified ({len(mnist.train_labels)} training and "
           f"{len(mnist.test_labels)} test images)")

@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -417,3 +418,20 @@ def test_data_command_downloads_only_the_missing_files(tmp_path, mirror, monkeyp
     assert "complete and verified" in capsys.readouterr().out
     assert (root / f"{LABELS}.gz").read_bytes() == (served / f"{LABELS}.gz").read_bytes()
     assert before == {name: (root / f"{name}.gz").stat().st_mtime_ns for name in before}
+
+
+def test_data_print_dir_is_the_directory_hpclars_uses(tmp_path, monkeypatch, capsys):
+    """What the job scripts pass as --data-dir when DATA_DIR is empty: $HPCLARS_DATA, else the
+    per-user cache under an absolute $XDG_CACHE_HOME, else ~/.cache."""
+    from hpclars import cli
+
+    monkeypatch.delenv("HPCLARS_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cli.main(["data", "--print-dir"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "xdg" / "hpclars" / "mnist")
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
+    assert cli.main(["data", "--print-dir"]) == 0
+    assert capsys.readouterr().out.strip() == str(Path.home() / ".cache" / "hpclars" / "mnist")
+    monkeypatch.setenv("HPCLARS_DATA", str(tmp_path / "named"))
+    assert cli.main(["data", "--print-dir"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "named")
