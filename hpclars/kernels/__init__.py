@@ -5,7 +5,7 @@ which is the NumPy oracle for every function exported here.
 """
 
 try:
-    from .conv import conv2d_backward, conv2d_forward, conv2d_work_size
+    from .conv import KERNEL_PATH, conv2d_backward, conv2d_forward, conv2d_work_size
     from .dense import dense_backward, dense_forward
     from .elementwise import relu_backward, relu_forward, softmax_xent
     from .pool import maxpool2_backward, maxpool2_forward
@@ -20,6 +20,7 @@ except ImportError as exc:  # pragma: no cover - depends on how hpclars was inst
     ) from exc
 
 __all__ = [
+    "KERNEL_PATH",
     "conv2d_forward", "conv2d_backward", "conv2d_work_size",
     "maxpool2_forward", "maxpool2_backward",
     "relu_forward", "relu_backward",
