@@ -1,8 +1,8 @@
 """Shared pieces of the analysis scripts: find run logs, group them, save figures.
 
 Reads HDF5 run logs through :func:`hpclars.log.read_log` only; it never imports
-the trainer.  Expected schema: the one documented in hpclars/log.py and
-README.md (root attributes ``config``, ``status``, ``world_size``; datasets
+the trainer.  Expected schema: the one defined in hpclars/log.py (``hpclars
+schema`` prints it; root attributes ``config``, ``status``, ``world_size``; datasets
 ``/epochs/<field>`` with epoch 0 before training; ``/tensors/<field>``).
 
 Runs are grouped by *configuration*: the full resolved ``config`` minus the seed and the

@@ -182,6 +182,8 @@ def make_parser():
                         description="Show each preset's overrides (every other field keeps its "
                         "default) and where its values came from.")
     ps.add_argument("names", nargs="*", metavar="NAME", help="only these presets (default: all)")
+    sub.add_parser("schema", help="print the run log's schema: every attribute and field, with its meaning",
+                   description="Print the HDF5 run log's schema, as defined in hpclars/log.py.")
     d = sub.add_parser("data", help="download MNIST (if missing) and verify it",
                        description="Make sure the MNIST directory is complete and intact: "
                        "download the missing files from the public mirrors (checksummed) and "
@@ -304,6 +306,11 @@ def main(argv=None):
             return _data(args)
         if args.command == "presets":
             return _presets(args)
+        if args.command == "schema":
+            from .log import schema
+
+            print(schema())
+            return EXIT_OK
         if args.command == "tune":
             return _tune(args)
         if args.command == "bench":

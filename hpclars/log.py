@@ -1,29 +1,8 @@
 """HDF5 run logs: the writer the trainer uses and the reader analysis uses.
 
-One file per run.  Schema (format "hpclars-log", version 1):
-
-root attributes
-    format, format_version    "hpclars-log", 1
-    config                    the full resolved Config as JSON
-    status                    running | completed | diverged | failed | interrupted
-    message                   why the run ended that way ("" when completed)
-    world_size                MPI ranks of the latest start or resume (per epoch: /epochs/world_size)
-    hpclars_version, hostname, created (ISO 8601 UTC), n_params
-    rank_hosts                JSON list: the host name of each rank, by rank, of the
-                              latest attempt (a requeued run may land on other nodes);
-                              absent in logs written before it existed
-    schedule                  the learning-rate schedule and its parameters, JSON
-    tensor_names              the parameter tensors, in buffer order
-/epochs/<field>               1-D, one entry per evaluated epoch; epoch 0 is the
-                              evaluation before any training.  Fields: see EPOCH_FIELDS.
-/tensors/<field>              2-D (epochs, tensors): weight_norm (at the end of the
-                              epoch), grad_norm and local_lr (means over the epoch's
-                              steps; NaN at epoch 0).  local_lr is the factor that
-                              multiplies the global rate: LARS's local rate, LAMB's
-                              trust ratio, 1 for SGD and Adam.
-/params/<tensor>              the parameters at the end of the run (absent while running)
-
-Accuracies are fractions in [0, 1]; gen_error = train_acc - test_acc.
+One file per run.  The schema is defined once, below, as data: :data:`ROOT_ATTRS`,
+:data:`EPOCH_FIELDS` and :data:`TENSOR_FIELDS` (name -> meaning) and :data:`GROUPS`;
+:func:`schema` writes it out (``hpclars schema`` prints it, and it ends this docstring).
 
 Writes are atomic (:func:`hpclars.h5io.write_atomically`): the whole file is rewritten to a temporary name, flushed,
 fsync'ed and renamed over the old one, so a process killed at any moment leaves
@@ -51,28 +30,76 @@ FORMAT = "hpclars-log"
 FORMAT_VERSION = 1
 STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
 
-EPOCH_FIELDS = (
-    "epoch",            # 0 = before training
-    "step",             # optimizer steps taken so far
-    "lr",               # global learning rate of the epoch's last step (first step's rate at epoch 0)
-    "train_loss", "train_acc",   # over the full 60k training set
-    "test_loss", "test_acc",     # over the 10k test set
-    "gen_error",        # train_acc - test_acc
-    "step_loss",        # mean minibatch loss seen during the epoch's steps
-    "wall_s",           # wall seconds since the run started (across restarts)
-    "time_compute",     # seconds in forward+backward this epoch (max over ranks)
-    "time_allreduce",   # seconds in the gradient Allreduce (max over ranks)
-    "time_optim",       # seconds in the optimizer step (max over ranks)
-    "time_eval",        # seconds evaluating (max over ranks)
-    "images_per_s",     # training images per second this epoch (steps only)
-    "noise_scale",      # gradient noise scale B_simple (NaN unless every step of the epoch had >= 2 ranks)
-    "world_size",       # MPI ranks that ended the epoch (a resume may change it)
-)
+ROOT_ATTRS = {
+    "format": '"hpclars-log"',
+    "format_version": "1",
+    "config": "the full resolved Config, JSON (read it as RunData.config: today's field names)",
+    "status": "running | completed | diverged | failed | interrupted",
+    "message": 'why the run ended that way ("" when completed)',
+    "world_size": "MPI ranks of the latest start or resume (per epoch: /epochs/world_size)",
+    "n_params": "number of parameters (the flat buffer's length)",
+    "schedule": "the learning-rate schedule and its parameters, JSON",
+    "hpclars_version": "the package version",
+    "hostname": "host of rank 0 when the log was created",
+    "created": "when the log was created, ISO 8601 UTC",
+    "tensor_names": "the parameter tensors, in buffer order (the columns of /tensors)",
+    "rank_hosts": "JSON list: the host of each rank, by rank, of the latest attempt (a requeued "
+                  "run may land on other nodes); absent in older logs",
+}
+GROUPS = {
+    "/epochs/<field>": "1-D, one entry per logged epoch; epoch 0 is the evaluation before any "
+                       "training.  Fields: EPOCH_FIELDS",
+    "/tensors/<field>": "2-D (epochs, tensors), columns in tensor_names order.  Fields: TENSOR_FIELDS",
+    "/params/<tensor>": "the parameters at the end of the run (for a diverged or interrupted run "
+                        "the last finite ones; absent while running)",
+}
+EPOCH_FIELDS = {
+    "epoch": "0 = before training",
+    "step": "optimizer steps taken so far",
+    "lr": "global learning rate of the epoch's last step (the first step's rate at epoch 0)",
+    "train_loss": "mean cross-entropy over the full 60k training set, evaluated after the epoch",
+    "train_acc": "accuracy over the training set, a fraction in [0, 1]",
+    "test_loss": "mean cross-entropy over the 10k test set",
+    "test_acc": "accuracy over the test set, a fraction in [0, 1]",
+    "gen_error": "train_acc - test_acc",
+    "step_loss": "mean of the minibatch losses seen during the epoch's steps (higher than train_loss)",
+    "wall_s": "wall seconds since the run started (across restarts)",
+    "time_compute": "seconds in forward+backward this epoch (max over ranks)",
+    "time_allreduce": "seconds in the gradient Allreduce (max over ranks; with --overlap-allreduce "
+                      "the wait before the optimizer, the communication backward did not hide)",
+    "time_optim": "seconds in the optimizer step (max over ranks)",
+    "time_eval": "seconds evaluating (max over ranks)",
+    "images_per_s": "training images per second over the epoch's steps",
+    "noise_scale": "gradient noise scale B_simple = tr(Sigma)/|G|^2 (McCandlish et al. 2018; "
+                   "hpclars.stats), NaN unless every step of the epoch had >= 2 ranks",
+    "world_size": "MPI ranks that ended the epoch (a resume may change it)",
+}
+TENSOR_FIELDS = {
+    "weight_norm": "||w|| of each tensor at the end of the epoch",
+    "grad_norm": "mean over the epoch's steps of ||g|| (NaN at epoch 0)",
+    "local_lr": "mean over the epoch's steps of the factor multiplying the global rate: LARS's "
+                "local rate, LAMB's trust ratio, 1 for SGD and Adam (NaN at epoch 0)",
+}
+NAN_NOTE = ("NaN marks what does not exist: timings and step_loss at epoch 0, the metrics of "
+            "epochs skipped by --eval-every, the noise scale with one rank.")
+
+
+def schema():
+    """The log schema as text: every root attribute, group and field with its meaning."""
+    def block(title, entries):
+        width = max(map(len, entries))
+        return [title] + [f"    {k.ljust(width)}  {v}" for k, v in entries.items()]
+
+    lines = [f'format "{FORMAT}", version {FORMAT_VERSION}', ""]
+    lines += block("root attributes", ROOT_ATTRS) + [""] + block("groups", GROUPS) + [""]
+    lines += block("/epochs fields", EPOCH_FIELDS) + [""] + block("/tensors fields", TENSOR_FIELDS)
+    return "\n".join(lines + ["", NAN_NOTE])
+
+
 # A diverged run counts as chance level wherever runs are scored (tune's ranking, the figures,
 # the forensics): its last logged accuracies describe parameters that no longer exist.
 DIVERGED_SCORES = {"train_acc": 0.1, "test_acc": 0.1, "gen_error": 0.0}  # 1 of 10 classes; no gap
 INT_FIELDS = ("epoch", "step", "world_size")
-TENSOR_FIELDS = ("weight_norm", "grad_norm", "local_lr")
 
 
 class RunLog:
@@ -237,3 +264,6 @@ def _read_log(f, path):
         raise LogError(f"{path}: hpclars log without the field(s) {', '.join(missing)}")
     json.loads(attrs["config"])  # a log whose configuration does not parse is corrupt
     return RunData(path, attrs, epochs, tensors, names, params)
+
+
+__doc__ += "\nSchema\n------\n\n" + schema() + "\n"
