@@ -20,6 +20,9 @@ warm-up first, then several repeats, the median quoted.
   (labelled MODELLED: the network it ran on may add bandwidth limits with
   ``tc`` but cannot add latency).
 
+Every subcommand starts with the code and the machine it ran on, as ``# name: value``
+lines (:func:`hpclars.provenance.environment`: commit, CPU, MPI, BLAS, kernel path).
+
 Deliberately left out: asserting anything about speed (tests never time).
 """
 
@@ -433,6 +436,11 @@ def main(args):
         value = getattr(args, name, 1)
         if value < 1:
             raise SystemExit(f"hpclars bench: error: --{name.replace('_', '-')}: must be >= 1, got {value}")
+    from .comm import Comm
+    from .provenance import describe, environment
+
+    if Comm().is_root:  # the code and the machine, as every run log records them
+        print(describe(environment()), flush=True)
     {"train": bench_train, "kernels": bench_kernels, "allreduce": bench_allreduce,
      "scaling": bench_scaling}[args.bench](args)
     return 0

@@ -45,6 +45,8 @@ ROOT_ATTRS = {
     "tensor_names": "the parameter tensors, in buffer order (the columns of /tensors)",
     "rank_hosts": "JSON list: the host of each rank, by rank, of the latest attempt (a requeued "
                   "run may land on other nodes); absent in older logs",
+    "environment": "JSON: what ran it, of the latest attempt (hpclars.provenance.environment: "
+                   "git_commit, cpu_model, mpi_library, blas, kernel_path); absent in older logs",
 }
 GROUPS = {
     "/epochs/<field>": "1-D, one entry per logged epoch; epoch 0 is the evaluation before any "
@@ -205,6 +207,12 @@ class RunData:
     @property
     def world_size(self):
         return int(self.attrs["world_size"])
+
+    @property
+    def environment(self):
+        """What ran the latest attempt: git_commit, cpu_model, mpi_library, blas, kernel_path
+        (:func:`hpclars.provenance.environment`); {} for logs older than the attribute."""
+        return json.loads(self.attrs.get("environment", "{}"))
 
     @property
     def rank_hosts(self):

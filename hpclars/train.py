@@ -59,6 +59,7 @@ from .data import DataError, load_data
 from .log import RunLog
 from .model import LAYOUT, LeNet, init_params, layer_slices
 from .optim import make_optimizer, norm
+from .provenance import environment
 from .runcontrol import StopRequest, prepare_output
 
 def progress_bar(enabled, epoch, epochs, first, last):
@@ -183,7 +184,8 @@ class Trainer:
         return pos["wall_s"]
 
     def _open_log(self, saved):
-        """Rank 0 creates the log (or reopens it, dropping epochs past the checkpoint); collective."""
+        """Rank 0 creates the log (or reopens it, dropping epochs past the checkpoint) and records
+        where this attempt runs (rank_hosts, environment); collective."""
         cfg, comm = self.cfg, self.comm
         hosts = comm.gather_obj(socket.gethostname())  # collective: every rank calls it
         if not comm.is_root:
@@ -195,6 +197,7 @@ class Trainer:
             self.log = RunLog.reopen(cfg.out, keep_epochs_through=self.epoch - 1)
             self.log.attrs["world_size"] = comm.size
         self.log.attrs["rank_hosts"] = json.dumps(hosts)
+        self.log.attrs["environment"] = json.dumps(environment())
 
     def _log_start(self):
         """Announce a fresh run and log epoch 0: the evaluation before any training."""
