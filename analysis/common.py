@@ -1,8 +1,8 @@
 """Shared pieces of the analysis scripts: find run logs, group them, save figures.
 
 Reads HDF5 run logs through :func:`hpclars.log.read_log` only; it never imports
-the trainer.  Expected schema: the one documented in hpclars/log.py and
-README.md (root attributes ``config``, ``status``, ``world_size``; datasets
+the trainer.  Expected schema: the one defined in hpclars/log.py (``hpclars
+schema`` prints it; root attributes ``config``, ``status``, ``world_size``; datasets
 ``/epochs/<field>`` with epoch 0 before training; ``/tensors/<field>``; optionally
 ``/evals/<field>``, one record per test evaluation, in logs written since --eval-every-steps).
 
@@ -187,12 +187,9 @@ def by_label_and_batch(runs):
 
 
 def final_metric(run, field):
-    """The field at the run's last epoch; a diverged run counts as chance level (accuracy 0.1)."""
-    if run.status == "diverged" and field in ("test_acc", "train_acc"):
-        return 0.1
-    if run.status == "diverged" and field == "gen_error":
-        return 0.0
-    return run.final(field)
+    """The field at the run's last epoch; a diverged run counts as chance level
+    (:meth:`hpclars.log.RunData.final_score`)."""
+    return run.final_score(field)
 
 
 def evaluation_points(run):

@@ -51,6 +51,7 @@ import numpy as np
 
 import common
 from hpclars import config as C
+from hpclars.log import DIVERGED_SCORES
 
 BUDGETS = (1, 2, 5, 10, 20, 30)
 PLATEAU_EXIT_LOSS = 2.2     # 0.1 below ln 10 = 2.303, the loss of uniform outputs
@@ -124,7 +125,7 @@ def at_budget(run, field, epochs):
         if np.isfinite(value):
             return value
     if run.status == "diverged" and ep[-1] <= epochs:
-        return {"test_acc": 0.1, "train_acc": 0.1, "gen_error": 0.0}[field]
+        return DIVERGED_SCORES[field]
     return float("nan")
 
 

@@ -22,6 +22,9 @@ warm-up first, then several repeats, the median quoted.
   (labelled MODELLED: the network it ran on may add bandwidth limits with
   ``tc`` but cannot add latency).
 
+Every subcommand starts with the code and the machine it ran on, as ``# name: value``
+lines (:func:`hpclars.provenance.environment`: commit, CPU, MPI, BLAS, kernel path).
+
 Deliberately left out: asserting anything about speed (tests never time).
 """
 
@@ -31,6 +34,7 @@ import time
 
 import numpy as np
 
+from . import config as C
 from . import reference
 from .model import LAYOUT, LeNet, init_params
 
@@ -74,7 +78,6 @@ def _batch(batch, seed=0):
 
 def hpclars_step(batch, threads, chunk_size):
     """A closure running one hpclars training step (1 rank) on a fixed random batch."""
-    from . import config as C
     from . import kernels
     from .optim import make_optimizer
 
@@ -396,10 +399,11 @@ def bench_hybrid(args):
 def bench_allreduce(args):
     from mpi4py import MPI
 
-    from .comm import Comm
+    from .comm import Comm, GradientReducer
 
     comm = Comm()
-    sizes = sorted(set(args.sizes + [LAYOUT.size + 4]))
+    grad_size = GradientReducer(comm, LAYOUT.size).size  # the trainer's buffer: gradient and slots
+    sizes = sorted(set(args.sizes + [grad_size]))
     step = hpclars_step(args.batch_size // comm.size, args.threads, args.chunk_size)
     t_step = median_time(step, 5)
     if comm.is_root:
@@ -424,7 +428,7 @@ def bench_allreduce(args):
         comm.comm.Allreduce(np.array([t.min(), np.median(t), t.max()]), worst, op=MPI.MAX)
         medians.append(worst[1])
         if comm.is_root:
-            mark = "  <- gradient buffer" if n == LAYOUT.size + 4 else ""
+            mark = "  <- gradient buffer" if n == grad_size else ""
             frac = 100 * worst[1] / (worst[1] + t_step)
             print(f"{n:>10} {4 * n:>10} {1e6 * worst[0]:9.1f} {1e6 * worst[1]:10.1f} "
                   f"{1e6 * worst[2]:9.1f} {frac:8.1f}%{mark}", flush=True)
@@ -468,7 +472,9 @@ def latency_rounds(size):
 
 def _print_model(sizes, medians, t_step, size):
     alpha, beta = fit_alpha_beta([4 * n for n in sizes], medians)
-    grad = 4 * (LAYOUT.size + 4)
+    from .comm import GradientReducer
+
+    grad = 4 * (LAYOUT.size + len(GradientReducer.SLOTS))
     t_fit = alpha + beta * grad
     rounds = latency_rounds(size)
     print(f"# alpha-beta fit over the sizes above: T(n) = alpha + beta n, alpha = {1e6 * alpha:.1f} us, "
@@ -494,13 +500,16 @@ def add_parser(sub, parser_class):
     bsub = p.add_subparsers(dest="bench", required=True, parser_class=parser_class)
     t = bsub.add_parser("train", help="training-step images/s vs PyTorch CPU")
     t.add_argument("--batch-sizes", type=_ints, default=[64, 256, 1024], help="comma-separated (default 64,256,1024)")
-    t.add_argument("--threads", type=int, default=1, help="threads for hpclars and torch (default 1)")
-    t.add_argument("--chunk-size", type=int, default=256, help="hpclars chunk size (default 256)")
+    t.add_argument("--threads", type=int, default=C.Config.threads,
+                   help=f"threads for hpclars and torch (default {C.Config.threads})")
+    t.add_argument("--chunk-size", type=int, default=C.Config.chunk_size,
+                   help=f"hpclars chunk size (default {C.Config.chunk_size})")
     t.add_argument("--repeats", type=int, default=7, help="timed repeats; the median is shown (default 7)")
     t.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
     k = bsub.add_parser("kernels", help="each kernel vs its NumPy reference")
     k.add_argument("--batch", type=int, default=256, help="images per call (default 256)")
-    k.add_argument("--threads", type=int, default=1, help="OpenMP threads (default 1)")
+    k.add_argument("--threads", type=int, default=C.Config.threads,
+                   help=f"OpenMP threads (default {C.Config.threads})")
     k.add_argument("--repeats", type=int, default=11, help="timed repeats (default 11)")
     w = bsub.add_parser("scaling", help="weak scaling vs PyTorch DDP (gloo), 1 thread per rank")
     w.add_argument("--ranks", type=_ints, default=[1, 2, 4, 8], help="rank counts (default 1,2,4,8)")
@@ -519,8 +528,10 @@ def add_parser(sub, parser_class):
     a.add_argument("--iters", type=int, default=200, help="timed iterations per size (default 200)")
     a.add_argument("--warmup", type=int, default=20, help="untimed iterations first (default 20)")
     a.add_argument("--batch-size", type=int, default=1024, help="global batch for the compute figure (default 1024)")
-    a.add_argument("--threads", type=int, default=1, help="threads per rank for the compute figure (default 1)")
-    a.add_argument("--chunk-size", type=int, default=256, help="chunk size for the compute figure (default 256)")
+    a.add_argument("--threads", type=int, default=C.Config.threads,
+                   help=f"threads per rank for the compute figure (default {C.Config.threads})")
+    a.add_argument("--chunk-size", type=int, default=C.Config.chunk_size,
+                   help=f"chunk size for the compute figure (default {C.Config.chunk_size})")
     h = bsub.add_parser("hybrid", help="ranks x threads on a fixed core count, same global batch",
                         description="Every split of --cores into ranks x threads (1x16, 2x8, ..., 16x1), the "
                                     "same global batch, timed steps only, with the compute / Allreduce / "
@@ -529,7 +540,8 @@ def add_parser(sub, parser_class):
     h.add_argument("--batch-size", type=int, default=4096, help="global batch (default 4096)")
     h.add_argument("--steps", type=int, default=30, help="timed steps per split (default 30)")
     h.add_argument("--warmup", type=int, default=5, help="untimed steps before them (default 5)")
-    h.add_argument("--chunk-size", type=int, default=256, help="images per kernel call (default 256)")
+    h.add_argument("--chunk-size", type=int, default=C.Config.chunk_size,
+                   help=f"images per kernel call (default {C.Config.chunk_size})")
     h.add_argument("--data-dir", default="", help="MNIST directory (default: $HPCLARS_DATA, else the per-user cache)")
     m = bsub.add_parser("machine", help="the machine's own per-rank compute and memory rates; run under mpiexec",
                         description="In every rank at once: in-register FMA peak, cache-resident sgemm and "
@@ -552,8 +564,12 @@ def main(args):
     if args.bench == "machine" and (args.seconds <= 0 or args.triad_mib < 1):
         raise SystemExit("hpclars bench: error: --seconds and --triad-mib must be positive, "
                          f"got {args.seconds} and {args.triad_mib}")
+    from .comm import Comm
     from .machine import bench_machine
+    from .provenance import describe, environment
 
+    if Comm().is_root:  # the code and the machine, as every run log records them
+        print(describe(environment()), flush=True)
     {"train": bench_train, "kernels": bench_kernels, "allreduce": bench_allreduce,
      "scaling": bench_scaling, "machine": bench_machine, "hybrid": bench_hybrid}[args.bench](args)
     return 0

@@ -14,13 +14,14 @@ while writing leaves the previous checkpoint intact.
 Deliberately left out: the run log (see :mod:`hpclars.log`).
 """
 
+import dataclasses
 import json
 import os
 
 import numpy as np
 
 from .config import normalize
-from .log import read_hdf5, write_atomically
+from .h5io import read_hdf5, write_atomically
 
 FORMAT = "hpclars-checkpoint"
 FORMAT_VERSION = 1  # checkpoints written before this attribute existed are version 1 too
@@ -61,14 +62,16 @@ def save(path, params, optimizer_state, position, accumulators, config_json, wor
     write_atomically(path, fill)
 
 
+@dataclasses.dataclass
 class Checkpoint:
-    def __init__(self, params, optimizer_state, position, accumulators, config, world_size):
-        self.params = params
-        self.optimizer_state = optimizer_state
-        self.position = position
-        self.accumulators = accumulators
-        self.config = config
-        self.world_size = world_size
+    """What :func:`load` returns; plain values, the file is closed."""
+
+    params: np.ndarray     # float32 (n_params,), the flat parameter buffer
+    optimizer_state: dict  # "t" (steps taken) and one float32 (n_params,) array per state buffer
+    position: dict         # epoch, batch (steps done in that epoch) and wall_s so far
+    accumulators: dict     # the epoch's partial sums (scalars and per-tensor arrays)
+    config: dict           # the run's Config fields, in today's names (config.normalize)
+    world_size: int        # MPI ranks of the run that wrote it
 
 
 def load(path):

@@ -162,13 +162,11 @@ def _presets(args):
         if name not in C.PRESETS:
             raise C.ConfigError(f"unknown preset {name!r}{C.did_you_mean(name, C.PRESETS)}; "
                                 f"choose from {', '.join(sorted(C.PRESETS))}")
-    defaults = C.Config()
     for i, name in enumerate(names):
         overrides = C.PRESETS[name]
         print(("\n" if i else "") + f"{name}: {C.PRESET_ORIGINS.get(name, 'origin not recorded')}")
         for field in (f for f in C.field_names() if f in overrides):
-            same = "  (= default)" if overrides[field] == getattr(defaults, field) else ""
-            print(f"    {field} = {C.toml_value(overrides[field])}{same}")
+            print(f"    {field} = {C.toml_value(overrides[field])}")
     if not args.names:
         print("\nEvery other field keeps its default (hpclars train --help). Flags win over a "
               "preset; `hpclars train --preset NAME ... --print-config` shows the result.")
@@ -192,6 +190,8 @@ def make_parser():
                         description="Show each preset's overrides (every other field keeps its "
                         "default) and where its values came from.")
     ps.add_argument("names", nargs="*", metavar="NAME", help="only these presets (default: all)")
+    sub.add_parser("schema", help="print the run log's schema: every attribute and field, with its meaning",
+                   description="Print the HDF5 run log's schema, as defined in hpclars/log.py.")
     d = sub.add_parser("data", help="download MNIST (if missing) and verify it",
                        description="Make sure the MNIST directory is complete and intact: "
                        "download the missing files from the public mirrors (checksummed) and "
@@ -200,6 +200,10 @@ def make_parser():
     d.add_argument("--data-dir", default="", help="MNIST directory (default: $HPCLARS_DATA or "
                    "the per-user cache ~/.cache/hpclars/mnist)")
     d.add_argument("--no-download", action="store_true", help="only verify; missing files are an error")
+    d.add_argument("--print-dir", action="store_true",
+                   help="print the directory hpclars would use (--data-dir, else $HPCLARS_DATA, else "
+                        "the per-user cache under $XDG_CACHE_HOME or ~/.cache) and exit; the job scripts "
+                        "use it")
     from . import bench
 
     bench.add_parser(sub, _Parser)
@@ -271,6 +275,9 @@ def _data(args):
     from . import data
 
     root = data.resolve_data_dir(args.data_dir or None)
+    if args.print_dir:
+        print(root)
+        return EXIT_OK
     mnist = data.load_mnist(root, download=not args.no_download, verify=True)
     print(f"{root}: MNIST complete and verified ({len(mnist.train_labels)} training and "
           f"{len(mnist.test_labels)} test images)")
@@ -307,6 +314,11 @@ def main(argv=None):
             return _data(args)
         if args.command == "presets":
             return _presets(args)
+        if args.command == "schema":
+            from .log import schema
+
+            print(schema())
+            return EXIT_OK
         if args.command == "tune":
             return _tune(args)
         if args.command == "bench":

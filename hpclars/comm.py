@@ -1,4 +1,7 @@
-"""Data-parallel communication: the few MPI calls the trainer needs.
+"""Data-parallel communication: the few MPI calls the trainer needs, and the gradient reducer.
+
+:class:`GradientReducer` owns the step's flat buffer (the gradient and its named extra
+slots) and sums it over the ranks: what the trainer and ``hpclars bench allreduce`` use.
 
 Everything goes through buffer-based (capital-letter) mpi4py calls on
 contiguous arrays; the step's gradient is averaged with ONE in-place
@@ -175,6 +178,83 @@ class OverlappedAllreduce:
             MPI.Request.Waitall(self.requests)
         self.requests = []
         self.started = set()
+
+
+class GradientReducer:
+    """The step's one flat float32 buffer: this rank's gradient, then named scalar slots.
+
+    As Horovod's DistributedOptimizer owns its fusion buffer, the reducer owns the step's
+    buffer and knows what is in it: ``grads`` (a view, float32 (n_params,), the buffer the
+    backward pass accumulates into) followed by one float32 slot per name in :data:`SLOTS`.
+    :meth:`reduce` sums the whole buffer over the ranks with ONE in-place Allreduce and then
+    divides ``grads`` by the number of ranks, so the gradient becomes the mean over ranks
+    and each slot the sum; every rank then holds the same values.
+
+    Slots (read and written by name, ``reducer["loss_sum"] = x``; reading gives a float):
+      loss_sum  this rank's summed minibatch loss (after reduce: the global sum)
+      local_sq  the squared norm of this rank's mean gradient, for the gradient noise scale
+                (:func:`hpclars.stats.noise_terms`; after reduce: the sum over ranks)
+      stop      1 if this rank was asked to stop, else 0 (after reduce: > 0 if any rank was)
+
+    ``buckets`` (the --overlap-allreduce path): a dict layer -> slice of ``grads`` (see
+    :func:`hpclars.model.layer_slices`).  Then :meth:`layer_done`, the model's
+    ``on_layer_done`` callback, starts that layer's non-blocking Allreduce as soon as the
+    backward pass has written it (an :class:`OverlappedAllreduce`), and :meth:`reduce` starts
+    the slots' and waits for all.  The squared norm is then summed layer by layer, so it
+    may differ from the blocking path's single dot product in the last bits.
+
+    At one process every reduction is a no-op, as everywhere in this module.
+    """
+
+    SLOTS = ("loss_sum", "local_sq", "stop")
+
+    def __init__(self, comm, n_params, buckets=None):
+        self.comm = comm
+        self.buf = np.zeros(n_params + len(self.SLOTS), dtype=np.float32)
+        self.grads = self.buf[:n_params]
+        self._index = {name: n_params + i for i, name in enumerate(self.SLOTS)}
+        self._overlap = None
+        self.on_layer_done = None  # what the model calls as each layer's gradient is final
+        if buckets is not None:
+            self._overlap = comm.overlapped_sum(self.buf, {**buckets, "slots": slice(n_params, None)})
+            self.on_layer_done = self.layer_done
+        self._layer_sq = 0.0
+
+    @property
+    def size(self):
+        """Floats in the buffer: the parameters plus the slots."""
+        return self.buf.size
+
+    def __getitem__(self, name):
+        return float(self.buf[self._index[name]])
+
+    def __setitem__(self, name, value):
+        self.buf[self._index[name]] = value
+
+    def zero(self):
+        """Clear the gradient and the slots before a step's backward pass."""
+        self.buf[...] = 0
+        self._layer_sq = 0.0
+
+    def layer_done(self, layer):
+        """Overlap only: ``layer``'s gradient is final; add its squared norm, start its sum."""
+        g = self._overlap.views[layer]
+        self._layer_sq += float(np.dot(g, g))
+        self._overlap.start(layer)
+
+    def local_sq_norm(self):
+        """The squared norm of this rank's gradient (call before :meth:`reduce`)."""
+        return self._layer_sq if self._overlap is not None else np.dot(self.grads, self.grads)
+
+    def reduce(self):
+        """Sum the buffer over the ranks (collective), then make ``grads`` the mean."""
+        if self._overlap is not None:
+            self._overlap.start("slots")
+            self._overlap.wait()
+        else:
+            self.comm.allreduce_sum_(self.buf)
+        if self.comm.size > 1:
+            self.grads *= np.float32(1.0 / self.comm.size)
 
 
 @contextlib.contextmanager

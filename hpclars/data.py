@@ -14,15 +14,17 @@ It turns a directory of MNIST files into four NumPy arrays and nothing else:
   match the MD5 the mirrors publish for it (``gz_md5`` can name other expected MD5s, for a
   mirror that serves a recompressed copy, as the tests' local server does) *and* its
   decompressed content must match :data:`FILES`; the content check cannot be switched off.
+- :func:`load_data` gives every MPI rank the same data: rank 0 loads it, then broadcasts it
+  through the :class:`hpclars.comm.Comm` it is handed (this module never imports MPI).
 - :func:`to_float` scales a uint8 batch into a caller-owned float32 buffer.
 
 Every problem with a file is a :class:`DataError` with one line: the path, what is wrong, and
 what to do about it.
 
 Deliberately left out: augmentation, shuffling, batching and sharding across ranks (the
-training loop owns those); MPI (so, with several ranks, let rank 0 call :func:`load_mnist`
-first and the rest wait at a barrier: downloads are atomic, so concurrent ones are safe but
-wasteful); other data sets; any cache outside the chosen data directory.
+training loop owns those); MPI itself (:func:`load_data` uses the communicator it is given;
+downloads are atomic, so concurrent ones would be safe but wasteful); other data sets; any
+cache outside the chosen data directory.
 """
 
 import gzip
@@ -220,22 +222,58 @@ def download_mnist(data_dir: str | os.PathLike, mirrors=MIRRORS, gz_md5: dict | 
                             f"network, or point --data-dir or HPCLARS_DATA at a copy")
 
 
-def to_float(images_uint8: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Scale a uint8 batch (n, 28, 28) into the caller-owned float32 buffer ``out`` (n, 1, 28, 28).
+def _bcast_mnist(comm, data):
+    """Rank 0 read the data; give every rank its own copy with buffer broadcasts."""
+    shapes = comm.bcast_obj(None if data is None else
+                            [(a.shape, a.dtype.str) for a in
+                             (data.train_images, data.train_labels, data.test_images, data.test_labels)])
+    # The loader hands out read-only arrays; MPI wants writable buffers (at any rank count).
+    arrays = ([a if a.flags.writeable else a.copy() for a in
+               (data.train_images, data.train_labels, data.test_images, data.test_labels)]
+              if comm.is_root else [np.empty(s, dtype=np.dtype(d)) for s, d in shapes])
+    for a in arrays:
+        comm.bcast_(a)
+        a.flags.writeable = False  # as the loader hands them out
+    return MNIST(*arrays)
 
-    ``out = images / 255``, correctly rounded in float32.  Returns ``out``.
+
+def load_data(data_dir, comm):
+    """MNIST on every rank: rank 0 reads it (:func:`load_mnist`), then broadcasts it.
+
+    ``comm`` is an :class:`hpclars.comm.Comm` (this module never imports MPI).  Returns an
+    :class:`MNIST` with read-only arrays on every rank.  Raises :class:`DataError` on every
+    rank if rank 0 cannot read the data.
+
+    Only the per-user cache is filled from the mirrors: a directory the user
+    named (--data-dir or $HPCLARS_DATA) that lacks the files is an error, so a
+    typo does not silently start a download into the wrong place.
+    """
+    named = bool(data_dir) or bool(os.environ.get(ENV_VAR))
+    loaded = comm.on_root(lambda: load_mnist(data_dir or None, download=not named), share_result=False)
+    return _bcast_mnist(comm, loaded)
+
+
+def to_float(images_uint8: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Scale a uint8 batch (n, h, w) into the caller-owned buffer ``out`` (n, 1, h, w) to [0, 1].
+
+    The one definition of pixel scaling (the model's input, :meth:`hpclars.model.LeNet`):
+    ``out = images * r`` with r = 1/255 rounded to ``out``'s dtype (float32 for training,
+    float64 for the reference model), one rounded multiplication per pixel.  In float32
+    this is within one ulp of the correctly rounded ``images / 255`` (it differs on 126 of
+    the 256 byte values); it is what every committed run was trained with.  Returns ``out``.
+    Raises ValueError (one line) if ``images`` is not uint8 (n, h, w) or ``out`` is not a
+    float32 or float64 array of shape (n, 1, h, w).
     """
     images = np.asarray(images_uint8)
     if images.dtype != np.uint8 or images.ndim != 3:
         raise ValueError(f"to_float: images must be uint8 (n, h, w), got {images.dtype} "
                          f"{images.shape}")
     expected = (images.shape[0], 1) + images.shape[1:]
-    if not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != expected:
+    if (not isinstance(out, np.ndarray) or out.dtype not in (np.float32, np.float64)
+            or out.shape != expected):
         got = (out.dtype, out.shape) if isinstance(out, np.ndarray) else type(out).__name__
-        raise ValueError(f"to_float: out must be float32 {expected}, got {got}")
-    # uint8 -> float32 is exact and one float32 division is correctly rounded, so this is
-    # bit-identical to images.astype(np.float64) / 255 rounded to float32.
-    np.divide(images[:, None, :, :], np.float32(255.0), out=out, dtype=np.float32)
+        raise ValueError(f"to_float: out must be float32 or float64 {expected}, got {got}")
+    np.multiply(images[:, None, :, :], out.dtype.type(1.0 / 255.0), out=out, casting="unsafe")
     return out
 
 

@@ -1,43 +1,10 @@
 """HDF5 run logs: the writer the trainer uses and the reader analysis uses.
 
-One file per run.  Schema (format "hpclars-log", version 1):
+One file per run.  The schema is defined once, below, as data: :data:`ROOT_ATTRS`,
+:data:`EPOCH_FIELDS` and :data:`TENSOR_FIELDS` (name -> meaning) and :data:`GROUPS`;
+:func:`schema` writes it out (``hpclars schema`` prints it, and it ends this docstring).
 
-root attributes
-    format, format_version    "hpclars-log", 1
-    config                    the full resolved Config as JSON
-    status                    running | completed | target_reached | diverged | failed |
-                              interrupted (target_reached: --target-accuracy was reached and
-                              the run ended there, its remaining budget unused)
-    message                   why the run ended that way ("" when completed)
-    world_size                MPI ranks of the latest start or resume (per epoch: /epochs/world_size)
-    hpclars_version, hostname, created (ISO 8601 UTC), n_params
-    rank_hosts                JSON list: the host name of each rank, by rank, of the
-                              latest attempt (a requeued run may land on other nodes);
-                              absent in logs written before it existed
-    schedule                  the learning-rate schedule and its parameters, JSON
-    tensor_names              the parameter tensors, in buffer order
-    targets                   JSON {"0.97": {"step", "epoch", "wall_s", "train_s"} or null, ...}:
-                              where each target (0.97, 0.98, 0.99 and --target-accuracy) was
-                              first reached by an evaluation (hpclars.target.first_reached);
-                              absent in logs written before it existed
-/epochs/<field>               1-D, one entry per evaluated epoch; epoch 0 is the
-                              evaluation before any training.  Fields: see EPOCH_FIELDS.
-/tensors/<field>              2-D (epochs, tensors): weight_norm (at the end of the
-                              epoch), grad_norm and local_lr (means over the epoch's
-                              steps; NaN at epoch 0).  local_lr is the factor that
-                              multiplies the global rate: LARS's local rate, LAMB's
-                              trust ratio, 1 for SGD and Adam.
-/evals/<field>                1-D, one entry per evaluation of the test set, in step order:
-                              epoch 0, every evaluated epoch end and every --eval-every-steps
-                              evaluation.  Fields: see EVAL_FIELDS.  Absent in older logs
-                              (:func:`read_log` then gives empty arrays).
-/params/<tensor>              the parameters at the end of the run (absent while running)
-
-Accuracies are fractions in [0, 1]; gen_error = train_acc - test_acc.  A run that reaches
---target-accuracy in the middle of an epoch ends with a partial epoch: its record has the step
-and test metrics of that evaluation and NaN train metrics (the training set was not evaluated).
-
-Writes are atomic: the whole file is rewritten to a temporary name, flushed,
+Writes are atomic (:func:`hpclars.h5io.write_atomically`): the whole file is rewritten to a temporary name, flushed,
 fsync'ed and renamed over the old one, so a process killed at any moment leaves
 either the previous or the new complete log, never a corrupt one.  Logs are
 small (a few KB per epoch), so rewriting costs milliseconds per epoch.
@@ -46,6 +13,7 @@ Deliberately left out: per-step records (the per-epoch means and the timings are
 what the analysis needs; a per-step log would dwarf the model) and the checkpoint.
 """
 
+import dataclasses
 import datetime
 import json
 import os
@@ -56,6 +24,7 @@ import numpy as np
 
 from . import __version__
 from .config import normalize
+from .h5io import read_hdf5, write_atomically
 
 FORMAT = "hpclars-log"
 FORMAT_VERSION = 1
@@ -64,56 +33,100 @@ STATUSES = ("running", "completed", "target_reached", "diverged", "failed", "int
 # counts it as a result.
 FINISHED = ("completed", "target_reached", "diverged")
 
-EPOCH_FIELDS = (
-    "epoch",            # 0 = before training
-    "step",             # optimizer steps taken so far
-    "lr",               # global learning rate of the epoch's last step (first step's rate at epoch 0)
-    "train_loss", "train_acc",   # over the full 60k training set
-    "test_loss", "test_acc",     # over the 10k test set
-    "gen_error",        # train_acc - test_acc
-    "step_loss",        # mean minibatch loss seen during the epoch's steps
-    "wall_s",           # wall seconds since the run started (across restarts)
-    "time_compute",     # seconds in forward+backward this epoch (max over ranks)
-    "time_allreduce",   # seconds in the gradient Allreduce (max over ranks)
-    "time_optim",       # seconds in the optimizer step (max over ranks)
-    "time_eval",        # seconds evaluating (max over ranks)
-    "images_per_s",     # training images per second this epoch (steps only)
-    "noise_scale",      # gradient noise scale B_simple (NaN unless every step of the epoch had >= 2 ranks)
-    "world_size",       # MPI ranks that ended the epoch (a resume may change it)
-)
+ROOT_ATTRS = {
+    "format": '"hpclars-log"',
+    "format_version": "1",
+    "config": "the full resolved Config, JSON (read it as RunData.config: today's field names)",
+    "status": "running | completed | target_reached | diverged | failed | interrupted "
+              "(target_reached: --target-accuracy was reached and the run ended there, its "
+              "remaining budget unused)",
+    "message": 'why the run ended that way ("" when completed)',
+    "world_size": "MPI ranks of the latest start or resume (per epoch: /epochs/world_size)",
+    "n_params": "number of parameters (the flat buffer's length)",
+    "schedule": "the learning-rate schedule and its parameters, JSON",
+    "hpclars_version": "the package version",
+    "hostname": "host of rank 0 when the log was created",
+    "created": "when the log was created, ISO 8601 UTC",
+    "tensor_names": "the parameter tensors, in buffer order (the columns of /tensors)",
+    "rank_hosts": "JSON list: the host of each rank, by rank, of the latest attempt (a requeued "
+                  "run may land on other nodes); absent in older logs",
+    "targets": 'JSON {"0.97": {"step", "epoch", "wall_s", "train_s"} or null, ...}: where each '
+               "target (0.97, 0.98, 0.99 and --target-accuracy) was first reached by an evaluation "
+               "(hpclars.target.first_reached); absent in older logs",
+    "environment": "JSON: what ran it, of the latest attempt (hpclars.provenance.environment: "
+                   "git_commit, cpu_model, mpi_library, blas, kernel_path); absent in older logs",
+}
+GROUPS = {
+    "/epochs/<field>": "1-D, one entry per logged epoch; epoch 0 is the evaluation before any "
+                       "training.  Fields: EPOCH_FIELDS",
+    "/tensors/<field>": "2-D (epochs, tensors), columns in tensor_names order.  Fields: TENSOR_FIELDS",
+    "/evals/<field>": "1-D, one entry per evaluation of the test set, in step order: epoch 0, every "
+                      "evaluated epoch end and every --eval-every-steps evaluation.  Fields: "
+                      "EVAL_FIELDS.  Absent in older logs (read_log then gives empty arrays)",
+    "/params/<tensor>": "the parameters at the end of the run (for a diverged or interrupted run "
+                        "the last finite ones; absent while running)",
+}
+EPOCH_FIELDS = {
+    "epoch": "0 = before training",
+    "step": "optimizer steps taken so far",
+    "lr": "global learning rate of the epoch's last step (the first step's rate at epoch 0)",
+    "train_loss": "mean cross-entropy over the full 60k training set, evaluated after the epoch",
+    "train_acc": "accuracy over the training set, a fraction in [0, 1]",
+    "test_loss": "mean cross-entropy over the 10k test set",
+    "test_acc": "accuracy over the test set, a fraction in [0, 1]",
+    "gen_error": "train_acc - test_acc",
+    "step_loss": "mean of the minibatch losses seen during the epoch's steps (higher than train_loss)",
+    "wall_s": "wall seconds since the run started (across restarts)",
+    "time_compute": "seconds in forward+backward this epoch (max over ranks)",
+    "time_allreduce": "seconds in the gradient Allreduce (max over ranks; with --overlap-allreduce "
+                      "the wait before the optimizer, the communication backward did not hide)",
+    "time_optim": "seconds in the optimizer step (max over ranks)",
+    "time_eval": "seconds evaluating (max over ranks)",
+    "images_per_s": "training images per second over the epoch's steps",
+    "noise_scale": "gradient noise scale B_simple = tr(Sigma)/|G|^2 (McCandlish et al. 2018; "
+                   "hpclars.stats), NaN unless every step of the epoch had >= 2 ranks",
+    "world_size": "MPI ranks that ended the epoch (a resume may change it)",
+}
+TENSOR_FIELDS = {
+    "weight_norm": "||w|| of each tensor at the end of the epoch",
+    "grad_norm": "mean over the epoch's steps of ||g|| (NaN at epoch 0)",
+    "local_lr": "mean over the epoch's steps of the factor multiplying the global rate: LARS's "
+                "local rate, LAMB's trust ratio, 1 for SGD and Adam (NaN at epoch 0)",
+}
+NAN_NOTE = ("NaN marks what does not exist: timings and step_loss at epoch 0, the metrics of "
+            "epochs skipped by --eval-every, the noise scale with one rank.  A run that reaches "
+            "--target-accuracy in the middle of an epoch ends with a partial epoch: its record has "
+            "the step and test metrics of that evaluation and NaN train metrics.")
+
+
+def schema():
+    """The log schema as text: every root attribute, group and field with its meaning."""
+    def block(title, entries):
+        width = max(map(len, entries))
+        return [title] + [f"    {k.ljust(width)}  {v}" for k, v in entries.items()]
+
+    lines = [f'format "{FORMAT}", version {FORMAT_VERSION}', ""]
+    lines += block("root attributes", ROOT_ATTRS) + [""] + block("groups", GROUPS) + [""]
+    lines += block("/epochs fields", EPOCH_FIELDS) + [""] + block("/tensors fields", TENSOR_FIELDS)
+    lines += [""] + block("/evals fields", EVAL_FIELDS)
+    return "\n".join(lines + ["", NAN_NOTE])
+
+
+# A diverged run counts as chance level wherever runs are scored (tune's ranking, the figures,
+# the forensics): its last logged accuracies describe parameters that no longer exist.
+DIVERGED_SCORES = {"train_acc": 0.1, "test_acc": 0.1, "gen_error": 0.0}  # 1 of 10 classes; no gap
 INT_FIELDS = ("epoch", "step", "world_size")
-EVAL_FIELDS = (
-    "step",             # optimizer steps taken when the test set was evaluated
-    "epoch",            # epochs completed, fractional: step / steps per epoch
-    "wall_s",           # wall seconds since the run started (across restarts), at the evaluation's end
-    "train_s",          # seconds spent in optimizer steps so far (data, forward, backward,
-                        # Allreduce, update): the wall time without evaluations, logging and
-                        # checkpoints (AlgoPerf's accumulated submission time)
-    "eval_s",           # seconds this evaluation took (rank 0, including its reduction)
-    "test_loss", "test_acc",
-)
-TENSOR_FIELDS = ("weight_norm", "grad_norm", "local_lr")
-
-
-def write_atomically(path, fill):
-    """Create ``path`` as a new HDF5 file filled by ``fill(h5file)``, atomically."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with h5py.File(tmp, "w", locking=False) as f:
-            fill(f)
-            f.flush()
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    dir_fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+EVAL_FIELDS = {
+    "step": "optimizer steps taken when the test set was evaluated",
+    "epoch": "epochs completed, fractional: step / steps per epoch",
+    "wall_s": "wall seconds since the run started (across restarts), at the evaluation's end",
+    "train_s": "seconds spent in optimizer steps so far (data, forward, backward, Allreduce, update): "
+               "the wall time without evaluations, logging and checkpoints (AlgoPerf's accumulated "
+               "submission time)",
+    "eval_s": "seconds this evaluation took (rank 0, including its reduction)",
+    "test_loss": "mean cross-entropy over the 10k test set",
+    "test_acc": "accuracy over the test set, a fraction in [0, 1]",
+}
 
 
 class RunLog:
@@ -213,17 +226,17 @@ class RunLog:
                 g.create_dataset(name, data=value)
 
 
+@dataclasses.dataclass
 class RunData:
     """What :func:`read_log` returns; plain arrays, the file is closed."""
 
-    def __init__(self, path, attrs, epochs, tensors, tensor_names, params, evals=None):
-        self.path = path
-        self.attrs = attrs
-        self.epochs = epochs
-        self.tensors = tensors
-        self.tensor_names = tensor_names
-        self.params = params
-        self.evals = evals if evals is not None else _no_evals()
+    path: str
+    attrs: dict          # root attributes, decoded (str, int, float)
+    epochs: dict         # field -> 1-D array, one entry per logged epoch
+    tensors: dict        # field -> 2-D array (epochs, tensors)
+    tensor_names: list
+    params: dict | None  # tensor -> array at the end of the run; None while running
+    evals: dict = dataclasses.field(default_factory=lambda: _no_evals())  # /evals: field -> 1-D array
 
     @property
     def config(self):
@@ -239,6 +252,12 @@ class RunData:
         return int(self.attrs["world_size"])
 
     @property
+    def environment(self):
+        """What ran the latest attempt: git_commit, cpu_model, mpi_library, blas, kernel_path
+        (:func:`hpclars.provenance.environment`); {} for logs older than the attribute."""
+        return json.loads(self.attrs.get("environment", "{}"))
+
+    @property
     def rank_hosts(self):
         """The host of each rank, by rank ([] for logs older than the attribute)."""
         return json.loads(self.attrs.get("rank_hosts", "[]"))
@@ -252,6 +271,12 @@ class RunData:
         """The field's value at the last logged epoch (NaN if none)."""
         values = self.epochs[field]
         return float(values[-1]) if len(values) else float("nan")
+
+    def final_score(self, field):
+        """:meth:`final`, except that a diverged run scores :data:`DIVERGED_SCORES` (chance)."""
+        if self.status == "diverged" and field in DIVERGED_SCORES:
+            return DIVERGED_SCORES[field]
+        return self.final(field)
 
 
 def _no_evals():
@@ -280,29 +305,6 @@ def read_log(path):
     return read_hdf5(path, _read_log, LogError, "log")
 
 
-def read_hdf5(path, read, error, kind):
-    """``read(h5file, path)`` on ``path`` opened read-only without HDF5 file locking.
-
-    Anything that goes wrong becomes one ``error`` (a ValueError subclass) naming the
-    file: missing, not HDF5 or truncated, or content ``read`` could not find; errors
-    ``read`` raises itself pass unchanged.  ``kind`` names the file type in messages.
-    """
-    path = os.fspath(path)
-    try:
-        with h5py.File(path, "r", locking=False) as f:
-            return read(f, path)
-    except error:
-        raise
-    except FileNotFoundError:
-        raise error(f"{path}: no such file") from None
-    except (OSError, KeyError, TypeError, ValueError) as exc:
-        raise error(f"{path}: not a readable hpclars {kind} ({_one_line(exc)})") from None
-
-
-def _one_line(exc):
-    return " ".join((str(exc) or type(exc).__name__).split())
-
-
 def _read_log(f, path):
     fmt, version = _attr(f.attrs.get("format")), _attr(f.attrs.get("format_version"))
     if fmt != FORMAT:
@@ -315,7 +317,7 @@ def _read_log(f, path):
     epochs = {k: f["epochs"][k][()] for k in f["epochs"]}
     tensors = {k: f["tensors"][k][()] for k in f["tensors"]}
     params = {k: f["params"][k][()] for k in f["params"]} if "params" in f else None
-    evals = {**_no_evals(), **{k: f["evals"][k][()] for k in f["evals"]}} if "evals" in f else None
+    evals = {**_no_evals(), **{k: f["evals"][k][()] for k in f["evals"]}} if "evals" in f else _no_evals()
     if "world_size" not in epochs and "epoch" in epochs:  # written before it was logged per epoch
         epochs["world_size"] = np.full(len(epochs["epoch"]), int(attrs["world_size"]), np.int64)
     missing = sorted((set(EPOCH_FIELDS) - set(epochs)) | (set(TENSOR_FIELDS) - set(tensors)))
@@ -323,3 +325,6 @@ def _read_log(f, path):
         raise LogError(f"{path}: hpclars log without the field(s) {', '.join(missing)}")
     json.loads(attrs["config"])  # a log whose configuration does not parse is corrupt
     return RunData(path, attrs, epochs, tensors, names, params, evals)
+
+
+__doc__ += "\nSchema\n------\n\n" + schema() + "\n"

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .data import to_float
+
 PARAM_SHAPES = (
     ("conv1.w", (6, 1, 5, 5)),
     ("conv1.b", (6,)),
@@ -186,7 +188,7 @@ class LeNet:
         """Copy ``n`` images into the input buffer, scaling uint8 pixels to [0, 1]."""
         x = self.x[:n]
         if images.dtype == np.uint8:
-            np.multiply(images.reshape(n, 1, 28, 28), self.dtype(1.0 / 255.0), out=x, casting="unsafe")
+            to_float(images.reshape(n, 28, 28), x)
         else:
             x[...] = images.reshape(n, 1, 28, 28)
         return x

@@ -5,9 +5,16 @@ own "layer") through views into one contiguous float32 buffer, so it neither
 knows nor cares that the gradient was averaged over MPI ranks: the trainer
 hands it the already-reduced gradient and every rank applies the same update.
 
-Shared pieces are defined once: :func:`trust_ratio` (used by LARS and LAMB)
-and the learning-rate schedule in :mod:`hpclars.schedules`.  SGD is LARS with
-the trust ratio switched off (``Momentum(adapt=False)``).
+Each optimizer gets its hyperparameters explicitly (optax style); :func:`make_optimizer` is
+the one place that reads them from a :class:`hpclars.config.Config`, and every mode string
+(which tensors to exempt, LARS's denominator, clip or scale, where the momentum goes, which
+Adam variant) is parsed once, at construction, never per tensor per step.
+
+Shared pieces are defined once and composed: :func:`trust_ratio` (used by LARS and LAMB),
+:class:`LarsRate` (LARS's local rate: denominator, coefficient, clipping), the momentum
+buffer and the scaling by the rate (two steps whose order is the "inside"/"after" variant),
+and the learning-rate schedule in :mod:`hpclars.schedules`.  SGD is LARS with the trust
+ratio switched off (``Momentum(trust=None)``).
 
 Zero norms: the trust ratio falls back to 1 when the weight norm or the norm it
 is compared with is 0 (a bias initialised to zero, or a tensor whose gradient
@@ -28,7 +35,8 @@ import math
 
 import numpy as np
 
-from .config import SYSTEMDS_MIN_NORM
+from .config import (ADAPTATION_EXCLUDES, LARS_DENOMINATORS, LARS_MODES, LARS_MOMENTUM, SYSTEMDS_MIN_NORM,
+                     WEIGHT_DECAY_EXCLUDES)
 
 
 def norm(x):
@@ -56,6 +64,11 @@ def trust_ratio(w_norm, check_norm, denominator, coef=1.0, eps=0.0):
 class Optimizer:
     """Base class: walks the tensors and records per-tensor diagnostics.
 
+    layout: the :class:`hpclars.model.Layout` of the flat buffer.  weight_decay: the L2
+    coefficient (>= 0).  exclude_from_weight_decay: "none" or "bias" (1-D tensors get none).
+    exclude_from_adaptation: "none", "bias" or "systemds" (see :func:`_exempt`).  Raises
+    ValueError for any other string.
+
     After each :meth:`step`, ``w_norm``, ``g_norm`` and ``local`` hold, per
     tensor, the weight norm before the update, the gradient norm, and the
     factor the global learning rate was multiplied by (1 for plain SGD).
@@ -63,8 +76,9 @@ class Optimizer:
 
     state_names = ()
 
-    def __init__(self, cfg, layout):
-        self.cfg = cfg
+    def __init__(self, layout, weight_decay, exclude_from_weight_decay="none", exclude_from_adaptation="none"):
+        _one_of("exclude_from_weight_decay", exclude_from_weight_decay, WEIGHT_DECAY_EXCLUDES)
+        _one_of("exclude_from_adaptation", exclude_from_adaptation, ADAPTATION_EXCLUDES)
         self.layout = layout
         n = layout.size
         self.state = {name: np.zeros(n, dtype=np.float32) for name in self.state_names}
@@ -73,30 +87,27 @@ class Optimizer:
         self.w_norm = np.zeros(k)
         self.g_norm = np.zeros(k)
         self.local = np.ones(k)
-
-    def _decay(self, i):
-        """Weight decay of tensor ``i``: 0 if ``exclude_from_weight_decay`` covers it."""
-        if self.cfg.exclude_from_weight_decay == "bias" and self.layout.is_bias[i]:
-            return 0.0
-        return self.cfg.weight_decay
+        # Parsed once: each tensor's weight decay, and whether it may ever get a trust ratio.
+        no_decay = exclude_from_weight_decay == "bias"
+        self.decay = tuple(0.0 if no_decay and bias else weight_decay for bias in layout.is_bias)
+        self.adaptable = tuple(not (exclude_from_adaptation != "none" and bias) for bias in layout.is_bias)
+        self.min_norm = SYSTEMDS_MIN_NORM if exclude_from_adaptation == "systemds" else 0.0
 
     def _adapts(self, i):
-        """Whether tensor ``i`` gets a trust ratio (else the plain global rate).
+        """Whether tensor ``i`` gets a trust ratio this step (else the plain global rate).
 
         ``exclude_from_adaptation``: none adapts every tensor (the paper's
         equations); bias exempts 1-D tensors; systemds exempts 1-D tensors and any
         tensor whose norm before this step is below ``SYSTEMDS_MIN_NORM`` (1e-3),
         as SystemDS ``nn/optim/lars.dml`` does.
         """
-        rule = self.cfg.exclude_from_adaptation
-        if rule == "none":
-            return True
-        if self.layout.is_bias[i]:
-            return False
-        return not (rule == "systemds" and self.w_norm[i] < SYSTEMDS_MIN_NORM)
+        return self.adaptable[i] and not self.w_norm[i] < self.min_norm
 
     def step(self, params, grads, lr):
-        """Update ``params`` in place from the (already averaged) ``grads``."""
+        """Update ``params`` in place from the (already averaged) ``grads``.
+
+        params, grads: float32 (layout.size,), C-contiguous; lr: the global rate (float).
+        """
         for i, sl in enumerate(self.layout.slices):
             w, g = params[sl], grads[sl]
             self.w_norm[i] = norm(w)
@@ -127,56 +138,74 @@ class Optimizer:
             self.state[k][...] = state[k]
 
 
-class Momentum(Optimizer):
-    """Heavy-ball momentum SGD with weight decay; with ``adapt`` it is LARS.
+class LarsRate:
+    """LARS's local rate (You, Gitman and Ginsburg 2017, eq. 6; Chowdhury et al. eq. 3).
 
-    SGD (Chowdhury et al. Table 1):  v <- m*v + lr*(g + wd*w);         w <- w - v
-    LARS (You, Gitman and Ginsburg 2017, Algorithm 1; Chowdhury et al. eqs. 1 and 3):
-                           v <- m*v + lr*local*(g + wd*w);         w <- w - v
-      local = eta*||w|| / (||g|| + wd*||w|| + eps)   (denominator "sum", both papers)
-      local = eta*||w|| / (||g + wd*w|| + eps)       (denominator "norm")
-    mode "clip" (apex LARC): the rate is min(local, lr) instead of lr*local.
-    momentum "after" (TensorFlow LARSOptimizer): v <- m*v + (g + wd*w); w <- w - rate*v.
-    Nesterov: the step is m*v_new + d instead of v_new (d the term added to v).
+    local = coef*||w|| / (||g|| + wd*||w|| + eps)   denominator "sum" (both papers)
+    local = coef*||w|| / (||g + wd*w|| + eps)       denominator "norm"
+    1 when ||w|| or ||g|| is 0 (:func:`trust_ratio`).  With ``clip`` (apex LARC) the rate
+    used is min(local, lr), returned as the factor min(local, lr) / lr.
+    coef > 0 and eps >= 0 are floats; raises ValueError for another denominator.
     """
 
-    state_names = ("momentum",)
+    def __init__(self, coef, eps=0.0, denominator="sum", clip=False):
+        _one_of("lars_denominator", denominator, LARS_DENOMINATORS)
+        self.coef, self.eps, self.clip = coef, eps, clip
+        self.sum_denominator = denominator == "sum"
 
-    def __init__(self, cfg, layout, adapt):
-        super().__init__(cfg, layout)
-        self.adapt = adapt
-
-    def local_rate(self, i, w_norm, g_norm, d, lr):
-        """The factor multiplying the global rate for tensor ``i``."""
-        if not (self.adapt and self._adapts(i)):
-            return 1.0
-        cfg = self.cfg
-        if cfg.lars_denominator == "sum":
-            denom = g_norm + self._decay(i) * w_norm
-        else:
-            denom = norm(d)
-        local = trust_ratio(w_norm, g_norm, denom, cfg.trust_coef, cfg.lars_eps)
-        if cfg.lars_mode == "clip":
+    def __call__(self, w_norm, g_norm, d, decay, lr):
+        """The factor multiplying the global rate ``lr``; ``d`` = g + decay*w (float32 array)."""
+        denom = g_norm + decay * w_norm if self.sum_denominator else norm(d)
+        local = trust_ratio(w_norm, g_norm, denom, self.coef, self.eps)
+        if self.clip:
             # A schedule can reach lr = 0 (poly decay underflows); the factor's limit there is 1.
             return min(local, lr) / lr if lr > 0 else 1.0
         return local
 
+
+class Momentum(Optimizer):
+    """Heavy-ball momentum SGD with weight decay; with a ``trust`` rate it is LARS.
+
+    Per tensor: d = g + wd*w, rate = lr * local (local = ``trust(...)``, 1 for SGD), then
+    two steps in the order ``order`` names, and w <- w - (their result):
+      scale:     u <- rate * u
+      momentum:  v <- m*v + u;  u <- v  (Nesterov: u <- m*v + u)
+    order "inside" = (scale, momentum): v <- m*v + rate*d, as SGD in Chowdhury et al.
+    Table 1 and LARS in You, Gitman and Ginsburg 2017, Algorithm 1.
+    order "after" = (momentum, scale): v <- m*v + d, w <- w - rate*v, as TensorFlow's
+    LARSOptimizer.
+    momentum in [0, 1), weight_decay >= 0; raises ValueError for an unknown order.
+    """
+
+    state_names = ("momentum",)
+
+    def __init__(self, layout, momentum, weight_decay, nesterov=False, order="inside", trust=None,
+                 exclude_from_weight_decay="none", exclude_from_adaptation="none"):
+        super().__init__(layout, weight_decay, exclude_from_weight_decay, exclude_from_adaptation)
+        _one_of("lars_momentum", order, LARS_MOMENTUM)
+        self.m = np.float32(momentum)
+        self.nesterov = nesterov
+        self.trust = trust
+        self.chain = {"inside": (self._scale, self._momentum), "after": (self._momentum, self._scale)}[order]
+
+    def _scale(self, u, v, rate):
+        return rate * u
+
+    def _momentum(self, u, v, rate):
+        v *= self.m
+        v += u
+        return self.m * v + u if self.nesterov else v
+
     def _update(self, i, w, g, state, lr):
-        cfg, v = self.cfg, state["momentum"]
-        d = g + np.float32(self._decay(i)) * w
-        local = self.local_rate(i, self.w_norm[i], self.g_norm[i], d, lr)
+        decay = self.decay[i]
+        d = g + np.float32(decay) * w
+        local = self.trust(self.w_norm[i], self.g_norm[i], d, decay, lr) \
+            if self.trust is not None and self._adapts(i) else 1.0
         rate = np.float32(lr * local)
-        m = np.float32(cfg.momentum)
-        if cfg.lars_momentum == "inside":
-            d *= rate
-            v *= m
-            v += d
-            step = m * v + d if cfg.nesterov else v
-        else:
-            v *= m
-            v += d
-            step = rate * (m * v + d if cfg.nesterov else v)
-        w -= step
+        u = d
+        for piece in self.chain:
+            u = piece(u, state["momentum"], rate)
+        w -= u
         return local
 
 
@@ -185,46 +214,70 @@ class AdamFamily(Optimizer):
 
     m <- b1*m + (1-b1)*g';  v <- b2*v + (1-b2)*g'^2;  bias-corrected m_hat, v_hat
     r = m_hat / (sqrt(v_hat) + eps)
-    adam:  g' = g + wd*w, u = r
-    adamw: g' = g,        u = r + wd*w
-    lamb:  g' = g,        u = r + wd*w, ratio = ||w|| / ||u|| (1 if either is 0)
-    w <- w - lr * ratio * u   (ratio = 1 for adam and adamw)
+    decoupled False (Adam): g' = g + wd*w, u = r
+    decoupled True (AdamW): g' = g,        u = r + wd*w
+    with trust (LAMB):      ratio = ||w|| / ||u|| (1 if either is 0), else ratio = 1
+    w <- w - lr * ratio * u
+    beta1, beta2 in [0, 1), eps > 0 (floats).
     """
 
     state_names = ("m", "v")
 
-    def __init__(self, cfg, layout, kind):
-        super().__init__(cfg, layout)
-        self.kind = kind
+    def __init__(self, layout, beta1, beta2, eps, weight_decay, decoupled, trust,
+                 exclude_from_weight_decay="none", exclude_from_adaptation="none"):
+        super().__init__(layout, weight_decay, exclude_from_weight_decay, exclude_from_adaptation)
+        self.beta1, self.beta2 = beta1, beta2
+        self.b1, self.b2, self.eps = np.float32(beta1), np.float32(beta2), np.float32(eps)
+        self.decoupled, self.trust = decoupled, trust
 
     def _update(self, i, w, g, state, lr):
-        cfg = self.cfg
-        wd = np.float32(self._decay(i))
-        if self.kind == "adam":
+        wd = np.float32(self.decay[i])
+        if not self.decoupled:
             g = g + wd * w
-        b1, b2 = np.float32(cfg.beta1), np.float32(cfg.beta2)
+        b1, b2 = self.b1, self.b2
         m, v = state["m"], state["v"]
         m *= b1
         m += (1 - b1) * g
         v *= b2
         v += (1 - b2) * g * g
         t = self.t + 1
-        m_hat = m / np.float32(1 - cfg.beta1 ** t)
-        v_hat = v / np.float32(1 - cfg.beta2 ** t)
-        u = m_hat / (np.sqrt(v_hat) + np.float32(cfg.adam_eps))
-        if self.kind != "adam":
+        m_hat = m / np.float32(1 - self.beta1 ** t)
+        v_hat = v / np.float32(1 - self.beta2 ** t)
+        u = m_hat / (np.sqrt(v_hat) + self.eps)
+        if self.decoupled:
             u += wd * w
         ratio = 1.0
-        if self.kind == "lamb" and self._adapts(i):
+        if self.trust and self._adapts(i):
             u_norm = norm(u)
             ratio = trust_ratio(self.w_norm[i], u_norm, u_norm)
         w -= np.float32(lr * ratio) * u
         return ratio
 
 
+# Adam variant -> (decoupled weight decay, trust ratio).
+ADAM_VARIANTS = {"adam": (False, False), "adamw": (True, False), "lamb": (True, True)}
+
+
 def make_optimizer(cfg, layout):
+    """The optimizer ``cfg.optimizer`` names, over ``layout``, with ``cfg``'s hyperparameters.
+
+    The only place that reads a Config.  Raises ValueError for an unknown optimizer or mode.
+    """
+    excludes = dict(exclude_from_weight_decay=cfg.exclude_from_weight_decay,
+                    exclude_from_adaptation=cfg.exclude_from_adaptation)
     if cfg.optimizer in ("sgd", "lars"):
-        return Momentum(cfg, layout, adapt=cfg.optimizer == "lars")
-    if cfg.optimizer in ("lamb", "adam", "adamw"):
-        return AdamFamily(cfg, layout, kind=cfg.optimizer)
+        _one_of("lars_mode", cfg.lars_mode, LARS_MODES)
+        trust = None if cfg.optimizer == "sgd" else LarsRate(
+            cfg.trust_coef, cfg.lars_eps, cfg.lars_denominator, clip=cfg.lars_mode == "clip")
+        return Momentum(layout, cfg.momentum, cfg.weight_decay, cfg.nesterov, cfg.lars_momentum, trust,
+                        **excludes)
+    if cfg.optimizer in ADAM_VARIANTS:
+        decoupled, trust = ADAM_VARIANTS[cfg.optimizer]
+        return AdamFamily(layout, cfg.beta1, cfg.beta2, cfg.adam_eps, cfg.weight_decay, decoupled, trust,
+                          **excludes)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+
+
+def _one_of(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"{name}: {value!r} is not one of {', '.join(allowed)}")

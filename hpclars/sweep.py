@@ -34,9 +34,11 @@ import tomllib
 from . import config as C
 
 GRID_KEYS = {"name", "batch_sizes", "seeds", "common", "runs"}
-RUN_CONTROL = {"out", "resume", "overwrite", "stop_file", "data_dir"}
 # Config fields the sweep sets for every run, so a grid may not (the hint says what to use).
-SET_BY_SWEEP = {**{k: "" for k in RUN_CONTROL}, "progress": "; use hpclars sweep --progress",
+# Not config.RUN_CONTROL: a grid may set threads or chunk_size, and the sweep sets batch_size
+# and seed, which do change what a run computes.
+SET_BY_SWEEP = {"out": "", "resume": "", "overwrite": "", "stop_file": "; use hpclars sweep --stop-file",
+                "data_dir": "; use hpclars sweep --data-dir", "progress": "; use hpclars sweep --progress",
                 "batch_size": "; use batch_sizes", "seed": "; use seeds",
                 "mllog": "; every run of the grid would write the same file"}
 RUN_KEYS = {"name", "preset", "batch_sizes", "seeds"}  # besides config fields, in a [[runs]] entry
@@ -149,7 +151,8 @@ def check_keys(path, lines, table, header, nth, allowed):
 def run_sweep(tasks, only=None, comm=None):
     """Run the tasks (or just task ``only``) in this MPI world; returns an exit status string."""
     from .comm import Comm
-    from .train import load_data, train
+    from .data import load_data
+    from .train import train
 
     comm = comm or Comm()
     selected = tasks if only is None else [tasks[only]]

@@ -91,7 +91,7 @@ def summarize(tasks, out_dir):
             raise C.ConfigError(f"--out-dir: trial log {exc}; rerun the trial (delete the log) "
                                 "or remove it") from None
         acc = log.epochs["test_acc"]
-        final = 0.1 if log.status == "diverged" else float(acc[-1])
+        final = log.final_score("test_acc")
         rows.append(dict(trial=t.name, lr=t.config.lr, warmup_epochs=t.config.warmup_epochs,
                          status=log.status, final_test_acc=final,
                          best_test_acc=float(np.nanmax(acc)), final_train_acc=float(log.epochs["train_acc"][-1])))
@@ -153,7 +153,8 @@ def add_parser(sub, parser_class):
     p.add_argument("--batch-size", type=int, required=True, help="global batch size")
     p.add_argument("--out-dir", required=True, help="directory for the trial logs and summary.json")
     p.add_argument("--trials", type=int, default=8, help="number of trials (default 8)")
-    p.add_argument("--epochs", type=int, default=30, help="epochs per trial: the budget (default 30)")
+    p.add_argument("--epochs", type=int, default=C.Config.epochs,
+                   help=f"epochs per trial: the budget (default {C.Config.epochs})")
     p.add_argument("--eval-every", type=int, default=5,
                    help="evaluate every K epochs; the summary needs only the last (default 5)")
     p.add_argument("--schedule", default="poly", choices=C.SCHEDULES, help="lr schedule (default poly)")
@@ -162,7 +163,8 @@ def add_parser(sub, parser_class):
                         + "; ".join(f"{k} {a:g}-{b:g}" for k, (a, b) in LR_RANGES.items()) + ")")
     p.add_argument("--warmup-range", type=_range, default=(0.0, 5.0),
                    help="LOW,HIGH warm-up epochs (default 0,5)")
-    p.add_argument("--seed", type=int, default=0, help="training seed of every trial (default 0)")
+    p.add_argument("--seed", type=int, default=C.Config.seed,
+                   help=f"training seed of every trial (default {C.Config.seed})")
     p.add_argument("--search-seed", type=int, default=0, help="seed of the Halton scrambling (default 0)")
     p.add_argument("--objective", default="accuracy", choices=("accuracy", "time-to-target"),
                    help="rank trials by final test accuracy, or by wall-clock seconds to --target "

@@ -390,6 +390,13 @@ cdef void _col2im(const float* dcols, float* dxp, const Geom* g) noexcept nogil:
                 dcols += g.hwp
 
 
+cdef inline void _columns(const float* x, float* slot, const Geom* g) noexcept nogil:
+    """Sgemm path, per image, forward and backward alike: pad image ``x`` (Cin, H, W) into the
+    thread's ``slot + xp``, then im2col it into ``slot + cols`` (CKK, HWp)."""
+    _pad_image(x, slot + g.xp, g)
+    _im2col(slot + g.xp, slot + g.cols, g)
+
+
 cdef void _zero_wrapped(float* cols, const Geom* g) noexcept nogil:
     """Zero the 2*pad extra columns of every grid row of cols.
 
@@ -464,8 +471,7 @@ def conv2d_forward(x, w, b, out, work, int nthreads=1):
         slot = &workv[0] + t * g.slot
         outp = slot + g.outp
         for i in prange(xv.shape[0], schedule="static"):
-            _pad_image(&xv[i, 0, 0, 0], slot + g.xp, &g)
-            _im2col(slot + g.xp, slot + g.cols, &g)
+            _columns(&xv[i, 0, 0, 0], slot, &g)
             # outp^T (HWp, Cout) = cols^T (HWp, CKK) @ w^T (CKK, Cout)
             sgemm("N", "N", &g.hwp, &g.cout, &g.ckk, &one, slot + g.cols, &g.hwp,
                   <float*>&wv[0, 0, 0, 0], &g.ckk, &zero, outp, &g.hwp)
@@ -556,8 +562,7 @@ def conv2d_backward(x, w, dout, dx, dw, db, work, int nthreads=1):
         slot = &workv[0] + t * g.slot
         doutp = slot + g.outp
         for i in prange(xv.shape[0], schedule="static"):
-            _pad_image(&xv[i, 0, 0, 0], slot + g.xp, &g)
-            _im2col(slot + g.xp, slot + g.cols, &g)
+            _columns(&xv[i, 0, 0, 0], slot, &g)
             _zero_wrapped(slot + g.cols, &g)
             # doutp: dout_i on the padded-width grid, zero in the extra columns.
             for o in range(g.cout):

@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,15 +98,18 @@ def test_to_float_scales_into_the_callers_buffer(mnist):
     out = np.full((64, 1, 28, 28), -1.0, dtype=np.float32)
     assert to_float(batch, out) is out
     assert out.min() == 0.0 and out.max() == 1.0
-    np.testing.assert_array_equal(out[:, 0], (batch.astype(np.float64) / 255).astype(np.float32))
+    # One rounded multiplication by float32(1/255): within one ulp of the exact quotient, and
+    # exactly what the model feeds its first layer.
+    np.testing.assert_array_max_ulp(out[:, 0], (batch.astype(np.float64) / 255).astype(np.float32), maxulp=1)
+    np.testing.assert_array_equal(out[:, 0], batch * np.float32(1 / 255))
 
 
 def test_to_float_rejects_mismatched_buffers(mnist):
     batch = mnist.test_images[:8]
-    with pytest.raises(ValueError, match=r"out must be float32 \(8, 1, 28, 28\)"):
+    with pytest.raises(ValueError, match=r"out must be float32 or float64 \(8, 1, 28, 28\)"):
         to_float(batch, np.empty((8, 28, 28), dtype=np.float32))
-    with pytest.raises(ValueError, match="out must be float32"):
-        to_float(batch, np.empty((8, 1, 28, 28), dtype=np.float64))
+    with pytest.raises(ValueError, match="out must be float32 or float64"):
+        to_float(batch, np.empty((8, 1, 28, 28), dtype=np.float16))
     with pytest.raises(ValueError, match="images must be uint8"):
         to_float(batch.astype(np.float32), np.empty((8, 1, 28, 28), dtype=np.float32))
 
@@ -414,3 +418,20 @@ def test_data_command_downloads_only_the_missing_files(tmp_path, mirror, monkeyp
     assert "complete and verified" in capsys.readouterr().out
     assert (root / f"{LABELS}.gz").read_bytes() == (served / f"{LABELS}.gz").read_bytes()
     assert before == {name: (root / f"{name}.gz").stat().st_mtime_ns for name in before}
+
+
+def test_data_print_dir_is_the_directory_hpclars_uses(tmp_path, monkeypatch, capsys):
+    """What the job scripts pass as --data-dir when DATA_DIR is empty: $HPCLARS_DATA, else the
+    per-user cache under an absolute $XDG_CACHE_HOME, else ~/.cache."""
+    from hpclars import cli
+
+    monkeypatch.delenv("HPCLARS_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cli.main(["data", "--print-dir"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "xdg" / "hpclars" / "mnist")
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
+    assert cli.main(["data", "--print-dir"]) == 0
+    assert capsys.readouterr().out.strip() == str(Path.home() / ".cache" / "hpclars" / "mnist")
+    monkeypatch.setenv("HPCLARS_DATA", str(tmp_path / "named"))
+    assert cli.main(["data", "--print-dir"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "named")

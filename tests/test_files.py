@@ -157,27 +157,21 @@ def _copy_run(stopped_run, tmp_path):
     return tmp_path / "run.h5", tmp_path / "run.ckpt.h5"
 
 
-@pytest.mark.parametrize("ranks", [1, 2])
-@pytest.mark.parametrize("damage", sorted(LOG_DAMAGE))
-def test_bad_log_gets_one_line(tmp_path, data_dir, stopped_run, damage, ranks):
-    log, _ = _copy_run(stopped_run, tmp_path)
-    LOG_DAMAGE[damage](log)
-    before = log.read_bytes()
-    proc = run(train_args(log, data_dir, resume=True, **SMALL), ranks=ranks)
-    assert_one_line(proc, log, EXPECTED[damage])
-    assert log.read_bytes() == before  # nothing lost
+DAMAGE = [("log", d) for d in sorted(LOG_DAMAGE)] + [("checkpoint", d) for d in sorted(CKPT_DAMAGE)]
 
 
 @pytest.mark.parametrize("ranks", [1, 2])
-@pytest.mark.parametrize("damage", sorted(CKPT_DAMAGE))
-def test_bad_checkpoint_gets_one_line(tmp_path, data_dir, stopped_run, damage, ranks):
+@pytest.mark.parametrize("which, damage", DAMAGE, ids=[f"{w}-{d}" for w, d in DAMAGE])
+def test_bad_log_or_checkpoint_gets_one_line(tmp_path, data_dir, stopped_run, which, damage, ranks):
     log, ck = _copy_run(stopped_run, tmp_path)
-    CKPT_DAMAGE[damage](ck)
-    before = ck.read_bytes()
+    bad = log if which == "log" else ck
+    (LOG_DAMAGE if which == "log" else CKPT_DAMAGE)[damage](bad)
+    before = bad.read_bytes()
     proc = run(train_args(log, data_dir, resume=True, **SMALL), ranks=ranks)
-    assert_one_line(proc, ck, EXPECTED[damage])
-    assert "--resume:" in proc.stderr
-    assert ck.read_bytes() == before and read_log(log).status == "interrupted"
+    assert_one_line(proc, bad, EXPECTED[damage])
+    assert bad.read_bytes() == before  # nothing lost
+    if which == "checkpoint":
+        assert "--resume:" in proc.stderr and read_log(log).status == "interrupted"
 
 
 def test_read_log_checks_the_format_version(stopped_run, tmp_path):

@@ -109,32 +109,17 @@ def test_conv2d_backward_without_dx_matches_reference(rng, cin, cout, h, nthread
     assert rel_err(db, db_ref) <= TOL
 
 
-@pytest.mark.parametrize("k", [1, 3, 7])
-def test_conv2d_other_kernel_sizes_and_non_square_images(rng, k):
-    # Not the model's shapes: guards the padding arithmetic against H != W and K != 5.
-    n, cin, cout, h, wd = 4, 2, 3, 5, 8
-    x, w = randn(rng, n, cin, h, wd), randn(rng, cout, cin, k, k)
-    b, dout = randn(rng, cout), randn(rng, n, cout, h, wd)
-    work = nans(K.conv2d_work_size(n, cin, h, wd, cout, k, 2))
-    out, ref = nans(dout.shape), nans(dout.shape)
-    K.conv2d_forward(x, w, b, out, work, 2)
-    R.conv2d_forward(x, w, b, ref, None)
-    assert rel_err(out, ref) <= TOL
-    dx, dw, db = nans(x.shape), np.zeros_like(w), np.zeros_like(b)
-    dx_ref, dw_ref, db_ref = nans(x.shape), np.zeros_like(w), np.zeros_like(b)
-    K.conv2d_backward(x, w, dout, dx, dw, db, work, 2)
-    R.conv2d_backward(x, w, dout, dx_ref, dw_ref, db_ref, None)
-    assert rel_err(dx, dx_ref) <= TOL
-    assert rel_err(dw, dw_ref) <= TOL
-    assert rel_err(db, db_ref) <= TOL
+# Not the model's shapes: K != 5 with H != W guards the padding arithmetic; at K = 5, other
+# output-channel x row blocks than the model's, and rows of two and three 16-wide chunks with a
+# partial last one.  (n, cin, cout, h, wd, k, scale of w)
+OTHER_CONV_SHAPES = ([(4, 2, 3, 5, 8, k, 1.0) for k in (1, 3, 7)]
+                     + [(3, cin, cout, h, wd, KSIZE, 0.2)
+                        for cin, cout, h, wd in [(3, 8, 12, 40), (2, 12, 7, 33), (5, 4, 8, 17)]])
 
 
-@pytest.mark.parametrize("cin, cout, h, wd", [(3, 8, 12, 40), (2, 12, 7, 33), (5, 4, 8, 17)])
-def test_conv2d_other_channel_counts_and_wide_rows(rng, cin, cout, h, wd):
-    # Other output-channel x row blocks than the model's, and rows of two and three 16-wide
-    # chunks with a partial last one, at K = 5.
-    n, k = 3, KSIZE
-    x, w = randn(rng, n, cin, h, wd), randn(rng, cout, cin, k, k) * 0.2
+@pytest.mark.parametrize("n, cin, cout, h, wd, k, w_scale", OTHER_CONV_SHAPES)
+def test_conv2d_other_shapes_match_reference(rng, n, cin, cout, h, wd, k, w_scale):
+    x, w = randn(rng, n, cin, h, wd), randn(rng, cout, cin, k, k) * w_scale
     b, dout = randn(rng, cout), randn(rng, n, cout, h, wd)
     work = nans(K.conv2d_work_size(n, cin, h, wd, cout, k, 2))
     out, ref = nans(dout.shape), nans(dout.shape)

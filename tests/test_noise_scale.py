@@ -5,7 +5,7 @@ import numpy as np
 from _util import assert_ok, read_log, run, train_args
 from hpclars import kernels
 from hpclars.model import LAYOUT, LeNet, init_params
-from hpclars.train import noise_terms
+from hpclars.stats import noise_terms
 
 
 def per_example_gradients(mnist, n):

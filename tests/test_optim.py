@@ -207,7 +207,7 @@ def test_sgd_is_lars_with_trust_ratio_off():
     sgd_cfg = cfg(optimizer="sgd", lr=0.1, weight_decay=0.01, momentum=0.9)
     w0, g = tensors(6)
     _, g2 = tensors(7)
-    a = run_steps(Momentum(lars_cfg, LAYOUT, adapt=False), w0, [g, g2], [0.1, 0.09])
+    a = run_steps(Momentum(LAYOUT, momentum=0.9, weight_decay=0.01, trust=None), w0, [g, g2], [0.1, 0.09])
     b = run_steps(make_optimizer(sgd_cfg, LAYOUT), w0, [g, g2], [0.1, 0.09])
     np.testing.assert_array_equal(a, b)
     c = run_steps(make_optimizer(lars_cfg, LAYOUT), w0, [g, g2], [0.1, 0.09])
@@ -306,6 +306,15 @@ def test_scaled_presets_are_the_tuned_ones_with_the_sqrt_rule():
         assert scaled_lr(build(f"{name}-scaled", batch_size=2048)) == pytest.approx(tuned.lr / 2)
 
 
+def test_presets_hold_only_what_differs_from_the_defaults():
+    """A preset is a set of overrides, not a second copy of the defaults; the one exception is
+    the optimizer a tuned preset was tuned for, which it always names (sgd-tuned: sgd)."""
+    defaults = C.Config()
+    for name, overrides in C.PRESETS.items():
+        same = {k for k, v in overrides.items() if getattr(defaults, k) == v and k != "optimizer"}
+        assert same == set(), name
+
+
 @pytest.mark.parametrize("preset,trial", [
     ("lars-tuned", "lars-b8192/trial-01.h5"),
     ("lamb-tuned", "lamb-b28000/trial-05.h5"),
@@ -319,14 +328,12 @@ def test_tuned_presets_are_the_committed_trials_they_cite(preset, trial):
 
     from hpclars.config import build
     from hpclars.log import read_log
-    from hpclars.sweep import RUN_CONTROL
 
     log = read_log(Path(__file__).resolve().parents[1] / "results" / "tune" / trial)
     assert log.status == "completed"
-    # What a trial sets besides the preset's settings: the sweep's run control, the batch and
-    # seed it was tuned at, and settings that do not change the result.
-    run_control = RUN_CONTROL | {"batch_size", "seed", "preset", "eval_every", "progress", "threads",
-                                 "chunk_size", "checkpoint_every"}
+    # What a trial sets besides the preset's settings: run control, the batch and seed it was
+    # tuned at, and how often it was evaluated.
+    run_control = {*C.RUN_CONTROL, "batch_size", "seed", "eval_every"}
     cfg = build(preset)
     differ = {k for k, v in log.config.items() if k not in run_control and getattr(cfg, k) != v}
     assert differ == set()
@@ -451,3 +458,10 @@ def test_nonfinite_names_the_buffer_and_tensor(buffer, value):
 def test_adam_eps_that_makes_the_update_undefined_is_refused(value):
     with pytest.raises(C.ConfigError, match=r"^--adam-eps: must be >= 2\*\*-126 = 1.18e-38"):
         cfg(optimizer="adam", adam_eps=value)
+
+
+def test_optimizers_refuse_an_unknown_mode_once_at_construction():
+    with pytest.raises(ValueError, match=r"^lars_momentum: 'before' is not one of inside, after$"):
+        Momentum(LAYOUT, momentum=0.9, weight_decay=0.0, order="before")
+    with pytest.raises(ValueError, match=r"^exclude_from_adaptation: 'biases' is not one of none, bias, systemds$"):
+        AdamFamily(LAYOUT, 0.9, 0.999, 1e-6, 0.0, decoupled=True, trust=True, exclude_from_adaptation="biases")

@@ -13,7 +13,7 @@ import pytest
 
 from _util import assert_ok, flat_params, launch, metrics, read_log, run, train_args
 from hpclars import checkpoint as ckpt
-from hpclars.log import EPOCH_FIELDS, TENSOR_FIELDS
+from hpclars.log import EPOCH_FIELDS, ROOT_ATTRS, TENSOR_FIELDS
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +35,8 @@ def test_log_holds_every_field(paper_sgd_run):
     proc, log = paper_sgd_run
     assert set(log.epochs) == set(EPOCH_FIELDS)
     assert set(log.tensors) == set(TENSOR_FIELDS)
+    assert set(log.attrs) | {"tensor_names"} == set(ROOT_ATTRS)  # the schema names every attribute
+    assert set(log.environment) == {"git_commit", "cpu_model", "mpi_library", "blas", "kernel_path"}
     np.testing.assert_array_equal(log.epochs["epoch"], [0, 1, 2])
     np.testing.assert_array_equal(log.epochs["step"], [0, 937, 1874])
     cfg = log.config

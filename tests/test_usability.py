@@ -199,3 +199,13 @@ def test_a_mistyped_choice_gets_a_guess():
     with pytest.raises(C.ConfigError) as exc:
         C.build(exclude_from_adaptation="zzz")
     assert "did you mean" not in str(exc.value)
+
+
+def test_schema_command_prints_every_attribute_and_field_with_its_meaning():
+    from hpclars import log
+
+    proc = run(["schema"])
+    assert_ok(proc)
+    rows = [line.split(maxsplit=1) for line in proc.stdout.splitlines() if line.startswith("    ")]
+    assert all(len(r) == 2 for r in rows)  # a name and its meaning
+    assert {r[0] for r in rows} == {*log.ROOT_ATTRS, *log.GROUPS, *log.EPOCH_FIELDS, *log.TENSOR_FIELDS}

@@ -11,12 +11,12 @@ with only one of the two fast paths reports ``"mixed"``.
 """
 
 try:
+    from .conv import DIRECT as _CONV_DIRECT
     from .conv import conv2d_backward, conv2d_forward, conv2d_work_size
     from .dense import dense_backward, dense_forward
     from .elementwise import relu_backward, relu_forward, softmax_xent
-    from .pool import maxpool2_backward, maxpool2_forward
-    from .conv import DIRECT as _CONV_DIRECT
     from .pool import SIMD as _POOL_SIMD
+    from .pool import maxpool2_backward, maxpool2_forward
 except ImportError as exc:  # pragma: no cover - depends on how hpclars was installed
     import os
 

@@ -1,0 +1,89 @@
+"""What ran a run or a benchmark: the code and the machine, recorded beside the numbers.
+
+:func:`environment` returns the facts a reader comparing two logs or two benchmark tables
+needs (AlgoPerf records the commit and the hardware too):
+
+- ``git_commit``: ``git rev-parse HEAD`` of the checkout hpclars is imported from, with
+  ``-dirty`` when tracked files differ from it; None when hpclars is not imported from a git
+  checkout (an installed copy) or git is missing.  Never raises.
+- ``cpu_model``: the "model name" of /proc/cpuinfo (Linux), else :func:`platform.processor`.
+- ``mpi_library``: the first line of ``MPI.Get_library_version()``.
+- ``blas``: each BLAS loaded in this process as threadpoolctl reports it, "internal_api
+  version (library file)", joined with "; " (NumPy's and SciPy's may differ).
+- ``kernel_path``: which convolution the compiled kernels take: "avx512" (direct, with
+  intrinsics; the default ``-march=native`` build on an AVX-512 CPU) or "portable" (im2col +
+  sgemm; ``HPCLARS_NO_NATIVE=1`` or a CPU without AVX-512), :data:`hpclars.kernels.KERNEL_PATH`.
+
+The trainer stores it as the log's ``environment`` attribute (JSON), ``hpclars bench`` prints
+it as its first lines.  Deliberately left out: anything that identifies a user, and timing.
+"""
+
+import os
+import platform
+import subprocess
+
+from threadpoolctl import threadpool_info
+
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def git_commit(package_dir=PACKAGE_DIR):
+    """The commit of the checkout whose ``hpclars/`` is ``package_dir`` ("-dirty" if changed), or None."""
+    def git(*args):
+        return subprocess.run(["git", "-C", package_dir, *args], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+
+    try:
+        top = git("rev-parse", "--show-toplevel")
+        # An installed copy inside some other repository (a venv in a checkout) is not that checkout.
+        if os.path.realpath(os.path.join(top, "hpclars")) != os.path.realpath(package_dir):
+            return None
+        commit = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("-dirty" if dirty else "")
+
+
+def cpu_model():
+    """The CPU's model name ("unknown" if the system does not say)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def mpi_library():
+    """The MPI library and its version, one line (e.g. "MPICH Version: 4.2.0")."""
+    from mpi4py import MPI
+
+    return " ".join(MPI.Get_library_version().splitlines()[0].split())
+
+
+def blas():
+    """Every BLAS loaded in this process, as threadpoolctl sees it ("none loaded" if none)."""
+    found = [f"{i.get('internal_api', '?')} {i.get('version') or '?'} ({os.path.basename(i.get('filepath', '?'))})"
+             for i in threadpool_info() if i.get("user_api") == "blas"]
+    return "; ".join(dict.fromkeys(found)) or "none loaded"
+
+
+def kernel_path():
+    """"avx512" or "portable": the convolution the compiled kernels were built to take."""
+    from .kernels import KERNEL_PATH
+
+    return KERNEL_PATH
+
+
+def environment():
+    """{git_commit, cpu_model, mpi_library, blas, kernel_path}; see the module docstring."""
+    return {"git_commit": git_commit(), "cpu_model": cpu_model(), "mpi_library": mpi_library(),
+            "blas": blas(), "kernel_path": kernel_path()}
+
+
+def describe(env):
+    """The environment as '# name: value' lines, for the top of a benchmark's output."""
+    return "\n".join(f"# {k}: {'none (not a git checkout)' if v is None else v}" for k, v in env.items())

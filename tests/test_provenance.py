@@ -1,0 +1,61 @@
+"""The code and machine a log or a benchmark records (hpclars.provenance): real git, real MPI."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from mpi4py import MPI
+
+from _util import assert_ok, run
+from hpclars import provenance
+
+ROOT = Path(__file__).resolve().parents[1]
+needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+
+def git(where, *args):
+    return subprocess.run(["git", "-C", str(where), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_environment_names_the_machine():
+    env = provenance.environment()
+    assert set(env) == {"git_commit", "cpu_model", "mpi_library", "blas", "kernel_path"}
+    assert env["kernel_path"] in ("avx512", "portable")
+    assert env["mpi_library"] and env["mpi_library"].split()[0] in MPI.Get_library_version()
+    assert env["cpu_model"] and env["cpu_model"] != "unknown"
+    assert env["blas"] != "none loaded"  # NumPy and SciPy load one
+
+
+@needs_git
+def test_git_commit_is_the_checkout_hpclars_runs_from():
+    if subprocess.run(["git", "-C", str(ROOT), "rev-parse"], capture_output=True).returncode:
+        pytest.skip("not a git checkout")
+    commit = provenance.git_commit()
+    assert commit.split("-")[0] == git(ROOT, "rev-parse", "HEAD")
+    assert commit.endswith("-dirty") == bool(git(ROOT, "status", "--porcelain", "--untracked-files=no"))
+
+
+@needs_git
+def test_git_commit_is_none_outside_a_checkout_of_hpclars(tmp_path):
+    assert provenance.git_commit(str(tmp_path)) is None  # no repository at all
+    git(tmp_path, "init", "-q")
+    (tmp_path / "venv" / "hpclars").mkdir(parents=True)  # an installed copy inside another repository
+    (tmp_path / "hpclars").mkdir()
+    (tmp_path / "hpclars" / "__init__.py").write_text("")
+    git(tmp_path, "add", "hpclars")
+    git(tmp_path, "commit", "-q", "-m", "x")
+    assert provenance.git_commit(str(tmp_path / "venv" / "hpclars")) is None
+    assert provenance.git_commit(str(tmp_path / "hpclars")) == git(tmp_path, "rev-parse", "HEAD")
+    (tmp_path / "hpclars" / "__init__.py").write_text("changed = 1\n")
+    assert provenance.git_commit(str(tmp_path / "hpclars")).endswith("-dirty")
+
+
+def test_bench_output_starts_with_the_environment():
+    proc = run(["bench", "kernels", "--batch", "2", "--repeats", "1"])
+    assert_ok(proc)
+    head = proc.stdout.splitlines()[:5]
+    env = provenance.environment()
+    assert [line.split(":")[0] for line in head] == [f"# {k}" for k in env]
+    assert head[4] == f"# kernel_path: {env['kernel_path']}"
