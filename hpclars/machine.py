@@ -1,5 +1,9 @@
 """The machine's own ceiling: per-process compute and memory rates at N concurrent ranks.
 
+:func:`measure` runs the probes in every rank; :func:`bench_machine` is ``hpclars bench
+machine``; the probe kernels' Cython source is ``kernels/probes.pyx`` (built into
+``hpclars.kernels.probes``).
+
 ``hpclars bench machine`` (run under ``mpiexec -n N``) measures, in every rank at the same
 time, three probes that involve no hpclars code path:
 

@@ -3,7 +3,8 @@
 An epoch's log record is built from these sums (see :meth:`hpclars.train.Trainer._log_epoch`):
 the mean minibatch loss, the mean per-tensor gradient norm and local rate (the optimizer's
 diagnostics ``g_norm`` and ``local``, :class:`hpclars.optim.Optimizer`), the time split, and
-the gradient noise scale B_simple of McCandlish et al. 2018 from :func:`noise_terms`.
+the gradient noise scale B_simple of McCandlish et al. 2018: :func:`noise_terms` gives one
+step's terms, :func:`accumulate` sums them over the epoch, :func:`noise_scale` returns B_simple.
 The sums travel in the checkpoint, so a resumed epoch logs what an uninterrupted one would.
 
 Deliberately left out: per-step records and anything MPI (the trainer hands in the

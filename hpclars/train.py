@@ -1,4 +1,4 @@
-"""The data-parallel training loop: set up, step, end of epoch, finish (:class:`Trainer`).
+"""The data-parallel training loop: :class:`Trainer` (``_setup``, ``_step``, ``_end_epoch``, ``_finish``).
 
 Where the rest lives: stop requests and the resume policy in :mod:`hpclars.runcontrol`, the
 gradient's communication in :mod:`hpclars.comm`, the epoch statistics and the gradient noise
