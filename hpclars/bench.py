@@ -337,15 +337,21 @@ def bench_scaling(args):
     mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
     if not os.path.exists(mpiexec):
         mpiexec = "mpiexec"
+    from .machine import traffic_per_image
+
     have_torch = torch_step(1, 1) is not None and not args.no_torch
+    bytes_per_image = sum(r + w for _, r, w, _ in traffic_per_image())
     print(f"# hpclars bench scaling: weak scaling, {args.batch_per_rank} images per rank, 1 thread per rank, "
           f"{args.warmup} untimed + {args.steps} timed steps on both sides; hpclars: the trainer under mpiexec, "
           "timed by its training clock; baseline: PyTorch DDP, gloo over loopback")
     print("# machine: per-rank rates of hpclars bench machine at the same rank count, relative to 1 rank "
           "(fma: in-register peak, sgemm: cache-resident, triad: STREAM memory bandwidth); "
-          "vs ceiling = hpclars efficiency / the lowest of the three")
+          "vs ceiling = hpclars efficiency / the lowest of the three; needs GB/s = the memory traffic per rank "
+          "if every activation went to memory (hpclars.machine.traffic_per_image: "
+          f"{bytes_per_image / 1e3:.0f} KB per image), beside the triad's GB/s per rank")
     print(f"{'ranks':>5} {'hpclars img/s':>14} {'efficiency':>10} {'compute ms':>10} {'allreduce ms':>12} "
-          f"{'fma':>6} {'sgemm':>6} {'triad':>6} {'vs ceiling':>10} {'DDP img/s':>10} {'efficiency':>10} {'ratio':>6}")
+          f"{'fma':>6} {'sgemm':>6} {'triad':>6} {'vs ceiling':>10} {'needs GB/s':>10} {'triad GB/s':>10} "
+          f"{'DDP img/s':>10} {'efficiency':>10} {'ratio':>6}")
     base = {}
     if args.keep_logs:
         os.makedirs(args.keep_logs, exist_ok=True)
@@ -366,7 +372,8 @@ def bench_scaling(args):
             eff = ips / (n * base["hpclars"])
             row = (f"{n:>5} {ips:>14.0f} {100 * eff:>9.1f}% {w['compute_ms']:>10.1f} {w['allreduce_ms']:>12.2f} "
                    f"{100 * rel['fma_gflops']:>5.0f}% {100 * rel['sgemm_gflops']:>5.0f}% "
-                   f"{100 * rel['triad_gbs']:>5.0f}% {100 * eff / min(rel.values()):>9.1f}%")
+                   f"{100 * rel['triad_gbs']:>5.0f}% {100 * eff / min(rel.values()):>9.1f}% "
+                   f"{bytes_per_image * ips / n / 1e9:>10.2f} {rates['triad_gbs']:>10.2f}")
             if have_torch:
                 d = ddp_images_per_s(n, args.batch_per_rank, args.steps, args.warmup)
                 base.setdefault("ddp", d / n)

@@ -58,3 +58,22 @@ def test_bench_machine_reports_every_probe_for_every_rank():
 def test_bench_machine_refuses_a_non_positive_time():
     proc = run(["bench", "machine", "--seconds", "0"])
     assert proc.returncode != 0 and "--seconds" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_traffic_model_counts_the_models_flops_and_activation_sizes():
+    from hpclars import kernels
+    from hpclars.bench import TRAIN_FLOPS
+    from hpclars.machine import traffic_per_image
+    from hpclars.model import LeNet
+
+    table = traffic_per_image()
+    assert sum(flops for *_, flops in table) == TRAIN_FLOPS
+    m = LeNet(kernels, chunk_size=1)
+    rows = {name: (r, w) for name, r, w, _ in table}
+    # Each forward kernel writes what the model allocates for one image (index maps in uint8).
+    assert rows["conv1 forward"][1] == m.a1.nbytes
+    assert rows["pool1 forward"][1] == m.p1.nbytes + m.i1.nbytes
+    assert rows["conv2 forward"][1] == m.a2.nbytes
+    assert rows["pool2 forward"][1] == m.p2.nbytes + m.i2.nbytes
+    assert rows["relu1 backward"] == (m.a1.nbytes + m.da1.nbytes, m.da1.nbytes)
+    assert rows["conv2 backward (dw, db, dx)"] == (m.p1.nbytes + m.da2.nbytes, m.dp1.nbytes)
