@@ -208,4 +208,5 @@ def test_schema_command_prints_every_attribute_and_field_with_its_meaning():
     assert_ok(proc)
     rows = [line.split(maxsplit=1) for line in proc.stdout.splitlines() if line.startswith("    ")]
     assert all(len(r) == 2 for r in rows)  # a name and its meaning
-    assert {r[0] for r in rows} == {*log.ROOT_ATTRS, *log.GROUPS, *log.EPOCH_FIELDS, *log.TENSOR_FIELDS}
+    assert {r[0] for r in rows} == {*log.ROOT_ATTRS, *log.GROUPS, *log.EPOCH_FIELDS, *log.TENSOR_FIELDS,
+                                   *log.EVAL_FIELDS}
