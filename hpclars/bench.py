@@ -145,7 +145,7 @@ def bench_train(args):
           f"median of {args.repeats}, {TRAIN_FLOPS / 1e6:.2f} MFLOP per image")
     peak = sgemm_gflops()
     print(f"# sgemm 1024^3 (scipy OpenBLAS, 1 call): {peak:.1f} GFLOP/s")
-    print(f"# eval: the trainer's forward-only evaluation at the same batch and chunk; x train = its "
+    print("# eval: the trainer's forward-only evaluation at the same batch and chunk; x train = its "
           "images/s over the training step's")
     print(f"{'batch':>6} {'hpclars img/s':>14} {'GFLOP/s':>8} {'% sgemm':>8} {'eval img/s':>11} {'x train':>8} "
           f"{'torch img/s':>12} {'ratio':>6}")
@@ -278,6 +278,15 @@ def ddp_images_per_s(size, batch, steps, warmup=5):
     return result.get()
 
 
+def _mpiexec():
+    """The launcher that belongs to this Python: the ``mpiexec`` beside ``sys.executable`` (the
+    ``mpich`` wheel installs one into the virtual environment), else the first on PATH."""
+    import sys
+
+    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return beside if os.path.exists(beside) else "mpiexec"
+
+
 def trainer_window(ranks, batch, steps, warmup, out, threads=1, chunk_size=256, data_dir="", extra=()):
     """Run ``hpclars train`` under mpiexec for exactly ``warmup + steps`` optimizer steps and time
     the last ``steps``.
@@ -303,8 +312,7 @@ def trainer_window(ranks, batch, steps, warmup, out, threads=1, chunk_size=256, 
     from .config import TRAIN_SIZE
     from .log import read_log
 
-    mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    mpiexec = mpiexec if os.path.exists(mpiexec) else "mpiexec"
+    mpiexec = _mpiexec()
     total = warmup + steps
     epochs = -(-total // (TRAIN_SIZE // batch))
     cmd = [mpiexec, "-n", str(ranks), sys.executable, "-m", "hpclars", "train", "--no-progress", "--overwrite",
@@ -334,9 +342,7 @@ def bench_scaling(args):
     import sys
     import tempfile
 
-    mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    if not os.path.exists(mpiexec):
-        mpiexec = "mpiexec"
+    mpiexec = _mpiexec()
     from .machine import traffic_per_image
 
     have_torch = torch_step(1, 1) is not None and not args.no_torch

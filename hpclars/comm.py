@@ -17,10 +17,14 @@ A failure on any rank must end the whole job, never hang it:
 Deliberately left out: anything about the model or the optimizer.
 """
 
+import array
 import contextlib
+import fcntl
 import hashlib
 import os
 import sys
+import termios
+import time
 import traceback
 
 import numpy as np
@@ -257,6 +261,33 @@ class GradientReducer:
             self.grads *= np.float32(1.0 / self.comm.size)
 
 
+def _wait_for_launcher_to_read(stream, timeout=3.0):
+    """Wait until the launcher has read what this rank wrote to ``stream``.
+
+    Under ``mpiexec`` a rank's stderr is a pipe to the launcher's proxy, and
+    ``MPI_Abort`` makes the proxy kill the ranks and stop forwarding: a message
+    still in the pipe is lost (seen with MPICH's Hydra on a loaded machine,
+    where the user got a non-zero exit and no word why).  So poll the unread
+    byte count of the pipe (``FIONREAD``, Linux pipe(7)) until it is empty or
+    ``timeout`` seconds pass, then give the proxy a moment to pass it on.  On a
+    terminal or a file there is nothing to wait for.
+    """
+    try:
+        fd = stream.fileno()
+        if not os.path.exists(f"/proc/self/fd/{fd}") or "pipe:" not in os.readlink(f"/proc/self/fd/{fd}"):
+            return
+        unread = array.array("i", [0])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            fcntl.ioctl(fd, termios.FIONREAD, unread)
+            if unread[0] == 0:
+                break
+            time.sleep(0.01)
+        time.sleep(0.2)
+    except (OSError, ValueError, AttributeError):
+        pass  # not a pipe we can query: abort at once, as before
+
+
 @contextlib.contextmanager
 def abort_on_error(comm, expected=()):
     """End the whole MPI job if this rank raises.
@@ -276,5 +307,6 @@ def abort_on_error(comm, expected=()):
         traceback.print_exc(file=sys.stderr)
         sys.stderr.write("hpclars: aborting all ranks (the other ranks' messages, if any, are consequences)\n")
         sys.stderr.flush()
+        _wait_for_launcher_to_read(sys.stderr)
         comm.comm.Abort(1)
         os._exit(1)  # Abort does not return; if an MPI ever lets it, still never hang

@@ -150,3 +150,44 @@ def test_one_rank_refuses_the_buffers_n_ranks_refuse(tmp_path):
         expected = {"strided": "C-contiguous", "transposed": "C-contiguous", "read-only": "writeable",
                     "object": "dtype object", "float16": "dtype float16", "list": "numpy.ndarray"}[name]
         assert expected in message, (key, message)
+
+
+def test_abort_waits_until_the_launcher_has_read_the_message():
+    """The failing rank's message must leave the pipe before MPI_Abort kills the forwarder."""
+    import threading
+    from hpclars.comm import _wait_for_launcher_to_read
+
+    read_fd, write_fd = os.pipe()
+    received = []
+    with os.fdopen(write_fd, "w") as writer:
+        writer.write("hpclars: rank 2 of 4 failed\n")
+        writer.flush()
+        # A slow launcher: reads 0.5 s later.
+        reader = threading.Timer(0.5, lambda: received.append(os.read(read_fd, 4096)))
+        reader.start()
+        start = time.monotonic()
+        _wait_for_launcher_to_read(writer, timeout=5.0)
+        waited = time.monotonic() - start
+        reader.join()
+    os.close(read_fd)
+    assert received == [b"hpclars: rank 2 of 4 failed\n"]
+    assert 0.5 <= waited < 4.0
+
+
+def test_abort_does_not_wait_on_a_file_or_an_unread_pipe_forever(tmp_path):
+    from hpclars.comm import _wait_for_launcher_to_read
+
+    with open(tmp_path / "err.txt", "w") as f:
+        f.write("message\n")
+        f.flush()
+        start = time.monotonic()
+        _wait_for_launcher_to_read(f, timeout=5.0)
+        assert time.monotonic() - start < 0.1  # a file: nothing to wait for
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(write_fd, "w") as writer:
+        writer.write("nobody reads this\n")
+        writer.flush()
+        start = time.monotonic()
+        _wait_for_launcher_to_read(writer, timeout=0.5)
+        assert 0.5 <= time.monotonic() - start < 2.0  # gives up after the timeout
+    os.close(read_fd)

@@ -119,7 +119,7 @@ def test_an_unwritable_mllog_is_refused_before_the_data_is_read(tmp_path):
 def test_a_run_stops_at_the_first_evaluation_that_reaches_the_target(reference, ranks):
     log = reference(ranks)
     assert log.status == "target_reached"
-    assert log.attrs["message"].startswith(f"test accuracy 0.95") and f"at step {HIT}" in log.attrs["message"]
+    assert log.attrs["message"].startswith("test accuracy 0.95") and f"at step {HIT}" in log.attrs["message"]
     ev = log.evals
     # Epoch 0, the step evaluations at 10 and 20, the full one at the end of epoch 1 (step 30,
     # not evaluated twice), then step 40, which reached 0.95; nothing after it.
