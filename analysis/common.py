@@ -8,7 +8,7 @@ schema`` prints it; root attributes ``config``, ``status``, ``world_size``; data
 
 Runs are grouped by *configuration*: the full resolved ``config`` minus the seed and the
 fields that do not change what a run computes (``hpclars.config.RUN_CONTROL``: out, data_dir,
-progress, threads, ...); a field the log predates counts as its default.  Within a
+progress, threads, ...; and ``eval_every_steps``); a field the log predates counts as its default.  Within a
 configuration, runs at one batch size are the repeats over seeds that figures average; runs
 that differ in anything else are never averaged.  Each configuration gets one *label* (one
 line in the figures, one row per batch size in the table):
@@ -41,8 +41,9 @@ from hpclars.log import FINISHED, read_log  # noqa: E402
 
 SWEEP_NAME = re.compile(r"^(?P<label>.+)-b(?P<batch>\d+)-s(?P<seed>\d+)$")
 # Not part of a configuration: the seed (what repeats vary), the batch size (each figure's x
-# axis) and the run control.
-NOT_CONFIGURATION = {"seed", "batch_size", *C.RUN_CONTROL}
+# axis), the run control, and how often the test set is evaluated in steps (evaluation does not
+# change the training; a grid's eval_every_images sets a different step count per batch size).
+NOT_CONFIGURATION = {"seed", "batch_size", "eval_every_steps", *C.RUN_CONTROL}
 
 
 def find_logs(paths):

@@ -24,6 +24,13 @@ gathering), medians over the logs at N ranks.  Writes predicted.md (the table, w
 fastest configuration per rank count marked and the model's assumptions) and
 predicted.png/.pdf (heat maps: batch size x ranks, one panel per configuration).
 
+Validation (with --step-times and --validate LOGS): runs measured at the rank counts to check
+(for example a 2-rank sweep), kept out of the steps-to-target the prediction uses (they still
+appear in the measured figure).  For every configuration, batch size and rank count they
+reach the target at, validation.md sets the predicted training-only seconds beside the
+measured ones (median over seeds) and their ratio, the predicted-fastest configuration of
+each rank count first.
+
 Schema expected: hpclars logs (hpclars/log.py); /evals where the runs had
 --eval-every-steps, else the per-epoch records (exact to one epoch then; analysis/common.py
 ``evaluation_points``).  Runs that diverged count as never reaching a target.
@@ -300,6 +307,43 @@ def predicted_figure(pred, model, target, out):
     return common.save(fig, out, "predicted")
 
 
+def validation_markdown(pred, model, steps, checks, target):
+    """Predicted against measured training-only seconds to ``target``, from ``checks`` (runs
+    the prediction did not see).  Rows: every (label, ranks, batch) the checks reach the
+    target at; the predicted-fastest configuration per rank count first."""
+    best = fastest(pred)
+    found = measured(checks, target)
+    rows = []
+    for (label, n), per in found.items():
+        for batch, m in per.items():
+            t = pred.get(label, {}).get((batch, n))
+            if t is None:
+                continue
+            rows.append((best.get(n, (None,))[1:] != (label, batch), n, label, batch, t, m))
+    rows.sort(key=lambda r: (r[0], r[1], r[2], r[3]))
+    lines = [f"# Time to accuracy: predicted against measured time to {100 * target:g}%", "",
+             "Predicted: steps to target from the prediction's logs (not these) x the step-time model "
+             "(predicted.md). Measured: the --validate runs, training-only seconds to the target, median "
+             "[min, max] over the seeds that reach it. Ratio: measured / predicted.", "",
+             "| configuration | ranks | batch | predicted-fastest | steps predicted | steps measured | "
+             "predicted s | measured s | ratio |", "|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+    ratios = []
+    for not_best, n, label, batch, t, m in rows:
+        ratio = m["train"][0] / t
+        ratios.append(ratio)
+        lines.append(f"| {label} | {n} | {batch} | {'' if not_best else 'yes'} | {steps[label][batch]:.0f} | "
+                     f"{m['steps']:.0f} | {t:.1f} | {_spread(m['train'])} | {ratio:.2f} |")
+    if not rows:
+        lines.append("| (no --validate run reached the target in a configuration the prediction covers) |"
+                     " | | | | | | | |")
+    else:
+        r = np.array(ratios)
+        lines += ["", f"{len(r)} configurations; measured / predicted: median {np.median(r):.2f}, "
+                      f"range {r.min():.2f}-{r.max():.2f}; within 20% in {int(np.sum(np.abs(r - 1) <= 0.2))} "
+                      f"of {len(r)}."]
+    return "\n".join(lines) + "\n"
+
+
 def matplotlib_lognorm(lo, hi):
     from matplotlib.colors import LogNorm
 
@@ -323,23 +367,31 @@ def main(argv=None):
                    help="logs (or directories) of runs with a training epoch, all from ONE machine (its "
                         "step times), at the rank counts to predict for; without it, only the measured "
                         "figure and table are written")
+    p.add_argument("--validate", nargs="+", default=None, metavar="LOGS",
+                   help="runs to check the prediction against (with --step-times): measured, but kept out of "
+                        "the steps-to-target the prediction uses; writes validation.md")
     p.add_argument("--predict", default="0.99", help="the target of the prediction (default 0.99)")
     args = p.parse_args(argv)
     targets = parse_targets(args.targets, "--targets")
     goal = parse_targets(args.predict, "--predict")
     if len(goal) != 1:
         fail(f"--predict: one target, got {args.predict}")
-    for path in list(args.logs) + list(args.step_times or []):
+    if args.validate and not args.step_times:
+        fail("--validate: needs --step-times (there is no prediction to validate without it)")
+    for path in list(args.logs) + list(args.step_times or []) + list(args.validate or []):
         if not os.path.exists(path):
             fail(f"{path}: no such file or directory")
     runs = common.load_runs(args.logs)
     if not runs:
         fail(f"no finished run logs (completed, target_reached or diverged) in {' '.join(args.logs)}")
     model = step_time_model(args.step_times) if args.step_times else None  # bad input before any figure
-    made = [measured_figure(runs, targets, args.out)]
+    checks = common.load_runs(args.validate) if args.validate else []
+    if args.validate and not checks:
+        fail(f"--validate: no finished run logs in {' '.join(args.validate)}")
+    made = [measured_figure(runs + checks, targets, args.out)]
     path = os.path.join(args.out, "time_to_target.md")
     with open(path, "w") as f:
-        f.write(measured_markdown(runs, targets))
+        f.write(measured_markdown(runs + checks, targets))
     made.append(path)
     if model is not None:
         steps = steps_by_batch(runs, goal[0])
@@ -350,6 +402,11 @@ def main(argv=None):
         with open(path, "w") as f:
             f.write(predicted_markdown(pred, model, goal[0], steps))
         made += [predicted_figure(pred, model, goal[0], args.out), path]
+        if checks:
+            path = os.path.join(args.out, "validation.md")
+            with open(path, "w") as f:
+                f.write(validation_markdown(pred, model, steps, checks, goal[0]))
+            made.append(path)
     print("\n".join(made))
 
 

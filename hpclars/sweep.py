@@ -11,6 +11,10 @@ A grid file (see ``jobs/grids/``) holds:
     preset = "paper"               # optional
     optimizer = "lars"             # any other Config fields; may also override
                                    # batch_sizes or seeds for this entry
+    eval_every_images = 10240      # optional, in [common] or a [[runs]] entry: evaluate
+                                   # the test set every round(10240 / batch) steps (at
+                                   # least 1), the same images between evaluations at
+                                   # every batch size; excludes eval_every_steps
 
 Runs are numbered seed-major (so a first complete picture comes before the
 repeats), then by [[runs]] entry, then batch size; run ``i`` logs to
@@ -42,6 +46,7 @@ SET_BY_SWEEP = {"out": "", "resume": "", "overwrite": "", "stop_file": "; use hp
                 "batch_size": "; use batch_sizes", "seed": "; use seeds",
                 "mllog": "; every run of the grid would write the same file"}
 RUN_KEYS = {"name", "preset", "batch_sizes", "seeds"}  # besides config fields, in a [[runs]] entry
+GRID_ONLY = {"eval_every_images"}  # grid keys that become config fields per batch size (eval_every_steps)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,10 +76,10 @@ def load_grid(path, out_dir, data_dir="", stop_file="", threads=None, chunk_size
     if not runs:
         raise GridError(f"--grid: {path} defines no [[runs]]")
     common = dict(grid.get("common", {}))
-    check_keys(path, lines, common, "[common]", 0, set(C.field_names()) | {"preset"})
+    check_keys(path, lines, common, "[common]", 0, set(C.field_names()) | {"preset"} | GRID_ONLY)
     entries, names = [], set()
     for r, entry in enumerate(runs):
-        check_keys(path, lines, entry, "[[runs]]", r, set(C.field_names()) | RUN_KEYS)
+        check_keys(path, lines, entry, "[[runs]]", r, set(C.field_names()) | RUN_KEYS | GRID_ONLY)
         entry = dict(entry)
         run_name = entry.pop("name", None)
         if not run_name or not isinstance(run_name, str):
@@ -98,6 +103,15 @@ def load_grid(path, out_dir, data_dir="", stop_file="", threads=None, chunk_size
                 name = f"{run_name}-b{batch}-s{seed}"
                 values = {k: v for k, v in common.items() if k != "preset"}
                 values.update(entry)
+                images = values.pop("eval_every_images", None)
+                if images is not None:
+                    if isinstance(images, bool) or not isinstance(images, int) or images < 1:
+                        raise GridError(f"--grid: {path}: run {name}: eval_every_images must be a positive "
+                                        f"integer (images between test evaluations), got {images!r}")
+                    if values.get("eval_every_steps"):
+                        raise GridError(f"--grid: {path}: run {name}: eval_every_images and eval_every_steps "
+                                        "both set; keep one")
+                    values["eval_every_steps"] = max(1, round(images / batch))
                 values.update(batch_size=batch, seed=seed, out=os.path.join(out_dir, name + ".h5"),
                               resume=True, data_dir=data_dir, stop_file=stop_file, progress=progress)
                 if threads is not None:

@@ -30,6 +30,19 @@ def test_count_and_list():
     assert proc.stdout.split() == ["0", "sgd-paper-b64-s0", "1", "sgd-paper-b128-s0"]
 
 
+def test_eval_every_images_gives_each_batch_size_its_step_interval(tmp_path):
+    """The same number of images between test evaluations at every batch size:
+    round(images / batch) steps, at least 1; a [[runs]] entry's value wins over [common]'s."""
+    from hpclars.sweep import load_grid
+
+    grid = tmp_path / "g.toml"
+    grid.write_text("batch_sizes=[64, 256, 1000, 8192]\n[common]\neval_every_images=2560\n"
+                    "[[runs]]\nname='a'\n[[runs]]\nname='b'\neval_every_images=512\n")
+    steps = {t.name: t.config.eval_every_steps for t in load_grid(grid, tmp_path / "out")}
+    assert steps == {"a-b64-s0": 40, "a-b256-s0": 10, "a-b1000-s0": 3, "a-b8192-s0": 1,
+                     "b-b64-s0": 8, "b-b256-s0": 2, "b-b1000-s0": 1, "b-b8192-s0": 1}
+
+
 @pytest.mark.parametrize("grid", sorted((ROOT / "jobs" / "grids").glob("*.toml")), ids=lambda p: p.name)
 def test_shipped_grids_are_valid(grid):
     """Every grid the README and the job scripts name validates, and its log names are unique."""
@@ -90,6 +103,10 @@ def test_single_task(tmp_path, data_dir):
     ("batch_sizes=[64]\ncommon={max_step=3}\n[[runs]]\nname='a'\n",
      ": [common]: unknown key max_step (did you mean max_steps?)"),
     ("batch_sizes=[64\n", "is not valid TOML"),
+    ("batch_sizes=[64]\n[common]\neval_every_images=0\n[[runs]]\nname='a'\n",
+     "run a-b64-s0: eval_every_images must be a positive integer (images between test evaluations), got 0"),
+    ("batch_sizes=[64]\n[common]\neval_every_images=640\n[[runs]]\nname='a'\neval_every_steps=5\n",
+     "run a-b64-s0: eval_every_images and eval_every_steps both set; keep one"),
 ])
 def test_bad_grid_is_refused_with_its_name(tmp_path, text, message):
     grid = tmp_path / "g.toml"

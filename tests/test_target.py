@@ -336,7 +336,31 @@ def test_time_to_target_predicts_from_steps_and_step_times(logs_dir, tmp_path):
     assert "Fastest on 1 rank(s):" in md and "Fastest on 2 rank(s):" in md and "x the fastest on 1 rank" in md
 
 
+def test_time_to_target_validates_the_prediction_against_runs_it_did_not_see(logs_dir, tmp_path):
+    one = tmp_path / "one-rank"
+    one.mkdir()
+    shutil.copy(logs_dir / "r1.h5", one / "r1.h5")
+    proc = _analysis(one, "--out", tmp_path / "fig", "--step-times", logs_dir, "--validate", logs_dir / "r2.h5",
+                     "--predict", "0.95", "--targets", "0.95")
+    assert proc.returncode == 0, proc.stderr
+    e = read_log(logs_dir / "r2.h5").epochs
+    predicted = HIT * (2000 / e["images_per_s"][-1])  # a b + c is the measured step time at b = 1000
+    measured = read_log(logs_dir / "r2.h5").targets["0.95"]["train_s"]
+    md = (tmp_path / "fig" / "validation.md").read_text()
+    rows = [r for r in _table_rows(md) if len(r) == 9]
+    assert len(rows) == 1
+    label, ranks, batch, best, steps_pred, steps_meas, pred_s, meas_s, ratio = rows[0]
+    assert (ranks, batch, best, steps_pred, steps_meas) == ("2", "2000", "yes", str(HIT), str(HIT))
+    assert float(pred_s) == pytest.approx(predicted, abs=0.051)
+    assert meas_s == f"{measured:.1f} [{measured:.1f}, {measured:.1f}]"
+    assert float(ratio) == pytest.approx(measured / predicted, abs=0.006)
+    # The validation run is measured too, beside the run the prediction used.
+    rows = {tuple(r[1:3]) for r in _table_rows((tmp_path / "fig" / "time_to_target.md").read_text()) if len(r) == 7}
+    assert {("1", "2000"), ("2", "2000")} <= rows
+
+
 @pytest.mark.parametrize("args,message", [
+    (["--validate", "LOGS"], "--validate: needs --step-times (there is no prediction to validate without it)"),
     (["--targets", "95"], "--targets: each target must be a test accuracy as a fraction in (0, 1], got 95"),
     (["--predict", "0.9,0.95", "--step-times", "LOGS"], "--predict: one target, got 0.9,0.95"),
     (["--step-times", "EMPTY"], "--step-times: no finished log with a training epoch in EMPTY"),
@@ -374,11 +398,17 @@ def test_the_time_to_target_grid_lists_every_preset_batch_and_seed():
     assert_ok(proc)
     names = proc.stdout.split()[1::2]
     presets = ["sgd-paper", "sgd-tuned", "lars-tuned", "lamb-tuned", "lars-scaled", "lamb-scaled", "adam-tuned"]
-    assert sorted(names) == sorted(f"{p}-b{b}-s{s}" for p in presets for b in (128, 256, 512, 1024, 2048, 4096)
-                                   for s in (0, 1, 2))
+    batches = (128, 256, 512, 1024, 2048, 4096)
+    assert sorted(names) == sorted([f"{p}-b{b}-s{s}" for p in presets for b in batches for s in (0, 1)]
+                                   + [f"fast-99-b{b}-s{s}" for b in batches for s in (0, 1, 2)])
     from hpclars import sweep
     tasks = sweep.load_grid(ROOT / "jobs" / "grids" / "time-to-target.toml", "unused")
-    assert {(t.config.target_accuracy, t.config.eval_every_steps, t.config.epochs) for t in tasks} == {(0.99, 20, 30)}
+    # About 10240 images between test evaluations at every batch size (to half a batch).
+    assert {t.config.target_accuracy for t in tasks} == {0.99}
+    assert all(abs(t.config.batch_size * t.config.eval_every_steps - 10240) <= t.config.batch_size / 2 for t in tasks)
+    assert {t.config.epochs for t in tasks if not t.name.startswith("fast-99")} == {5}
+    fast = [t.config for t in tasks if t.name.startswith("fast-99-b512")]
+    assert len(fast) == 3 and all(c.epochs == 3 and c.optimizer == "adam" and c.eval_every_steps == 20 for c in fast)
 
 
 def test_tune_ranks_trials_by_time_to_target(tmp_path, data_dir):

@@ -239,7 +239,7 @@ def test_non_finite_parameters_end_the_run_as_diverged(tmp_path, data_dir, ranks
     (dict(epochs=0), "--epochs: must be a number >= 1, got 0"),
     (dict(schedule="step"), "--schedule: 'step' is not one of inverse-time, constant, poly, cosine"),
     (dict(preset="imagenet"), "--preset: unknown preset 'imagenet'; choose from adam-tuned, "
-                              "adamw-tuned, lamb-scaled, lamb-tuned, lars-scaled, lars-tuned, paper, sgd-tuned"),
+                              "adamw-tuned, fast-99, lamb-scaled, lamb-tuned, lars-scaled, lars-tuned, paper, sgd-tuned"),
     (dict(threads=0), "--threads: must be a number >= 1, got 0"),
     (dict(chunk_size=0), "--chunk-size: must be a number >= 1, got 0"),
     (dict(lars_mode="both"), "--lars-mode: 'both' is not one of scale, clip"),
