@@ -15,7 +15,7 @@ time_to_target.md (the numbers, and per rank count the fastest configuration).
 Predicted (with --step-times): time(B, N) = steps_to_target(B) x step_time(B / N, N) for
 the target --predict (default 0.99), every batch size with a measured steps-to-target and
 every rank count with a measured step time.  steps_to_target(B): median over seeds, from
-the logs above (at any rank count).  step_time(b, N) = a(N) b + c(N), from logs of runs
+the logs above (at any rank count), for the batch sizes at which every seed reached it.  step_time(b, N) = a(N) b + c(N), from logs of runs
 with at least one training epoch (``jobs/scaling.sbatch``'s strong/weak logs,
 ``hpclars bench scaling --keep-logs DIR``, or any run): a(N) = per-image compute seconds
 (the epoch's ``time_compute`` / (steps x b), maximum over ranks), c(N) = the rest of a
@@ -55,6 +55,8 @@ ASSUMPTIONS = (
     "training-only time: evaluations, logging and checkpoints are not counted (add the "
     "evaluation time of your schedule to compare with wall clock)",
     "B must be divisible by N (the trainer refuses other splits); such cells are left empty",
+    "only batch sizes at which every run of the configuration reached the target are predicted "
+    "(one that some seed misses at is not a recipe)",
 )
 
 
@@ -159,13 +161,17 @@ def measured_markdown(runs, targets):
                 c = row[b]
                 lines.append(f"| {label} | {ranks} | {b} | {c['n']}/{c['seeds']} | {c['steps']:.0f} | "
                              f"{_spread(c['wall'])} | {_spread(c['train'])} |")
-                if ranks not in best or c["wall"][0] < best[ranks][0]:
-                    best[ranks] = (c["wall"][0], label, b)
+                key = (c["n"] < c["seeds"], c["wall"][0])  # every seed reaching it first
+                if ranks not in best or key < best[ranks][0]:
+                    best[ranks] = (key, label, b, c)
         if not table:
             lines.append("| (no run reached it) | | | | | | |")
         lines.append("")
-        for ranks, (wall, label, b) in sorted(best.items()):
-            lines.append(f"Fastest on {ranks} rank(s) (median wall clock): {label} at batch {b}, {wall:.1f} s.")
+        for ranks, ((missed, wall), label, b, c) in sorted(best.items()):
+            which = "of the configurations every seed of which reached it" if not missed else \
+                "no configuration reached it with every seed"
+            lines.append(f"Fastest on {ranks} rank(s) (median wall clock, {which}): {label} at batch {b}, "
+                         f"{wall:.1f} s ({c['n']}/{c['seeds']} seeds, {_spread(c['wall'])}).")
         lines.append("")
     return "\n".join(lines)
 
@@ -202,13 +208,14 @@ def step_time_model(paths):
 
 
 def steps_by_batch(runs, target):
-    """{label: {batch: median steps to target over the seeds that reach it (any rank count)}}."""
+    """{label: {batch: median steps to target over the seeds (any rank count)}}, for the batch
+    sizes at which every seed reached the target."""
     out = {}
     for label, per in common.by_label_and_batch(runs).items():
         row = {}
         for batch, rs in per.items():
             hits = [h[0] for h in (reached(r, target) for r in rs) if h is not None]
-            if hits:
+            if hits and len(hits) == len(rs):  # a batch some seed misses the target at is no recipe
                 row[batch] = float(np.median(hits))
         if row:
             out[label] = row
