@@ -336,7 +336,13 @@ def trainer_window(ranks, batch, steps, warmup, out, threads=1, chunk_size=256, 
 
 def bench_scaling(args):
     """Weak scaling: hpclars under mpiexec against PyTorch DDP (gloo), same per-rank batch, and
-    against the machine's own per-rank rates at the same rank count (hpclars/machine.py)."""
+    against the machine's own per-rank rates at the same rank count (hpclars/machine.py).
+
+    With ``--repeats R`` the rank counts are run R times interleaved (1, 2, ..., 1, 2, ...), each
+    repeat's efficiency taken against the 1-rank run of the same repeat, so that a drift of the
+    machine's speed between runs hits both sides of a ratio alike; the row gives medians over
+    the repeats and the efficiencies' min-max.
+    """
     import json
     import subprocess
     import sys
@@ -347,44 +353,60 @@ def bench_scaling(args):
 
     have_torch = torch_step(1, 1) is not None and not args.no_torch
     bytes_per_image = sum(r + w for _, r, w, _ in traffic_per_image())
+    repeats = args.repeats
     print(f"# hpclars bench scaling: weak scaling, {args.batch_per_rank} images per rank, 1 thread per rank, "
           f"{args.warmup} untimed + {args.steps} timed steps on both sides; hpclars: the trainer under mpiexec, "
           "timed by its training clock; baseline: PyTorch DDP, gloo over loopback")
+    if repeats > 1:
+        print(f"# {repeats} repeats, the rank counts interleaved; each repeat's efficiency is against its own "
+              "1-rank run; img/s, ms and efficiency: medians over the repeats, eff range: their min-max")
     print("# machine: per-rank rates of hpclars bench machine at the same rank count, relative to 1 rank "
           "(fma: in-register peak, sgemm: cache-resident, triad: STREAM memory bandwidth); "
           "vs ceiling = hpclars efficiency / the lowest of the three; needs GB/s = the memory traffic per rank "
           "if every activation went to memory (hpclars.machine.traffic_per_image: "
           f"{bytes_per_image / 1e3:.0f} KB per image), beside the triad's GB/s per rank")
-    print(f"{'ranks':>5} {'hpclars img/s':>14} {'efficiency':>10} {'compute ms':>10} {'allreduce ms':>12} "
+    print(f"{'ranks':>5} {'hpclars img/s':>14} {'efficiency':>10} " + (f"{'eff range':>13} " if repeats > 1 else "")
+          + f"{'compute ms':>10} {'allreduce ms':>12} "
           f"{'fma':>6} {'sgemm':>6} {'triad':>6} {'vs ceiling':>10} {'needs GB/s':>10} {'triad GB/s':>10} "
           f"{'DDP img/s':>10} {'efficiency':>10} {'ratio':>6}")
-    base = {}
     if args.keep_logs:
         os.makedirs(args.keep_logs, exist_ok=True)
+    rates = {}
+    for n in args.ranks:
+        probe = subprocess.run([mpiexec, "-n", str(n), sys.executable, "-m", "hpclars", "bench", "machine",
+                                "--json", "--seconds", "0.3"], capture_output=True, text=True)
+        if probe.returncode:
+            raise SystemExit(f"hpclars bench: the {n}-rank machine probe failed:\n{probe.stderr}")
+        rates[n] = json.loads(probe.stdout.strip().splitlines()[-1])["median"]
+    windows = {n: [] for n in args.ranks}
     with tempfile.TemporaryDirectory() as tmp:
-        for n in args.ranks:
-            probe = subprocess.run([mpiexec, "-n", str(n), sys.executable, "-m", "hpclars", "bench", "machine",
-                                    "--json", "--seconds", "0.3"], capture_output=True, text=True)
-            if probe.returncode:
-                raise SystemExit(f"hpclars bench: the {n}-rank machine probe failed:\n{probe.stderr}")
-            rates = json.loads(probe.stdout.strip().splitlines()[-1])["median"]
-            # Kept logs carry the step times that analysis/time_to_target.py predicts from.
-            out = os.path.join(args.keep_logs or tmp, f"weak-n{n}.h5")
-            w = trainer_window(n, n * args.batch_per_rank, args.steps, args.warmup, out, data_dir=args.data_dir)
-            ips = w["images_per_s"]
-            base.setdefault("hpclars", ips / n)
-            base.setdefault("machine", rates)
-            rel = {p: rates[p] / base["machine"][p] for p in rates}
-            eff = ips / (n * base["hpclars"])
-            row = (f"{n:>5} {ips:>14.0f} {100 * eff:>9.1f}% {w['compute_ms']:>10.1f} {w['allreduce_ms']:>12.2f} "
-                   f"{100 * rel['fma_gflops']:>5.0f}% {100 * rel['sgemm_gflops']:>5.0f}% "
-                   f"{100 * rel['triad_gbs']:>5.0f}% {100 * eff / min(rel.values()):>9.1f}% "
-                   f"{bytes_per_image * ips / n / 1e9:>10.2f} {rates['triad_gbs']:>10.2f}")
-            if have_torch:
-                d = ddp_images_per_s(n, args.batch_per_rank, args.steps, args.warmup)
-                base.setdefault("ddp", d / n)
-                row += f" {d:>10.0f} {100 * d / (n * base['ddp']):>9.1f}% {ips / d:>6.2f}"
-            print(row, flush=True)
+        for r in range(repeats):
+            for n in args.ranks:
+                # Kept logs carry the step times that analysis/time_to_target.py predicts from.
+                name = f"weak-n{n}.h5" if repeats == 1 else f"weak-n{n}-r{r}.h5"
+                out = os.path.join(args.keep_logs or tmp, name)
+                windows[n].append(trainer_window(n, n * args.batch_per_rank, args.steps, args.warmup, out,
+                                                 data_dir=args.data_dir))
+    first = args.ranks[0]  # efficiencies are against the first rank count (1 by default)
+    base_rates, ddp_base = rates[first], None
+    for n in args.ranks:
+        ws = windows[n]
+        ips = float(np.median([w["images_per_s"] for w in ws]))
+        effs = [w["images_per_s"] / n / (b["images_per_s"] / first) for w, b in zip(ws, windows[first])]
+        eff = float(np.median(effs))
+        rel = {p: rates[n][p] / base_rates[p] for p in rates[n]}
+        row = (f"{n:>5} {ips:>14.0f} {100 * eff:>9.1f}% "
+               + (f"{f'{100 * min(effs):.1f}-{100 * max(effs):.1f}%':>13} " if repeats > 1 else "")
+               + f"{np.median([w['compute_ms'] for w in ws]):>10.1f} "
+               f"{np.median([w['allreduce_ms'] for w in ws]):>12.2f} "
+               f"{100 * rel['fma_gflops']:>5.0f}% {100 * rel['sgemm_gflops']:>5.0f}% "
+               f"{100 * rel['triad_gbs']:>5.0f}% {100 * eff / min(rel.values()):>9.1f}% "
+               f"{bytes_per_image * ips / n / 1e9:>10.2f} {rates[n]['triad_gbs']:>10.2f}")
+        if have_torch:
+            d = ddp_images_per_s(n, args.batch_per_rank, args.steps, args.warmup)
+            ddp_base = ddp_base or d / n
+            row += f" {d:>10.0f} {100 * d / (n * ddp_base):>9.1f}% {ips / d:>6.2f}"
+        print(row, flush=True)
     if not have_torch:
         print("# no PyTorch baseline (install torch to get one)")
 
@@ -531,8 +553,12 @@ def add_parser(sub, parser_class):
     w.add_argument("--warmup", type=int, default=5, help="untimed steps before them, on both sides (default 5)")
     w.add_argument("--data-dir", default="", help="MNIST directory for the hpclars runs (default: $HPCLARS_DATA, else the per-user cache)")
     w.add_argument("--no-torch", action="store_true", help="skip the PyTorch DDP baseline")
+    w.add_argument("--repeats", type=int, default=1,
+                   help="run the rank counts this many times, interleaved, and report medians; each "
+                        "repeat's efficiency is against its own 1-rank run (default 1)")
     w.add_argument("--keep-logs", default="", metavar="DIR",
-                   help="keep the hpclars run logs (weak-n<ranks>.h5) in DIR, e.g. for "
+                   help="keep the hpclars run logs (weak-n<ranks>.h5, weak-n<ranks>-r<repeat>.h5 with "
+                        "--repeats) in DIR, e.g. for "
                         "analysis/time_to_target.py --step-times (default: discard them)")
     a = bsub.add_parser("allreduce", help="OSU-style Allreduce latency; run under mpiexec")
     a.add_argument("--sizes", type=_ints, default=[1024, 16384, 65536, 262144, 1048576],

@@ -27,3 +27,33 @@ def test_bench_refuses_a_negative_warmup():
 
     proc = run(["bench", "scaling", "--warmup", "-1"])
     assert proc.returncode != 0 and "--warmup" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bench_scaling_repeats_interleave_and_report_the_median_efficiency(tmp_path, data_dir):
+    """--repeats R runs 1, 2, 1, 2, ... ranks; each repeat's efficiency is against its own 1-rank run."""
+    import os
+    import statistics
+
+    from _util import assert_ok, run
+
+    kept = tmp_path / "logs"
+    proc = run(["bench", "scaling", "--ranks", "1,2", "--batch-per-rank", 100, "--steps", 2, "--warmup", 1,
+                "--repeats", 2, "--no-torch", "--data-dir", data_dir, "--keep-logs", kept])
+    assert_ok(proc)
+    names = ["weak-n1-r0.h5", "weak-n2-r0.h5", "weak-n1-r1.h5", "weak-n2-r1.h5"]
+    assert sorted(p.name for p in kept.iterdir()) == sorted(names)
+    assert sorted(names, key=lambda n: os.stat(kept / n).st_mtime_ns) == names  # interleaved
+
+    def images_per_s(name):
+        log = read_log(kept / name)
+        assert int(log.epochs["step"][-1]) == 3 and log.world_size == int(name[6])
+        clock = dict(zip(log.evals["step"].tolist(), log.evals["train_s"].tolist()))
+        return 2 * 100 * log.world_size / (clock[3] - clock[1])
+
+    effs = [images_per_s(f"weak-n2-r{r}.h5") / 2 / images_per_s(f"weak-n1-r{r}.h5") for r in (0, 1)]
+    rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines() if line[:5].strip().isdigit()}
+    assert set(rows) == {"1", "2"}
+    assert rows["1"][2] == "100.0%" and rows["1"][3] == "100.0-100.0%"
+    assert float(rows["2"][2].rstrip("%")) == pytest.approx(100 * statistics.median(effs), abs=0.051)
+    lo, hi = (float(v) for v in rows["2"][3].rstrip("%").split("-"))
+    assert (lo, hi) == pytest.approx((100 * min(effs), 100 * max(effs)), abs=0.051)
