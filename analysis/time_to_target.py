@@ -314,7 +314,7 @@ def predicted_figure(pred, model, target, out):
     return common.save(fig, out, "predicted")
 
 
-def validation_markdown(pred, model, steps, checks, target):
+def validation_markdown(pred, steps, checks, target):
     """Predicted against measured training-only seconds to ``target``, from ``checks`` (runs
     the prediction did not see).  Rows: every (label, ranks, batch) the checks reach the
     target at; the predicted-fastest configuration per rank count first."""
@@ -412,7 +412,7 @@ def main(argv=None):
         if checks:
             path = os.path.join(args.out, "validation.md")
             with open(path, "w") as f:
-                f.write(validation_markdown(pred, model, steps, checks, goal[0]))
+                f.write(validation_markdown(pred, steps, checks, goal[0]))
             made.append(path)
     print("\n".join(made))
 

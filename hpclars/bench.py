@@ -378,7 +378,8 @@ def bench_scaling(args):
         if probe.returncode:
             raise SystemExit(f"hpclars bench: the {n}-rank machine probe failed:\n{probe.stderr}")
         rates[n] = json.loads(probe.stdout.strip().splitlines()[-1])["median"]
-    windows = {n: [] for n in args.ranks}
+    first = args.ranks[0]  # efficiencies are against the first rank count (1 by default)
+    windows, ddp_base = {n: [] for n in args.ranks}, None
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(repeats):
             for n in args.ranks:
@@ -387,26 +388,26 @@ def bench_scaling(args):
                 out = os.path.join(args.keep_logs or tmp, name)
                 windows[n].append(trainer_window(n, n * args.batch_per_rank, args.steps, args.warmup, out,
                                                  data_dir=args.data_dir))
-    first = args.ranks[0]  # efficiencies are against the first rank count (1 by default)
-    base_rates, ddp_base = rates[first], None
-    for n in args.ranks:
-        ws = windows[n]
-        ips = float(np.median([w["images_per_s"] for w in ws]))
-        effs = [w["images_per_s"] / n / (b["images_per_s"] / first) for w, b in zip(ws, windows[first])]
-        eff = float(np.median(effs))
-        rel = {p: rates[n][p] / base_rates[p] for p in rates[n]}
-        row = (f"{n:>5} {ips:>14.0f} {100 * eff:>9.1f}% "
-               + (f"{f'{100 * min(effs):.1f}-{100 * max(effs):.1f}%':>13} " if repeats > 1 else "")
-               + f"{np.median([w['compute_ms'] for w in ws]):>10.1f} "
-               f"{np.median([w['allreduce_ms'] for w in ws]):>12.2f} "
-               f"{100 * rel['fma_gflops']:>5.0f}% {100 * rel['sgemm_gflops']:>5.0f}% "
-               f"{100 * rel['triad_gbs']:>5.0f}% {100 * eff / min(rel.values()):>9.1f}% "
-               f"{bytes_per_image * ips / n / 1e9:>10.2f} {rates[n]['triad_gbs']:>10.2f}")
-        if have_torch:
-            d = ddp_images_per_s(n, args.batch_per_rank, args.steps, args.warmup)
-            ddp_base = ddp_base or d / n
-            row += f" {d:>10.0f} {100 * d / (n * ddp_base):>9.1f}% {ips / d:>6.2f}"
-        print(row, flush=True)
+                if r < repeats - 1:
+                    continue
+                # The last repeat: this rank count's row is complete, print it as it comes.
+                ws = windows[n]
+                ips = float(np.median([w["images_per_s"] for w in ws]))
+                effs = [w["images_per_s"] / n / (b["images_per_s"] / first) for w, b in zip(ws, windows[first])]
+                eff = float(np.median(effs))
+                rel = {p: rates[n][p] / rates[first][p] for p in rates[n]}
+                row = (f"{n:>5} {ips:>14.0f} {100 * eff:>9.1f}% "
+                       + (f"{f'{100 * min(effs):.1f}-{100 * max(effs):.1f}%':>13} " if repeats > 1 else "")
+                       + f"{np.median([w['compute_ms'] for w in ws]):>10.1f} "
+                       f"{np.median([w['allreduce_ms'] for w in ws]):>12.2f} "
+                       f"{100 * rel['fma_gflops']:>5.0f}% {100 * rel['sgemm_gflops']:>5.0f}% "
+                       f"{100 * rel['triad_gbs']:>5.0f}% {100 * eff / min(rel.values()):>9.1f}% "
+                       f"{bytes_per_image * ips / n / 1e9:>10.2f} {rates[n]['triad_gbs']:>10.2f}")
+                if have_torch:
+                    d = ddp_images_per_s(n, args.batch_per_rank, args.steps, args.warmup)
+                    ddp_base = ddp_base or d / n
+                    row += f" {d:>10.0f} {100 * d / (n * ddp_base):>9.1f}% {ips / d:>6.2f}"
+                print(row, flush=True)
     if not have_torch:
         print("# no PyTorch baseline (install torch to get one)")
 
