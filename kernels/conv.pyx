@@ -16,7 +16,10 @@ chunks.  The backward pass uses the same machinery:
           (Cin, Cout, K, K) and flipped in both spatial axes (computed once per call)
     dw  per thread, 16-lane partial sums acc[o, c, p, q, :] += dout[o, y, u:u+16] *
         xp[c, y+p, u+q:u+q+16], accumulated over the thread's images in an OB x 5
-        register block and summed across lanes and threads after the parallel loop
+        register block and summed across lanes and threads after the parallel loop;
+        where K = 5 and Cout is a multiple of 16 (conv2), the lanes hold 16 output
+        channels instead: dwt[c, p, q, o:o+16] += dout^T[y, u, o:o+16] * xp[c, y+p, u+q]
+        (one broadcast pixel per FMA, 25 accumulators per image and channel block)
     db  per thread, vector sums of dout, added up after the parallel loop
 
 Measured at batch 256, one thread, on the AMD EPYC (Zen 5) nodes: several times
@@ -43,7 +46,8 @@ transpose and the row-major ``C = A @ B`` is computed as ``C^T = B^T @ A^T``.
 Layout of ``work`` (float32, each piece starting on a 64-byte boundary).  Direct
 path: a shared ``wf`` (the flipped weights, Cout*CKK), then per thread ``xp``
 (Cin padded planes + 16 floats of slack), ``gp`` (Cout padded planes + slack,
-the padded dout), ``acc16`` (Cout*CKK*16), ``db_t`` (Cout).  Sgemm path, per
+the padded dout), ``acc16`` (Cout*CKK*16; or, on the channel-lane dw path, ``dwt``
+(CKK*Cout) then ``gt``, the image's dout transposed (H*W*Cout)), ``db_t`` (Cout).  Sgemm path, per
 thread: ``xp`` the padded image (reused for the padded dx), ``cols`` (CKK*HWp;
 reused for dcols), ``outp`` (Cout*HWp; the padded dout on the backward pass),
 ``dw_t`` (Cout*CKK), ``db_t`` (Cout).  Deliberately left out: strides,
@@ -227,6 +231,64 @@ cdef extern from *:
                 }
     }
 
+    /* The weight gradient with the output channels in the 16 lanes, for k == 5 and cout a multiple
+       of 16 (conv2): dwt[(c*25 + p*5 + q)*cout + o] += sum over (y, u) of g[o, y, u] *
+       xp[c, y + p, u + q].  Per pixel, one load of the 16 channels' dout (from gt, g transposed to
+       (h*wd, cout)) feeds 25 FMAs whose other operand is one broadcast pixel: no lane is wasted on a
+       row's end, no load straddles a cache line, and the 25 accumulators stay in registers for the
+       whole image; two neighbouring pixels share each broadcast.  On conv2 (14-pixel rows) it is
+       1.9x as fast as the kernel above, lanes along a row (Xeon, 2026-11-30, min of 30 interleaved). */
+    static void hpc_dw_image_olanes5(const float* xp, const float* g, float* gt, float* dwt, int cin,
+                                     int cout, int h, int wd) {
+        const int wp = wd + 4;
+        const long plane = (long)(h + 4) * wp, hw = (long)h * wd;
+        for (long j = 0; j < hw; j++)
+            for (int o = 0; o < cout; o++) gt[j * cout + o] = g[(long)o * hw + j];
+        for (int c = 0; c < cin; c++)
+            for (int o0 = 0; o0 < cout; o0 += 16) {
+                float* d = dwt + (long)c * 25 * cout + o0;
+                /* From zero per image and added to dwt at the end: a batch's terms are summed per
+                   image first, which keeps the float32 rounding error of a long batch down. */
+                __m512 acc[25];
+                _Pragma("GCC unroll 32") for (int t = 0; t < 25; t++) acc[t] = _mm512_setzero_ps();
+                for (int y = 0; y < h; y++) {
+                    const float* gr = gt + (long)y * wd * cout + o0;
+                    const float* xr = xp + c * plane + (long)y * wp;
+                    int u = 0;
+                    /* Two pixels at a time: pixel u + 1's tap q is pixel u's tap q + 1, so each
+                       broadcast of the 5 x 6 window feeds two FMAs (50 FMAs per 32 loads). */
+                    for (; u + 2 <= wd; u += 2) {
+                        const __m512 g0 = _mm512_loadu_ps(gr + (long)u * cout);
+                        const __m512 g1 = _mm512_loadu_ps(gr + (long)(u + 1) * cout);
+                        _Pragma("GCC unroll 32") for (int p = 0; p < 5; p++)
+                            _Pragma("GCC unroll 32") for (int q = 0; q < 6; q++) {
+                                const __m512 xv = _mm512_set1_ps(xr[p * wp + u + q]);
+                                if (q < 5) acc[p * 5 + q] = _mm512_fmadd_ps(g0, xv, acc[p * 5 + q]);
+                                if (q > 0)
+                                    acc[p * 5 + q - 1] = _mm512_fmadd_ps(g1, xv, acc[p * 5 + q - 1]);
+                            }
+                    }
+                    for (; u < wd; u++) {
+                        const __m512 g0 = _mm512_loadu_ps(gr + (long)u * cout);
+                        _Pragma("GCC unroll 32") for (int p = 0; p < 5; p++)
+                            _Pragma("GCC unroll 32") for (int q = 0; q < 5; q++)
+                                acc[p * 5 + q] = _mm512_fmadd_ps(g0, _mm512_set1_ps(xr[p * wp + u + q]),
+                                                                 acc[p * 5 + q]);
+                    }
+                }
+                _Pragma("GCC unroll 32") for (int t = 0; t < 25; t++)
+                    _mm512_storeu_ps(d + (long)t * cout,
+                                     _mm512_add_ps(_mm512_loadu_ps(d + (long)t * cout), acc[t]));
+            }
+    }
+
+    /* dw[o, c, p, q] += dwt[(c*kk + p*k + q)*cout + o]: the (ckk, cout) partial sums of the kernel
+       above, back in dw's (cout, ckk) order. */
+    static void hpc_dwt_reduce(const float* dwt, int cout, long ckk, float* dw) {
+        for (long j = 0; j < ckk; j++)
+            for (int o = 0; o < cout; o++) dw[(long)o * ckk + j] += dwt[j * cout + o];
+    }
+
     /* db[o] += sum of g[o, :, :] for one image's dout g (cout, h, wd). */
     static void hpc_db_image(const float* g, int cout, int h, int wd, float* db) {
         const long hw = (long)h * wd;
@@ -255,6 +317,9 @@ cdef extern from *:
                              int wd, int k) {}
     static void hpc_db_image(const float* g, int cout, int h, int wd, float* db) {}
     static void hpc_dw_reduce(const float* acc16, long m, float* dw) {}
+    static void hpc_dw_image_olanes5(const float* xp, const float* g, float* gt, float* dwt, int cin,
+                                     int cout, int h, int wd) {}
+    static void hpc_dwt_reduce(const float* dwt, int cout, long ckk, float* dw) {}
     #endif
     """
     int HPC_DIRECT
@@ -265,6 +330,9 @@ cdef extern from *:
                       int wd, int k) noexcept nogil
     void hpc_db_image(const float* g, int cout, int h, int wd, float* db) noexcept nogil
     void hpc_dw_reduce(const float* acc16, long m, float* dw) noexcept nogil
+    void hpc_dw_image_olanes5(const float* xp, const float* g, float* gt, float* dwt, int cin,
+                              int cout, int h, int wd) noexcept nogil
+    void hpc_dwt_reduce(const float* dwt, int cout, long ckk, float* dw) noexcept nogil
 
 
 
@@ -282,6 +350,10 @@ ctypedef struct Geom:
     Py_ssize_t xp, cols, outp, dw, db, slot   # offsets of the pieces in a slot, and its size
     # Direct path: the size of the shared piece (wf), then offsets in a slot and its size.
     Py_ssize_t shared, dxp, dgp, dacc, ddb, dslot
+    # Direct path, dw with the output channels in the lanes (K = 5, Cout a multiple of 16): dacc
+    # holds dwt (CKK, Cout) and, at dgt, the image's dout transposed to (H*W, Cout).
+    bint olanes
+    Py_ssize_t dgt
 
 
 cdef inline Py_ssize_t _up16(Py_ssize_t m) noexcept nogil:
@@ -305,7 +377,12 @@ cdef Geom _geom(Py_ssize_t cin, Py_ssize_t h, Py_ssize_t w, Py_ssize_t cout,
     g.dxp = 0
     g.dgp = g.dxp + _up16(<Py_ssize_t>cin * g.plane + 16)
     g.dacc = g.dgp + _up16(<Py_ssize_t>cout * g.plane + 16)
-    g.ddb = g.dacc + <Py_ssize_t>cout * g.ckk * 16
+    g.olanes = k == 5 and cout % 16 == 0
+    g.dgt = g.dacc + _up16(<Py_ssize_t>cout * g.ckk)
+    if g.olanes:
+        g.ddb = g.dgt + _up16(<Py_ssize_t>cout * h * w)
+    else:
+        g.ddb = g.dacc + <Py_ssize_t>cout * g.ckk * 16
     g.dslot = g.ddb + _up16(cout)
     return g
 
@@ -540,8 +617,12 @@ def conv2d_backward(x, w, dout, dx, dw, db, work, int nthreads=1):
             slot = &workv[0] + g.shared + t * g.dslot
             for i in prange(xv.shape[0], schedule="static"):
                 hpc_pad(&xv[i, 0, 0, 0], g.cin, g.h, g.w, g.pad, slot + g.dxp)
-                hpc_dw_image(slot + g.dxp, &gv[i, 0, 0, 0], slot + g.dacc, g.cin, g.cout, g.h, g.w,
-                             g.k)
+                if g.olanes:
+                    hpc_dw_image_olanes5(slot + g.dxp, &gv[i, 0, 0, 0], slot + g.dgt, slot + g.dacc,
+                                         g.cin, g.cout, g.h, g.w)
+                else:
+                    hpc_dw_image(slot + g.dxp, &gv[i, 0, 0, 0], slot + g.dacc, g.cin, g.cout, g.h,
+                                 g.w, g.k)
                 hpc_db_image(&gv[i, 0, 0, 0], g.cout, g.h, g.w, slot + g.ddb)
                 if want_dx:
                     hpc_pad(&gv[i, 0, 0, 0], g.cout, g.h, g.w, g.pad, slot + g.dgp)
@@ -549,7 +630,10 @@ def conv2d_backward(x, w, dout, dx, dw, db, work, int nthreads=1):
                                    g.cin, g.h, g.w)
         for t in range(nt):
             slot = &workv[0] + g.shared + t * g.dslot
-            hpc_dw_reduce(slot + g.dacc, <long>g.cout * g.ckk, &dwv[0])
+            if g.olanes:
+                hpc_dwt_reduce(slot + g.dacc, g.cout, g.ckk, &dwv[0])
+            else:
+                hpc_dw_reduce(slot + g.dacc, <long>g.cout * g.ckk, &dwv[0])
             for o in range(g.cout):
                 dbv[o] += slot[g.ddb + o]
         return

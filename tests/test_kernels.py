@@ -111,10 +111,12 @@ def test_conv2d_backward_without_dx_matches_reference(rng, cin, cout, h, nthread
 
 # Not the model's shapes: K != 5 with H != W guards the padding arithmetic; at K = 5, other
 # output-channel x row blocks than the model's, and rows of two and three 16-wide chunks with a
-# partial last one.  (n, cin, cout, h, wd, k, scale of w)
+# partial last one; Cout = 32 with an odd width takes the channel-lane dw path with two channel
+# blocks and a last single pixel per row.  (n, cin, cout, h, wd, k, scale of w)
 OTHER_CONV_SHAPES = ([(4, 2, 3, 5, 8, k, 1.0) for k in (1, 3, 7)]
                      + [(3, cin, cout, h, wd, KSIZE, 0.2)
-                        for cin, cout, h, wd in [(3, 8, 12, 40), (2, 12, 7, 33), (5, 4, 8, 17)]])
+                        for cin, cout, h, wd in [(3, 8, 12, 40), (2, 12, 7, 33), (5, 4, 8, 17),
+                                                 (3, 32, 6, 9)]])
 
 
 @pytest.mark.parametrize("n, cin, cout, h, wd, k, w_scale", OTHER_CONV_SHAPES)
