@@ -41,8 +41,8 @@ from .config import (ADAPTATION_EXCLUDES, LARS_DENOMINATORS, LARS_MODES, LARS_MO
 
 def norm(x):
     """Euclidean norm of a float32 array, accumulated in float64."""
-    x = x.ravel()
-    return float(np.sqrt(np.dot(x.astype(np.float64), x.astype(np.float64))))
+    x = x.ravel().astype(np.float64)
+    return float(np.sqrt(np.dot(x, x)))
 
 
 def _finite(x):

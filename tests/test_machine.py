@@ -75,5 +75,7 @@ def test_traffic_model_counts_the_models_flops_and_activation_sizes():
     assert rows["pool1 forward"][1] == m.p1.nbytes + m.i1.nbytes
     assert rows["conv2 forward"][1] == m.a2.nbytes
     assert rows["pool2 forward"][1] == m.p2.nbytes + m.i2.nbytes
-    assert rows["relu1 backward"] == (m.a1.nbytes + m.da1.nbytes, m.da1.nbytes)
+    # ReLU runs on the pooled maps (after pooling forward, before it backward).
+    assert rows["relu1 forward"] == (m.p1.nbytes, m.p1.nbytes)
+    assert rows["relu1 backward"] == (m.p1.nbytes + m.dp1.nbytes, m.dp1.nbytes)
     assert rows["conv2 backward (dw, db, dx)"] == (m.p1.nbytes + m.da2.nbytes, m.dp1.nbytes)

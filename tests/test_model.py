@@ -134,3 +134,37 @@ def test_chunked_gradient_equals_unchunked(batch, chunk, threads):
     assert c == c_full
     assert loss == pytest.approx(loss_full, rel=1e-6)
     assert np.max(np.abs(g - g_full)) <= 1e-5 * np.max(np.abs(g_full))
+
+
+def test_relu_after_pooling_is_the_papers_relu_before_pooling():
+    """The model pools first and applies ReLU to the pooled map; the paper's order (ReLU, then
+    pool) gives the same output and the same input gradient, with ties, all-negative windows,
+    zeros and NaN in the input."""
+    rng = np.random.default_rng(7)
+    a = np.round(rng.standard_normal((3, 4, 8, 8)), 1)  # rounding makes ties
+    a[0, 0, :2, :2] = -1.0          # an all-negative window
+    a[0, 1, :2, :2] = 0.0           # an all-zero window
+    a[1, 2, 2, 3] = np.nan
+    a[2, 3, 4:6, 4:6] = [[-np.inf, 0.5], [0.5, 0.2]]
+    dp = rng.standard_normal((3, 4, 4, 4))
+    R = reference
+
+    r = np.empty_like(a)                                     # paper: relu, pool
+    R.relu_forward(a, r)
+    p_paper, i_paper = np.empty_like(dp), np.empty(dp.shape, np.uint8)
+    R.maxpool2_forward(r, p_paper, i_paper)
+    d_paper = np.empty_like(a)
+    R.maxpool2_backward(dp, i_paper, d_paper)
+    R.relu_backward(r, d_paper, d_paper)
+
+    p_ours, i_ours = np.empty_like(dp), np.empty(dp.shape, np.uint8)  # ours: pool, relu
+    R.maxpool2_forward(a, p_ours, i_ours)
+    R.relu_forward(p_ours, p_ours)
+    d_pooled = np.empty_like(dp)
+    R.relu_backward(p_ours, dp, d_pooled)
+    d_ours = np.empty_like(a)
+    R.maxpool2_backward(d_pooled, i_ours, d_ours)
+
+    np.testing.assert_array_equal(p_ours, p_paper)  # NaN where NaN
+    np.testing.assert_array_equal(d_ours, d_paper)
+    assert np.isnan(p_ours[1, 2, 1, 1]) and p_ours[0, 0, 0, 0] == 0 and p_ours[0, 1, 0, 0] == 0
