@@ -22,7 +22,7 @@ extensions = [
     Extension(
         f"hpclars.kernels.{name}",
         [f"kernels/{name}.pyx"],
-        include_dirs=[np.get_include()],
+        include_dirs=[np.get_include(), "kernels"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
         extra_link_args=["-fopenmp"],

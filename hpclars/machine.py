@@ -88,7 +88,7 @@ def measure(comm, seconds=0.5, repeats=3, triad_floats=1 << 24, sgemm_n=128):
 
 
 # Per image, in float32 elements: the activations of hpclars.model.LeNet (index maps are uint8).
-_X, _A1, _P1, _A2, _P2, _H1, _H2, _Z = 784, 6 * 28 * 28, 6 * 14 * 14, 16 * 14 * 14, 16 * 7 * 7, 120, 84, 10
+_X, _P1, _P2, _H1, _H2, _Z = 784, 6 * 14 * 14, 16 * 7 * 7, 120, 84, 10
 
 
 def traffic_per_image():
@@ -96,10 +96,11 @@ def traffic_per_image():
 
     Returns a list of (kernel, bytes read, bytes written, FLOPs) in the order the trainer
     calls them (hpclars.model.LeNet: forward, loss, backward; conv1 computes no input
-    gradient).  Bytes count every activation a kernel reads and writes once, at 4 bytes
-    per float32 and 1 per max-pool index: the traffic when a chunk's activations do not
-    stay in cache between kernels (chunk 256: conv1's output alone is 4.8 MB), an upper
-    bound otherwise.  Weights are left out (read once per chunk: under 2 KB per image at
+    gradient; conv, pool and ReLU fused as hpclars.kernels.conv2d_pool_relu_*, whose pre-pool
+    activations stay in cache, image by image).  Bytes count every activation a kernel reads
+    and writes once, at 4 bytes per float32 and 1 per max-pool index: the traffic when a
+    chunk's activations do not stay in cache between kernels (chunk 256: pool1's output
+    alone is 1.2 MB), an upper bound otherwise.  Weights are left out (read once per chunk: under 2 KB per image at
     chunk 256).  FLOPs count a multiply-add as 2, as :data:`hpclars.bench.TRAIN_FLOPS`.
     Divide the FLOPs by the bytes for the arithmetic intensity of a roofline (Williams,
     Waterman and Patterson, "Roofline", CACM 52(4), 2009).
@@ -109,22 +110,14 @@ def traffic_per_image():
     fc1, fc2, fc3 = 2 * 784 * 120, 2 * 120 * 84, 2 * 84 * 10
     return [
         ("load (uint8 -> float)", _X, f * _X, 0),
-        ("conv1 forward", f * _X, f * _A1, conv1),
-        ("pool1 forward", f * _A1, f * _P1 + _P1, 0),
-        ("relu1 forward", f * _P1, f * _P1, 0),
-        ("conv2 forward", f * _P1, f * _A2, conv2),
-        ("pool2 forward", f * _A2, f * _P2 + _P2, 0),
-        ("relu2 forward", f * _P2, f * _P2, 0),
+        ("conv1 + pool1 + relu1 forward", f * _X, f * _P1 + _P1, conv1),
+        ("conv2 + pool2 + relu2 forward", f * _P1, f * _P2 + _P2, conv2),
         ("fc1-3 + relu forward", f * (_P2 + 2 * _H1 + 2 * _H2), f * (2 * _H1 + 2 * _H2 + _Z), fc1 + fc2 + fc3),
         ("softmax xent", f * _Z, f * _Z, 0),
         ("fc3-1 + relu backward", f * (_Z + 3 * _H2 + 3 * _H1 + _P2 + _H2 + _H1),
          f * (2 * _H2 + 2 * _H1 + _P2), 2 * (fc1 + fc2 + fc3)),
-        ("relu2 backward", 2 * f * _P2, f * _P2, 0),
-        ("pool2 backward", f * _P2 + _P2, f * _A2, 0),
-        ("conv2 backward (dw, db, dx)", f * (_P1 + _A2), f * _P1, 2 * conv2),
-        ("relu1 backward", 2 * f * _P1, f * _P1, 0),
-        ("pool1 backward", f * _P1 + _P1, f * _A1, 0),
-        ("conv1 backward (dw, db)", f * (_X + _A1), 0, conv1),
+        ("conv2 backward (relu, pool, dw, db, dx)", f * (_P1 + 2 * _P2) + _P2, f * _P1, 2 * conv2),
+        ("conv1 backward (relu, pool, dw, db)", f * (_X + 2 * _P1) + _P1, 0, conv1),
     ]
 
 

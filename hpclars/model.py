@@ -5,7 +5,8 @@ conv 6@5x5 pad 2 -> ReLU -> maxpool 2 -> conv 16@5x5 pad 2 -> ReLU -> maxpool 2
 cross-entropy; 107,786 parameters.  Each ReLU runs after its max pooling, on the pooled map:
 relu(maxpool(a)) = maxpool(relu(a)) and the gradients agree (ReLU is monotone), with a
 quarter of the elements to touch (``test_model.py`` checks the identity, ties and NaN
-included).
+included); conv, pool and ReLU are one kernel per layer (``conv2d_pool_relu_*``), so the
+pre-pool activations and their gradients are never stored for the batch.
 
 All parameters are views into one contiguous buffer, and so are the gradients,
 so the trainer can average the gradient with a single Allreduce and the
@@ -167,10 +168,8 @@ class LeNet:
         c = self.chunk
         z = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
         self.x = z(c, 1, 28, 28)
-        self.a1 = z(c, 6, 28, 28)
         self.p1 = z(c, 6, 14, 14)
         self.i1 = np.zeros((c, 6, 14, 14), dtype=np.uint8)
-        self.a2 = z(c, 16, 14, 14)
         self.p2 = z(c, 16, 7, 7)
         self.i2 = np.zeros((c, 16, 7, 7), dtype=np.uint8)
         self.h1 = z(c, 120)
@@ -180,11 +179,9 @@ class LeNet:
         self.dh2 = z(c, 84)
         self.dh1 = z(c, 120)
         self.dp2 = z(c, 16, 7, 7)
-        self.da2 = z(c, 16, 14, 14)
         self.dp1 = z(c, 6, 14, 14)
-        self.da1 = z(c, 6, 28, 28)
-        work = max(kernels.conv2d_work_size(c, 1, 28, 28, 6, 5, self.nthreads),
-                   kernels.conv2d_work_size(c, 6, 14, 14, 16, 5, self.nthreads))
+        work = max(kernels.conv2d_pool_relu_work_size(c, 1, 28, 28, 6, 5, self.nthreads),
+                   kernels.conv2d_pool_relu_work_size(c, 6, 14, 14, 16, 5, self.nthreads))
         self.work = np.zeros(max(work, 1), dtype=np.float32)
 
     def _load(self, images, n):
@@ -198,17 +195,12 @@ class LeNet:
 
     def _forward(self, p, x, n):
         k, t = self.k, self.nthreads
-        a1, p1, i1 = self.a1[:n], self.p1[:n], self.i1[:n]
-        a2, p2, i2 = self.a2[:n], self.p2[:n], self.i2[:n]
+        p1, i1, p2, i2 = self.p1[:n], self.i1[:n], self.p2[:n], self.i2[:n]
         h1, h2, logits = self.h1[:n], self.h2[:n], self.logits[:n]
-        # Pool, then ReLU on the pooled map: max(relu(.)) = relu(max(.)) (ReLU is monotone), and
-        # the ReLU passes touch a quarter of the bytes; the backward pass mirrors the order.
-        k.conv2d_forward(x, p["conv1.w"], p["conv1.b"], a1, self.work, t)
-        k.maxpool2_forward(a1, p1, i1, t)
-        k.relu_forward(p1, p1, t)
-        k.conv2d_forward(p1, p["conv2.w"], p["conv2.b"], a2, self.work, t)
-        k.maxpool2_forward(a2, p2, i2, t)
-        k.relu_forward(p2, p2, t)
+        # conv -> max pool -> ReLU in one kernel per layer: the pre-pool activations stay in
+        # cache, image by image (where the build fuses them; kernels.CONV_POOL_FUSED).
+        k.conv2d_pool_relu_forward(x, p["conv1.w"], p["conv1.b"], p1, i1, self.work, t)
+        k.conv2d_pool_relu_forward(p1, p["conv2.w"], p["conv2.b"], p2, i2, self.work, t)
         k.dense_forward(p2.reshape(n, 784), p["fc1.w"], p["fc1.b"], h1, t)
         k.relu_forward(h1, h1, t)
         k.dense_forward(h1, p["fc2.w"], p["fc2.b"], h2, t)
@@ -220,7 +212,8 @@ class LeNet:
         """``done(layer)`` is called as soon as that layer's gradients are written."""
         k, t = self.k, self.nthreads
         dlogits, dh2, dh1 = self.dlogits[:n], self.dh2[:n], self.dh1[:n]
-        dp2, da2, dp1, da1 = self.dp2[:n], self.da2[:n], self.dp1[:n], self.da1[:n]
+        dp2, dp1 = self.dp2[:n], self.dp1[:n]
+        p1, i1, p2, i2 = self.p1[:n], self.i1[:n], self.p2[:n], self.i2[:n]
         h1, h2 = self.h1[:n], self.h2[:n]
         k.dense_backward(h2, p["fc3.w"], dlogits, dh2, g["fc3.w"], g["fc3.b"], t)
         done("fc3")
@@ -228,16 +221,14 @@ class LeNet:
         k.dense_backward(h1, p["fc2.w"], dh2, dh1, g["fc2.w"], g["fc2.b"], t)
         done("fc2")
         k.relu_backward(h1, dh1, dh1, t)
-        k.dense_backward(self.p2[:n].reshape(n, 784), p["fc1.w"], dh1, dp2.reshape(n, 784),
+        k.dense_backward(p2.reshape(n, 784), p["fc1.w"], dh1, dp2.reshape(n, 784),
                          g["fc1.w"], g["fc1.b"], t)
         done("fc1")
-        k.relu_backward(self.p2[:n], dp2, dp2, t)
-        k.maxpool2_backward(dp2, self.i2[:n], da2, t)
-        k.conv2d_backward(self.p1[:n], p["conv2.w"], da2, dp1, g["conv2.w"], g["conv2.b"], self.work, t)
+        k.conv2d_pool_relu_backward(p1, p["conv2.w"], p2, i2, dp2, dp1, g["conv2.w"], g["conv2.b"],
+                                    self.work, t)
         done("conv2")
-        k.relu_backward(self.p1[:n], dp1, dp1, t)
-        k.maxpool2_backward(dp1, self.i1[:n], da1, t)
-        k.conv2d_backward(x, p["conv1.w"], da1, None, g["conv1.w"], g["conv1.b"], self.work, t)
+        k.conv2d_pool_relu_backward(x, p["conv1.w"], p1, i1, dp1, None, g["conv1.w"], g["conv1.b"],
+                                    self.work, t)
         done("conv1")
 
     def forward_backward(self, params, grads, images, labels, scale, on_layer_done=None):

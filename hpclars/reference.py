@@ -125,6 +125,35 @@ def relu_backward(y, dout, dx, nthreads=1):
     np.multiply(dout, y > 0, out=dx)
 
 
+def conv2d_pool_relu_work_size(n, cin, h, w, cout, k, nthreads=1):
+    """Scratch for the fused conv -> max pool -> ReLU kernels; the references need none."""
+    return 0
+
+
+def conv2d_pool_relu_forward(x, w, b, out, idx, work, nthreads=1):
+    """out = relu(maxpool2(conv2d(x, w) + b)); idx as maxpool2_forward on the convolution.
+
+    x (N, Cin, H, W) IN, H and W even; w (Cout, Cin, K, K) IN; b (Cout,) IN;
+    out, idx (N, Cout, H/2, W/2) OUT (idx uint8).
+    """
+    n, _, h, wd = x.shape
+    a = np.empty((n, w.shape[0], h, wd), dtype=out.dtype)
+    conv2d_forward(x, w, b, a, None)
+    maxpool2_forward(a, out, idx)
+    relu_forward(out, out)
+
+
+def conv2d_pool_relu_backward(x, w, out, idx, dout, dx, dw, db, work, nthreads=1):
+    """Gradients of conv2d_pool_relu_forward: relu_backward, maxpool2_backward and
+    conv2d_backward in turn.  out, idx: the forward's outputs; dout (N, Cout, H/2, W/2) IN;
+    dx OUT (or None), dw and db INOUT (accumulated)."""
+    g = np.empty_like(dout)
+    relu_backward(out, dout, g)
+    da = np.empty((x.shape[0], w.shape[0], x.shape[2], x.shape[3]), dtype=dout.dtype)
+    maxpool2_backward(g, idx, da)
+    conv2d_backward(x, w, da, dx, dw, db, None)
+
+
 def dense_forward(x, w, b, out, nthreads=1):
     """Fully connected layer, out = x @ w.T + b.
 

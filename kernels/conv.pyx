@@ -63,6 +63,7 @@ from scipy.linalg.cython_blas cimport sgemm
 cdef extern from *:
     """
     #include <string.h>
+    #include "hpc_pool.h"
 
     #if defined(__AVX512F__)
     #include <immintrin.h>
@@ -323,6 +324,11 @@ cdef extern from *:
     #endif
     """
     int HPC_DIRECT
+    int HPC_POOL_SIMD
+    void hpc_pool_fwd(const float* x, long planes, int h, int wd, float* out,
+                      unsigned char* idx, int relu) noexcept nogil
+    void hpc_pool_bwd(const float* g, const unsigned char* idx, long planes, int ho, int wo,
+                      float* dx, const float* y) noexcept nogil
     void hpc_pad(const float* src, int nc, int h, int wd, int pad, float* dst) noexcept nogil
     void hpc_fwd_planes(const float* xp, int cin, int k, const float* w, const float* b,
                         float* out, int cout, int h, int wd) noexcept nogil
@@ -354,6 +360,9 @@ ctypedef struct Geom:
     # holds dwt (CKK, Cout) and, at dgt, the image's dout transposed to (H*W, Cout).
     bint olanes
     Py_ssize_t dgt
+    # Direct path, fused kernels: dda, one image's pre-pool activations (forward) or their
+    # gradient (backward), (Cout, H, W), kept in cache instead of going to memory.
+    Py_ssize_t dda
 
 
 cdef inline Py_ssize_t _up16(Py_ssize_t m) noexcept nogil:
@@ -383,7 +392,8 @@ cdef Geom _geom(Py_ssize_t cin, Py_ssize_t h, Py_ssize_t w, Py_ssize_t cout,
         g.ddb = g.dgt + _up16(<Py_ssize_t>cout * h * w)
     else:
         g.ddb = g.dacc + <Py_ssize_t>cout * g.ckk * 16
-    g.dslot = g.ddb + _up16(cout)
+    g.dda = g.ddb + _up16(cout)
+    g.dslot = g.dda + _up16(<Py_ssize_t>cout * h * w)
     return g
 
 
@@ -508,6 +518,99 @@ def _dx_padding_terms(w, dx):
         dx[:, c][:, (j < 0) | (j >= h * wp)] = np.nan
 
 
+cdef void _direct_forward(x, w, b, out, idx, work, int nt):
+    """Direct path of conv2d_forward (idx None) and conv2d_pool_relu_forward (idx given: each
+    image's convolution goes to the thread's ``dda`` and only its pooled, ReLU'd map to ``out``).
+    Arguments already checked."""
+    cdef bint pooled = idx is not None
+    cdef const float[:, :, :, ::1] xv = x
+    cdef const float[:, :, :, ::1] wv = w
+    cdef const float[::1] bv = b
+    cdef float[:, :, :, ::1] ov = out
+    # A 1-element dummy keeps the memoryview typed when there is no pooling.
+    cdef unsigned char[:, :, :, ::1] iv = idx if pooled else np.empty((1, 1, 1, 1), np.uint8)
+    cdef float[::1] workv = work
+    cdef Geom g = _geom(x.shape[1], x.shape[2], x.shape[3], w.shape[0], w.shape[2])
+    cdef int t
+    cdef Py_ssize_t i
+    cdef float* slot
+    with nogil, parallel(num_threads=nt):
+        t = threadid()
+        slot = &workv[0] + g.shared + t * g.dslot
+        for i in prange(xv.shape[0], schedule="static"):
+            hpc_pad(&xv[i, 0, 0, 0], g.cin, g.h, g.w, g.pad, slot + g.dxp)
+            if pooled:
+                hpc_fwd_planes(slot + g.dxp, g.cin, g.k, &wv[0, 0, 0, 0], &bv[0], slot + g.dda,
+                               g.cout, g.h, g.w)
+                hpc_pool_fwd(slot + g.dda, g.cout, g.h, g.w, &ov[i, 0, 0, 0], &iv[i, 0, 0, 0], 1)
+            else:
+                hpc_fwd_planes(slot + g.dxp, g.cin, g.k, &wv[0, 0, 0, 0], &bv[0], &ov[i, 0, 0, 0],
+                               g.cout, g.h, g.w)
+
+
+cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
+    """Direct path of conv2d_backward (y None: dout is (N, Cout, H, W)) and of
+    conv2d_pool_relu_backward (dout is the pooled map's gradient, y the pooled ReLU output,
+    idx the pooling's positions: each image's pre-pool gradient is built in the thread's
+    ``dda`` and never goes to memory).  Arguments already checked."""
+    cdef bint pooled = y is not None, want_dx = dx is not None
+    cdef const float[:, :, :, ::1] xv = x
+    cdef const float[:, :, :, ::1] wv = w
+    cdef const float[:, :, :, ::1] gv = dout
+    # 1-element dummies keep the memoryviews typed when dx or the pooling is absent.
+    cdef const float[:, :, :, ::1] yv = y if pooled else np.empty((1, 1, 1, 1), np.float32)
+    cdef const unsigned char[:, :, :, ::1] iv = idx if pooled else np.empty((1, 1, 1, 1), np.uint8)
+    cdef float[:, :, :, ::1] dxv = dx if want_dx else np.empty((1, 1, 1, 1), np.float32)
+    cdef float[::1] dwv = dw.reshape(-1)
+    cdef float[::1] dbv = db
+    cdef float[::1] workv = work
+    cdef Geom g = _geom(x.shape[1], x.shape[2], x.shape[3], w.shape[0], w.shape[2])
+    cdef int t, o, c, p, q
+    cdef Py_ssize_t i
+    cdef float* slot
+    cdef const float* gi
+    cdef float* wf = &workv[0]
+    if want_dx:
+        # wf[c, o, p, q] = w[o, c, K-1-p, K-1-q]: dx is the forward convolution of dout with it.
+        for c in range(g.cin):
+            for o in range(g.cout):
+                for p in range(g.k):
+                    for q in range(g.k):
+                        wf[((c * g.cout + o) * g.k + p) * g.k + q] = wv[o, c, g.k - 1 - p, g.k - 1 - q]
+    # Zeroed here rather than by each thread, so a slot whose thread never starts
+    # still adds nothing in the reduction below.
+    for t in range(nt):
+        memset(&workv[0] + g.shared + t * g.dslot + g.dacc, 0, (g.dslot - g.dacc) * sizeof(float))
+    with nogil, parallel(num_threads=nt):
+        t = threadid()
+        slot = &workv[0] + g.shared + t * g.dslot
+        for i in prange(xv.shape[0], schedule="static"):
+            if pooled:
+                hpc_pool_bwd(&gv[i, 0, 0, 0], &iv[i, 0, 0, 0], g.cout, g.h // 2, g.w // 2,
+                             slot + g.dda, &yv[i, 0, 0, 0])
+                gi = slot + g.dda
+            else:
+                gi = &gv[i, 0, 0, 0]
+            hpc_pad(&xv[i, 0, 0, 0], g.cin, g.h, g.w, g.pad, slot + g.dxp)
+            if g.olanes:
+                hpc_dw_image_olanes5(slot + g.dxp, gi, slot + g.dgt, slot + g.dacc, g.cin, g.cout,
+                                     g.h, g.w)
+            else:
+                hpc_dw_image(slot + g.dxp, gi, slot + g.dacc, g.cin, g.cout, g.h, g.w, g.k)
+            hpc_db_image(gi, g.cout, g.h, g.w, slot + g.ddb)
+            if want_dx:
+                hpc_pad(gi, g.cout, g.h, g.w, g.pad, slot + g.dgp)
+                hpc_fwd_planes(slot + g.dgp, g.cout, g.k, wf, NULL, &dxv[i, 0, 0, 0], g.cin, g.h, g.w)
+    for t in range(nt):
+        slot = &workv[0] + g.shared + t * g.dslot
+        if g.olanes:
+            hpc_dwt_reduce(slot + g.dacc, g.cout, g.ckk, &dwv[0])
+        else:
+            hpc_dw_reduce(slot + g.dacc, <long>g.cout * g.ckk, &dwv[0])
+        for o in range(g.cout):
+            dbv[o] += slot[g.ddb + o]
+
+
 def conv2d_forward(x, w, b, out, work, int nthreads=1):
     """Stride-1 'same' convolution (zero padding K // 2): out = conv(x, w) + b.
 
@@ -535,13 +638,7 @@ def conv2d_forward(x, w, b, out, work, int nthreads=1):
     cdef float* outp
     cdef const float* src
     if HPC_DIRECT:
-        with nogil, parallel(num_threads=nt):
-            t = threadid()
-            slot = &workv[0] + g.shared + t * g.dslot
-            for i in prange(xv.shape[0], schedule="static"):
-                hpc_pad(&xv[i, 0, 0, 0], g.cin, g.h, g.w, g.pad, slot + g.dxp)
-                hpc_fwd_planes(slot + g.dxp, g.cin, g.k, &wv[0, 0, 0, 0], &bv[0], &ov[i, 0, 0, 0],
-                               g.cout, g.h, g.w)
+        _direct_forward(x, w, b, out, None, work, nt)
         return
     with nogil, parallel(num_threads=nt):
         t = threadid()
@@ -599,43 +696,7 @@ def conv2d_backward(x, w, dout, dx, dw, db, work, int nthreads=1):
     cdef const float* src
     cdef float* wf = &workv[0]
     if HPC_DIRECT:
-        if want_dx:
-            # wf[c, o, p, q] = w[o, c, K-1-p, K-1-q]: dx is the forward convolution of dout with it.
-            for c in range(g.cin):
-                for o in range(g.cout):
-                    for p in range(g.k):
-                        for q in range(g.k):
-                            wf[((c * g.cout + o) * g.k + p) * g.k + q] = \
-                                wv[o, c, g.k - 1 - p, g.k - 1 - q]
-        # Zeroed here rather than by each thread, so a slot whose thread never starts
-        # still adds nothing in the reduction below.
-        for t in range(nt):
-            memset(&workv[0] + g.shared + t * g.dslot + g.dacc, 0,
-                   (g.dslot - g.dacc) * sizeof(float))
-        with nogil, parallel(num_threads=nt):
-            t = threadid()
-            slot = &workv[0] + g.shared + t * g.dslot
-            for i in prange(xv.shape[0], schedule="static"):
-                hpc_pad(&xv[i, 0, 0, 0], g.cin, g.h, g.w, g.pad, slot + g.dxp)
-                if g.olanes:
-                    hpc_dw_image_olanes5(slot + g.dxp, &gv[i, 0, 0, 0], slot + g.dgt, slot + g.dacc,
-                                         g.cin, g.cout, g.h, g.w)
-                else:
-                    hpc_dw_image(slot + g.dxp, &gv[i, 0, 0, 0], slot + g.dacc, g.cin, g.cout, g.h,
-                                 g.w, g.k)
-                hpc_db_image(&gv[i, 0, 0, 0], g.cout, g.h, g.w, slot + g.ddb)
-                if want_dx:
-                    hpc_pad(&gv[i, 0, 0, 0], g.cout, g.h, g.w, g.pad, slot + g.dgp)
-                    hpc_fwd_planes(slot + g.dgp, g.cout, g.k, wf, NULL, &dxv[i, 0, 0, 0],
-                                   g.cin, g.h, g.w)
-        for t in range(nt):
-            slot = &workv[0] + g.shared + t * g.dslot
-            if g.olanes:
-                hpc_dwt_reduce(slot + g.dacc, g.cout, g.ckk, &dwv[0])
-            else:
-                hpc_dw_reduce(slot + g.dacc, <long>g.cout * g.ckk, &dwv[0])
-            for o in range(g.cout):
-                dbv[o] += slot[g.ddb + o]
+        _direct_backward(x, w, dout, None, None, dx, dw, db, work, nt)
         return
     # Zeroed here rather than by each thread, so a slot whose thread never starts
     # still adds nothing in the reduction below.
@@ -680,3 +741,117 @@ def conv2d_backward(x, w, dout, dx, dw, db, work, int nthreads=1):
             dbv[o] += slot[g.db + o]
     if want_dx and not np.isfinite(w).all():
         _dx_padding_terms(w, dx)
+
+
+#: True where conv2d_pool_relu_* keep each image's pre-pool activations in the thread's scratch
+#: (direct AVX-512 convolution and pooling); False: they run the separate kernels over the batch.
+FUSED = bool(HPC_DIRECT and HPC_POOL_SIMD)
+
+
+def conv2d_pool_relu_work_size(n, cin, h, w, cout, k, nthreads=1):
+    """Elements of float32 scratch that conv2d_pool_relu_forward/backward need.
+
+    Arguments as :func:`conv2d_work_size`.  Where :data:`FUSED` is False the scratch also
+    holds the batch's pre-pool activations (N*Cout*H*W) and a pooled map (N*Cout*H/2*W/2).
+    """
+    need = conv2d_work_size(n, cin, h, w, cout, k, nthreads)
+    if FUSED:
+        return need
+    return int(need + n * cout * h * w + n * cout * (h // 2) * (w // 2))
+
+
+cdef tuple _check_fused(x, w, out, idx, work, int nthreads):
+    """Check the arguments the fused kernels share; return (n, cin, h, wd, cout, k)."""
+    _check_threads(nthreads)
+    _checked(x, "x", np.float32, None)
+    if x.ndim != 4 or x.shape[2] % 2 or x.shape[3] % 2:
+        raise ValueError(f"x must have shape (N, Cin, H, W) with H and W even, got {x.shape}")
+    _checked(w, "w", np.float32, None)
+    if (w.ndim != 4 or w.shape[1] != x.shape[1] or w.shape[2] != w.shape[3]
+            or w.shape[2] % 2 == 0 or w.shape[0] == 0):
+        raise ValueError(f"w must have shape (Cout, {x.shape[1]}, K, K) with K odd and Cout >= 1, "
+                         f"got {w.shape}")
+    n, cin, h, wd = x.shape
+    cout, k = w.shape[0], w.shape[2]
+    pooled = (n, cout, h // 2, wd // 2)
+    _checked(out, "out", np.float32, pooled)
+    _checked(idx, "idx", np.uint8, pooled)
+    _checked(work, "work", np.float32, None, out=True)
+    need = conv2d_pool_relu_work_size(n, cin, h, wd, cout, k, nthreads)
+    if work.ndim != 1 or work.shape[0] < need:
+        raise ValueError(f"work must be 1-D with at least conv2d_pool_relu_work_size(...) = {need} "
+                         f"elements, got shape {work.shape}")
+    return n, cin, h, wd, cout, k
+
+
+def _unfused_parts(work, n, cin, h, wd, cout, k, nthreads):
+    """Portable path: (convolution scratch, pre-pool activations, pooled map) views of work."""
+    base = conv2d_work_size(n, cin, h, wd, cout, k, nthreads)
+    a_end = base + n * cout * h * wd
+    return (work[:base], work[base:a_end].reshape(n, cout, h, wd),
+            work[a_end:a_end + n * cout * (h // 2) * (wd // 2)].reshape(n, cout, h // 2, wd // 2))
+
+
+def conv2d_pool_relu_forward(x, w, b, out, idx, work, int nthreads=1):
+    """out = relu(maxpool2(conv2d(x, w) + b)), the model's conv -> max pool -> ReLU block.
+
+    x    (N, Cin, H, W)          IN   float32, H and W even
+    w    (Cout, Cin, K, K)       IN   float32, K odd
+    b    (Cout,)                 IN   float32
+    out  (N, Cout, H/2, W/2)     OUT  float32
+    idx  (N, Cout, H/2, W/2)     OUT  uint8, the max's position in its window (0..3), as
+                                      maxpool2_forward on the convolution's output
+    work (>= conv2d_pool_relu_work_size(N, Cin, H, W, Cout, K, nthreads),)  scratch, float32
+
+    The same values as conv2d_forward, maxpool2_forward and relu_forward in turn (ReLU
+    after pooling: relu(max(.)) = max(relu(.)), ReLU is monotone).  Where :data:`FUSED`,
+    each image's convolution stays in the thread's scratch (Cout*H*W floats, in cache), so
+    the pre-pool activations never go to memory.  Raises ValueError for a bad argument.
+    """
+    n, cin, h, wd, cout, k = _check_fused(x, w, out, idx, work, nthreads)
+    _checked(b, "b", np.float32, (cout,))
+    if n == 0 or h == 0 or wd == 0:
+        return
+    if FUSED:
+        _direct_forward(x, w, b, out, idx, work, _threads(n, nthreads))
+        return
+    from hpclars.kernels import elementwise, pool
+    conv_work, a, _ = _unfused_parts(work, n, cin, h, wd, cout, k, nthreads)
+    conv2d_forward(x, w, b, a, conv_work, nthreads)
+    pool.maxpool2_forward(a, out, idx, nthreads)
+    elementwise.relu_forward(out, out, nthreads)
+
+
+def conv2d_pool_relu_backward(x, w, out, idx, dout, dx, dw, db, work, int nthreads=1):
+    """Gradients of conv2d_pool_relu_forward w.r.t. x (optional), w and b.
+
+    x    (N, Cin, H, W)          IN    float32, the forward input
+    w    (Cout, Cin, K, K)       IN    float32
+    out  (N, Cout, H/2, W/2)     IN    float32, the forward output (the ReLU's)
+    idx  (N, Cout, H/2, W/2)     IN    uint8, the forward pass's pooling positions
+    dout (N, Cout, H/2, W/2)     IN    float32, gradient of the loss w.r.t. out
+    dx   (N, Cin, H, W)          OUT   float32, or None to skip
+    dw   (Cout, Cin, K, K)       INOUT float32, accumulated
+    db   (Cout,)                 INOUT float32, accumulated
+    work (>= conv2d_pool_relu_work_size(N, Cin, H, W, Cout, K, nthreads),)  scratch, float32
+
+    The same values as relu_backward, maxpool2_backward and conv2d_backward in turn; where
+    :data:`FUSED`, each image's pre-pool gradient is built in the thread's scratch and never
+    goes to memory.  Raises ValueError for a bad argument.
+    """
+    n, cin, h, wd, cout, k = _check_fused(x, w, out, idx, work, nthreads)
+    _checked(dout, "dout", np.float32, out.shape)
+    if dx is not None:
+        _checked(dx, "dx", np.float32, x.shape, out=True)
+    _checked(dw, "dw", np.float32, w.shape, out=True)
+    _checked(db, "db", np.float32, (cout,), out=True)
+    if n == 0 or h == 0 or wd == 0:
+        return
+    if FUSED:
+        _direct_backward(x, w, dout, out, idx, dx, dw, db, work, _threads(n, nthreads))
+        return
+    from hpclars.kernels import elementwise, pool
+    conv_work, da, g = _unfused_parts(work, n, cin, h, wd, cout, k, nthreads)
+    elementwise.relu_backward(out, dout, g, nthreads)
+    pool.maxpool2_backward(g, idx, da, nthreads)
+    conv2d_backward(x, w, da, dx, dw, db, conv_work, nthreads)

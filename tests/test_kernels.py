@@ -109,6 +109,67 @@ def test_conv2d_backward_without_dx_matches_reference(rng, cin, cout, h, nthread
     assert rel_err(db, db_ref) <= TOL
 
 
+def fused_work(n, cin, cout, h, wd, nthreads, k=KSIZE):
+    return nans(K.conv2d_pool_relu_work_size(n, cin, h, wd, cout, k, nthreads))
+
+
+def check_fused_against_reference(x, w, b, dout, nthreads, want_dx=True, tol=TOL):
+    """conv2d_pool_relu_forward/backward (compiled) against their references, twice, the
+    second backward accumulating into dw/db (which double)."""
+    n, cin, h, wd = x.shape
+    cout, k = w.shape[0], w.shape[2]
+    pooled = (n, cout, h // 2, wd // 2)
+    work = fused_work(n, cin, cout, h, wd, nthreads, k)
+    out, idx = nans(pooled), np.full(pooled, 255, np.uint8)
+    out_ref, idx_ref = nans(pooled), np.full(pooled, 255, np.uint8)
+    K.conv2d_pool_relu_forward(x, w, b, out, idx, work, nthreads)
+    R.conv2d_pool_relu_forward(x, w, b, out_ref, idx_ref, None)
+    assert rel_err(out, out_ref) <= tol
+    # A window whose two largest values differ by rounding may pick another position; such
+    # windows must be rare, and the gradient below uses the reference's positions.
+    assert np.mean(idx != idx_ref) < 1e-3
+    dx = nans(x.shape) if want_dx else None
+    dx_ref = nans(x.shape) if want_dx else None
+    dw, db = np.zeros_like(w), np.zeros_like(b)
+    dw_ref, db_ref = np.zeros_like(w), np.zeros_like(b)
+    K.conv2d_pool_relu_backward(x, w, out_ref, idx_ref, dout, dx, dw, db, work, nthreads)
+    R.conv2d_pool_relu_backward(x, w, out_ref, idx_ref, dout, dx_ref, dw_ref, db_ref, None)
+    if want_dx:
+        assert rel_err(dx, dx_ref) <= tol
+    assert rel_err(dw, dw_ref) <= tol
+    assert rel_err(db, db_ref) <= tol
+    K.conv2d_pool_relu_backward(x, w, out_ref, idx_ref, dout, None, dw, db, work, nthreads)
+    assert rel_err(dw, 2 * dw_ref) <= tol
+    assert rel_err(db, 2 * db_ref) <= tol
+
+
+@pytest.mark.parametrize("nthreads", THREADS)
+@pytest.mark.parametrize("n", BATCHES)
+@pytest.mark.parametrize("cin,cout,h", CONV_SHAPES)
+def test_conv2d_pool_relu_matches_reference(rng, cin, cout, h, n, nthreads):
+    x, w, b, _ = conv_problem(rng, n, cin, cout, h)
+    dout = randn(rng, n, cout, h // 2, h // 2)
+    check_fused_against_reference(x, w, b, dout, nthreads, want_dx=cin > 1)
+
+
+@pytest.mark.parametrize("n, cin, cout, h, wd, k", [(3, 2, 3, 6, 8, 3), (2, 3, 32, 6, 10, 5),
+                                                    (3, 2, 12, 8, 34, 5), (1, 5, 4, 2, 2, 1)])
+def test_conv2d_pool_relu_other_shapes_match_reference(rng, n, cin, cout, h, wd, k):
+    x, w = randn(rng, n, cin, h, wd), randn(rng, cout, cin, k, k) * 0.2
+    b, dout = randn(rng, cout), randn(rng, n, cout, h // 2, wd // 2)
+    check_fused_against_reference(x, w, b, dout, 2)
+
+
+def test_fused_build_flag_names_what_ran():
+    """On a build with both fast paths the fused kernels keep the pre-pool maps in the
+    threads' scratch: the scratch holds no whole-batch copy, unlike the portable fallback."""
+    n, cin, h, cout = 64, 6, 14, 16
+    per_batch = K.conv2d_pool_relu_work_size(n, cin, h, h, cout, KSIZE) - K.conv2d_work_size(
+        n, cin, h, h, cout, KSIZE)
+    assert K.CONV_POOL_FUSED == (K.KERNEL_PATH == "avx512")
+    assert per_batch == (0 if K.CONV_POOL_FUSED else n * cout * h * h + n * cout * (h // 2) ** 2)
+
+
 # Not the model's shapes: K != 5 with H != W guards the padding arithmetic; at K = 5, other
 # output-channel x row blocks than the model's, and rows of two and three 16-wide chunks with a
 # partial last one; Cout = 32 with an odd width takes the channel-lane dw path with two channel
@@ -323,6 +384,27 @@ def test_reference_conv2d_backward_matches_finite_differences(rng):
     assert_fd(dx, loss, x)
 
 
+def test_reference_conv2d_pool_relu_backward_matches_finite_differences(rng):
+    n, cin, cout, h, wd, k = 2, 2, 3, 4, 6, 3
+    x = randn(rng, n, cin, h, wd, dtype=np.float64)
+    w = randn(rng, cout, cin, k, k, dtype=np.float64)
+    b = randn(rng, cout, dtype=np.float64) * 0.1
+    g = randn(rng, n, cout, h // 2, wd // 2, dtype=np.float64)
+    out, idx = np.empty_like(g), np.empty(g.shape, np.uint8)
+
+    def loss():
+        R.conv2d_pool_relu_forward(x, w, b, out, idx, None)
+        return float(np.sum(out * g))
+
+    loss()
+    assert 0 < np.mean(out > 0) < 1  # both sides of the ReLU are exercised
+    dx, dw, db = np.empty_like(x), np.zeros_like(w), np.zeros_like(b)
+    R.conv2d_pool_relu_backward(x, w, out.copy(), idx.copy(), g, dx, dw, db, None)
+    assert_fd(dw, loss, w)
+    assert_fd(db, loss, b)
+    assert_fd(dx, loss, x)
+
+
 def test_reference_maxpool2_backward_matches_finite_differences(rng):
     shape = (2, 2, 4, 6)
     # Distinct values 0.1 apart: no ties, and the argmax cannot flip within FD_EPS.
@@ -449,6 +531,26 @@ def _xent(**bad):
     K.softmax_xent(a["logits"], a["labels"], a["dlogits"], 1.0)
 
 
+def _fused_args(n=2, cin=6, cout=16, h=14):
+    f = np.float32
+    return dict(x=np.zeros((n, cin, h, h), f), w=np.zeros((cout, cin, 5, 5), f), b=np.zeros(cout, f),
+                out=np.zeros((n, cout, h // 2, h // 2), f), idx=np.zeros((n, cout, h // 2, h // 2), np.uint8),
+                dout=np.zeros((n, cout, h // 2, h // 2), f), dx=np.zeros((n, cin, h, h), f),
+                dw=np.zeros((cout, cin, 5, 5), f), db=np.zeros(cout, f),
+                work=np.zeros(K.conv2d_pool_relu_work_size(n, cin, h, h, cout, KSIZE, 2), f))
+
+
+def _fused_fwd(**bad):
+    a = {**_fused_args(), **bad}
+    K.conv2d_pool_relu_forward(a["x"], a["w"], a["b"], a["out"], a["idx"], a["work"], 2)
+
+
+def _fused_bwd(**bad):
+    a = {**_fused_args(), **bad}
+    K.conv2d_pool_relu_backward(a["x"], a["w"], a["out"], a["idx"], a["dout"], a["dx"], a["dw"],
+                                a["db"], a["work"], 2)
+
+
 F32, F64 = np.float32, np.float64
 BAD_ARGUMENTS = [
     (_conv_fwd, "x", np.zeros((2, 6, 14, 14), F64)),
@@ -481,6 +583,16 @@ BAD_ARGUMENTS = [
     (_xent, "labels", np.zeros(3, np.int64)),
     (_xent, "labels", np.array([0, 10, 1], np.int32)),
     (_xent, "dlogits", np.zeros((3, 9), F32)),
+    (_fused_fwd, "x", np.zeros((2, 6, 13, 14), F32)),
+    (_fused_fwd, "w", np.zeros((16, 6, 4, 4), F32)),
+    (_fused_fwd, "b", np.zeros(15, F32)),
+    (_fused_fwd, "out", np.zeros((2, 16, 14, 14), F32)),
+    (_fused_fwd, "idx", np.zeros((2, 16, 7, 7), np.int8)),
+    (_fused_fwd, "work", np.zeros(10, F32)),
+    (_fused_bwd, "dout", np.zeros((2, 16, 7, 6), F32)),
+    (_fused_bwd, "dx", np.zeros((2, 6, 14, 13), F32)),
+    (_fused_bwd, "dw", np.zeros((16, 6, 5, 5), F64)),
+    (_fused_bwd, "db", np.zeros(17, F32)),
 ]
 
 
@@ -626,6 +738,29 @@ def test_conv2d_specials_as_reference(rng, cin, cout, h, where, nthreads):
     R.conv2d_backward(a["x"], a["w"], a["dout"], dx_ref, dw_ref, db_ref, None)
     for got, ref, name in ((dx, dx_ref, "dx"), (dw, dw_ref, "dw"), (db, db_ref, "db")):
         assert_same_specials(got, ref, f"conv2d_backward {name}")
+
+
+@IGNORE_INVALID
+@pytest.mark.parametrize("nthreads", THREADS)
+@pytest.mark.parametrize("where", ["x", "w", "b", "dout"])
+@pytest.mark.parametrize("cin,cout,h", CONV_SHAPES)
+def test_conv2d_pool_relu_specials_as_reference(rng, cin, cout, h, where, nthreads):
+    n = 3
+    x, w, b, _ = conv_problem(rng, n, cin, cout, h)
+    a = {"x": x, "w": w, "b": b, "dout": randn(rng, n, cout, h // 2, h // 2)}
+    a[where] = sprinkle(rng, a[where], 2)
+    pooled = (n, cout, h // 2, h // 2)
+    work = fused_work(n, cin, cout, h, h, nthreads)
+    out, idx, out_ref, idx_ref = nans(pooled), np.zeros(pooled, np.uint8), nans(pooled), np.zeros(pooled, np.uint8)
+    K.conv2d_pool_relu_forward(a["x"], a["w"], a["b"], out, idx, work, nthreads)
+    R.conv2d_pool_relu_forward(a["x"], a["w"], a["b"], out_ref, idx_ref, None)
+    assert_same_specials(out, out_ref, "conv2d_pool_relu_forward")
+    dx, dw, db = nans(x.shape), np.zeros_like(w), np.zeros_like(b)
+    dx_ref, dw_ref, db_ref = nans(x.shape), np.zeros_like(w), np.zeros_like(b)
+    K.conv2d_pool_relu_backward(a["x"], a["w"], out_ref, idx_ref, a["dout"], dx, dw, db, work, nthreads)
+    R.conv2d_pool_relu_backward(a["x"], a["w"], out_ref, idx_ref, a["dout"], dx_ref, dw_ref, db_ref, None)
+    for got, ref, name in ((dx, dx_ref, "dx"), (dw, dw_ref, "dw"), (db, db_ref, "db")):
+        assert_same_specials(got, ref, f"conv2d_pool_relu_backward {name}")
 
 
 @IGNORE_INVALID

@@ -70,12 +70,10 @@ def test_traffic_model_counts_the_models_flops_and_activation_sizes():
     assert sum(flops for *_, flops in table) == TRAIN_FLOPS
     m = LeNet(kernels, chunk_size=1)
     rows = {name: (r, w) for name, r, w, _ in table}
-    # Each forward kernel writes what the model allocates for one image (index maps in uint8).
-    assert rows["conv1 forward"][1] == m.a1.nbytes
-    assert rows["pool1 forward"][1] == m.p1.nbytes + m.i1.nbytes
-    assert rows["conv2 forward"][1] == m.a2.nbytes
-    assert rows["pool2 forward"][1] == m.p2.nbytes + m.i2.nbytes
-    # ReLU runs on the pooled maps (after pooling forward, before it backward).
-    assert rows["relu1 forward"] == (m.p1.nbytes, m.p1.nbytes)
-    assert rows["relu1 backward"] == (m.p1.nbytes + m.dp1.nbytes, m.dp1.nbytes)
-    assert rows["conv2 backward (dw, db, dx)"] == (m.p1.nbytes + m.da2.nbytes, m.dp1.nbytes)
+    # Each fused forward kernel writes what the model allocates for one image (index maps in uint8).
+    assert rows["conv1 + pool1 + relu1 forward"] == (m.x.nbytes, m.p1.nbytes + m.i1.nbytes)
+    assert rows["conv2 + pool2 + relu2 forward"] == (m.p1.nbytes, m.p2.nbytes + m.i2.nbytes)
+    # The model keeps no pre-pool activations: they stay in the kernels' scratch.
+    assert not hasattr(m, "a1") and not hasattr(m, "da2")
+    assert rows["conv2 backward (relu, pool, dw, db, dx)"] == (
+        m.p1.nbytes + m.p2.nbytes + m.dp2.nbytes + m.i2.nbytes, m.dp1.nbytes)

@@ -7,12 +7,16 @@ which is the NumPy oracle for every function exported here.
 convolution and pooling with AVX-512 intrinsics, the ``-march=native`` build on a
 CPU with AVX-512F/BW/VL) or ``"portable"`` (im2col + BLAS sgemm convolution and
 plain Cython pooling: ``HPCLARS_NO_NATIVE=1``, or a CPU without AVX-512).  A build
-with only one of the two fast paths reports ``"mixed"``.
+with only one of the two fast paths reports ``"mixed"``.  ``CONV_POOL_FUSED`` says
+whether ``conv2d_pool_relu_*`` keep each image's pre-pool activations in cache (both
+fast paths) or run the separate kernels over the batch.
 """
 
 try:
     from .conv import DIRECT as _CONV_DIRECT
+    from .conv import FUSED as CONV_POOL_FUSED
     from .conv import conv2d_backward, conv2d_forward, conv2d_work_size
+    from .conv import conv2d_pool_relu_backward, conv2d_pool_relu_forward, conv2d_pool_relu_work_size
     from .dense import dense_backward, dense_forward
     from .elementwise import relu_backward, relu_forward, softmax_xent
     from .pool import SIMD as _POOL_SIMD
@@ -32,6 +36,8 @@ KERNEL_PATH = {(True, True): "avx512", (False, False): "portable"}.get((_CONV_DI
 __all__ = [
     "KERNEL_PATH",
     "conv2d_forward", "conv2d_backward", "conv2d_work_size",
+    "conv2d_pool_relu_forward", "conv2d_pool_relu_backward", "conv2d_pool_relu_work_size",
+    "CONV_POOL_FUSED",
     "maxpool2_forward", "maxpool2_backward",
     "relu_forward", "relu_backward",
     "dense_forward", "dense_backward",
