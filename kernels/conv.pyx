@@ -283,6 +283,81 @@ cdef extern from *:
             }
     }
 
+    /* The fused forward of conv (k = 5, cout a multiple of 16, wd >= 14, h and wd even) + bias +
+       2x2 max pooling + ReLU for one image, with 16 output channels in the lanes: per output row,
+       14 neighbouring pixels' accumulators (wider rows: blocks of 14, the last one moved back to
+       end at the row's end); per (c, p), the 5 weight vectors wt[c, p, q, o0:o0+16] stay in
+       registers and each of the row's 18 input pixels is broadcast once for up to 5 FMAs.  The
+       first row of a pooling pair goes to `rows`, the second is pooled against it in registers,
+       so the pre-pool map never exists; pooled values and positions (as hpc_pool_fwd: first
+       maximum, first NaN) go to `pool` and `pidx` (ho*wo*16 each, pixel-major) and are transposed
+       into out and idx at the end.  wt: the weights as (cin, 5, 5, cout). */
+    #if HPC_POOL_SIMD
+    static void hpc_fwd_pool_olanes5(const float* xp, int cin, const float* wt, const float* b,
+                                     float* out, unsigned char* idx, int cout, int h, int wd,
+                                     float* rows, float* pool, unsigned char* pidx) {
+        const int wp = wd + 4, ho = h / 2, wo = wd / 2;
+        const long plane = (long)(h + 4) * wp, hw2 = (long)ho * wo;
+        const __m512 zero = _mm512_setzero_ps();
+        for (int o0 = 0; o0 < cout; o0 += 16) {
+            const __m512 bv = _mm512_loadu_ps(b + o0);
+            for (int y = 0; y < h; y++)
+                for (int ub = 0; ub < wd; ub += 14) {
+                    const int u0 = ub + 14 <= wd ? ub : wd - 14;
+                    __m512 acc[14];
+                    _Pragma("GCC unroll 32") for (int u = 0; u < 14; u++) acc[u] = bv;
+                    for (int c = 0; c < cin; c++)
+                        for (int p = 0; p < 5; p++) {
+                            const float* xr = xp + c * plane + (long)(y + p) * wp + u0;
+                            const float* wr = wt + (long)(c * 5 + p) * 5 * cout + o0;
+                            __m512 wv[5];
+                            _Pragma("GCC unroll 32") for (int q = 0; q < 5; q++)
+                                wv[q] = _mm512_loadu_ps(wr + (long)q * cout);
+                            _Pragma("GCC unroll 32") for (int j = 0; j < 18; j++) {
+                                const __m512 xb = _mm512_set1_ps(xr[j]);
+                                _Pragma("GCC unroll 32") for (int q = 0; q < 5; q++)
+                                    if (j - q >= 0 && j - q < 14)
+                                        acc[j - q] = _mm512_fmadd_ps(wv[q], xb, acc[j - q]);
+                            }
+                        }
+                    if (y % 2 == 0) {
+                        _Pragma("GCC unroll 32") for (int u = 0; u < 14; u++)
+                            _mm512_storeu_ps(rows + ((long)u0 + u) * 16, acc[u]);
+                        continue;
+                    }
+                    _Pragma("GCC unroll 32") for (int s = 0; s < 7; s++) {
+                        const int px = u0 / 2 + s;
+                        __m512 best = _mm512_loadu_ps(rows + ((long)u0 + 2 * s) * 16);
+                        __m512i arg = _mm512_setzero_si512();
+                        __m512 v = _mm512_loadu_ps(rows + ((long)u0 + 2 * s + 1) * 16);
+                        __mmask16 m = hpc_wins(v, best);
+                        best = _mm512_mask_mov_ps(best, m, v);
+                        arg = _mm512_mask_mov_epi32(arg, m, _mm512_set1_epi32(1));
+                        m = hpc_wins(acc[2 * s], best);
+                        best = _mm512_mask_mov_ps(best, m, acc[2 * s]);
+                        arg = _mm512_mask_mov_epi32(arg, m, _mm512_set1_epi32(2));
+                        m = hpc_wins(acc[2 * s + 1], best);
+                        best = _mm512_mask_mov_ps(best, m, acc[2 * s + 1]);
+                        arg = _mm512_mask_mov_epi32(arg, m, _mm512_set1_epi32(3));
+                        best = _mm512_mask_mov_ps(best, _mm512_cmp_ps_mask(best, zero, _CMP_LT_OQ), zero);
+                        const long j = (long)(y / 2) * wo + px;
+                        _mm512_storeu_ps(pool + j * 16, best);
+                        _mm_storeu_si128((__m128i*)(pidx + j * 16), _mm512_cvtepi32_epi8(arg));
+                    }
+                }
+            for (int o = 0; o < 16; o++)
+                for (long j = 0; j < hw2; j++) {
+                    out[(long)(o0 + o) * hw2 + j] = pool[j * 16 + o];
+                    idx[(long)(o0 + o) * hw2 + j] = pidx[j * 16 + o];
+                }
+        }
+    }
+    #else
+    static void hpc_fwd_pool_olanes5(const float* xp, int cin, const float* wt, const float* b,
+                                     float* out, unsigned char* idx, int cout, int h, int wd,
+                                     float* rows, float* pool, unsigned char* pidx) {}
+    #endif
+
     /* dw[o, c, p, q] += dwt[(c*kk + p*k + q)*cout + o]: the (ckk, cout) partial sums of the kernel
        above, back in dw's (cout, ckk) order. */
     static void hpc_dwt_reduce(const float* dwt, int cout, long ckk, float* dw) {
@@ -321,6 +396,9 @@ cdef extern from *:
     static void hpc_dw_image_olanes5(const float* xp, const float* g, float* gt, float* dwt, int cin,
                                      int cout, int h, int wd) {}
     static void hpc_dwt_reduce(const float* dwt, int cout, long ckk, float* dw) {}
+    static void hpc_fwd_pool_olanes5(const float* xp, int cin, const float* wt, const float* b,
+                                     float* out, unsigned char* idx, int cout, int h, int wd,
+                                     float* rows, float* pool, unsigned char* pidx) {}
     #endif
     """
     int HPC_DIRECT
@@ -339,6 +417,9 @@ cdef extern from *:
     void hpc_dw_image_olanes5(const float* xp, const float* g, float* gt, float* dwt, int cin,
                               int cout, int h, int wd) noexcept nogil
     void hpc_dwt_reduce(const float* dwt, int cout, long ckk, float* dw) noexcept nogil
+    void hpc_fwd_pool_olanes5(const float* xp, int cin, const float* wt, const float* b,
+                              float* out, unsigned char* idx, int cout, int h, int wd,
+                              float* rows, float* pool, unsigned char* pidx) noexcept nogil
 
 
 
@@ -531,15 +612,30 @@ cdef void _direct_forward(x, w, b, out, idx, work, int nt):
     cdef unsigned char[:, :, :, ::1] iv = idx if pooled else np.empty((1, 1, 1, 1), np.uint8)
     cdef float[::1] workv = work
     cdef Geom g = _geom(x.shape[1], x.shape[2], x.shape[3], w.shape[0], w.shape[2])
-    cdef int t
+    cdef int t, o, c, p, q
     cdef Py_ssize_t i
     cdef float* slot
+    cdef float* wt = &workv[0]
+    # Channels in the lanes and pooling in registers where the shape allows (conv2).
+    cdef bint olanes = pooled and g.olanes and g.w >= 14 and HPC_POOL_SIMD
+    if olanes:
+        # wt[c, p, q, o] = w[o, c, p, q]: 16 output channels' weights of a tap in one vector.
+        for o in range(g.cout):
+            for c in range(g.cin):
+                for p in range(5):
+                    for q in range(5):
+                        wt[((c * 5 + p) * 5 + q) * g.cout + o] = wv[o, c, p, q]
     with nogil, parallel(num_threads=nt):
         t = threadid()
         slot = &workv[0] + g.shared + t * g.dslot
         for i in prange(xv.shape[0], schedule="static"):
             hpc_pad(&xv[i, 0, 0, 0], g.cin, g.h, g.w, g.pad, slot + g.dxp)
-            if pooled:
+            if olanes:
+                hpc_fwd_pool_olanes5(slot + g.dxp, g.cin, wt, &bv[0], &ov[i, 0, 0, 0], &iv[i, 0, 0, 0],
+                                     g.cout, g.h, g.w, slot + g.dda, slot + g.dda + _up16(16 * g.w),
+                                     <unsigned char*>(slot + g.dda + _up16(16 * g.w)
+                                                      + _up16(<Py_ssize_t>4 * g.h * g.w)))
+            elif pooled:
                 hpc_fwd_planes(slot + g.dxp, g.cin, g.k, &wv[0, 0, 0, 0], &bv[0], slot + g.dda,
                                g.cout, g.h, g.w)
                 hpc_pool_fwd(slot + g.dda, g.cout, g.h, g.w, &ov[i, 0, 0, 0], &iv[i, 0, 0, 0], 1)
