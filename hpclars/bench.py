@@ -58,15 +58,36 @@ def median_time(fn, repeats, warmup=2):
     return statistics.median(times)
 
 
-def sgemm_gflops(n=1024, repeats=5):
-    """Single-call sgemm rate of the BLAS the kernels use (scipy's), in GFLOP/s."""
+def sgemm_call(n=1024):
+    """(call, FLOPs): one n x n x n sgemm of the BLAS the kernels use (scipy's)."""
     from scipy.linalg.blas import sgemm
 
     rng = np.random.default_rng(0)
     a = np.asfortranarray(rng.standard_normal((n, n), dtype=np.float32))
     b = np.asfortranarray(rng.standard_normal((n, n), dtype=np.float32))
-    t = median_time(lambda: sgemm(1.0, a, b), repeats)
-    return 2 * n ** 3 / t / 1e9
+    return (lambda: sgemm(1.0, a, b)), 2 * n ** 3
+
+
+def sgemm_gflops(n=1024, repeats=5):
+    """Single-call sgemm rate of the BLAS the kernels use (scipy's), in GFLOP/s (median)."""
+    call, flops = sgemm_call(n)
+    return flops / median_time(call, repeats) / 1e9
+
+
+def interleaved_times(fns, repeats, warmup=2):
+    """{name: [seconds per call]}: each repeat calls every function of ``fns`` (a dict) once,
+    back to back, so a machine whose speed drifts (a shared VM) slows all of them alike and
+    each repeat's ratios stay fair; ``warmup`` untimed rounds first."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
 
 
 def _batch(batch, seed=0):
@@ -141,27 +162,34 @@ def torch_step(batch, threads, ddp=False):
 
 
 def bench_train(args):
-    print(f"# hpclars bench train: {args.threads} thread(s), chunk {args.chunk_size}, "
-          f"median of {args.repeats}, {TRAIN_FLOPS / 1e6:.2f} MFLOP per image")
-    peak = sgemm_gflops()
-    print(f"# sgemm 1024^3 (scipy OpenBLAS, 1 call): {peak:.1f} GFLOP/s")
+    print(f"# hpclars bench train: {args.threads} thread(s), chunk {args.chunk_size}, {args.repeats} "
+          f"repeats, {TRAIN_FLOPS / 1e6:.2f} MFLOP per image")
+    print("# interleaved: each repeat times one sgemm 1024^3 (scipy OpenBLAS, 1 call), the training "
+          "step, the evaluation and PyTorch's step back to back; every figure is a median over "
+          "repeats, each ratio the median of the repeats' own ratios (% sgemm: the step's GFLOP/s "
+          "over the same repeat's sgemm GFLOP/s, with its min-max)")
     print("# eval: the trainer's forward-only evaluation at the same batch and chunk; x train = its "
           "images/s over the training step's")
-    print(f"{'batch':>6} {'hpclars img/s':>14} {'GFLOP/s':>8} {'% sgemm':>8} {'eval img/s':>11} {'x train':>8} "
-          f"{'torch img/s':>12} {'ratio':>6}")
+    print(f"{'batch':>6} {'hpclars img/s':>14} {'GFLOP/s':>8} {'sgemm':>6} {'% sgemm':>8} {'min-max':>12} "
+          f"{'eval img/s':>11} {'x train':>8} {'torch img/s':>12} {'ratio':>6}")
+    sgemm, sgemm_flops = sgemm_call()
     torch_version = None
     for batch in args.batch_sizes:
-        step = hpclars_step(batch, args.threads, args.chunk_size)
-        t = median_time(step, args.repeats)
-        ips = batch / t
-        gf = ips * TRAIN_FLOPS / 1e9
-        eps = batch / median_time(hpclars_eval(batch, args.threads, args.chunk_size), args.repeats)
-        row = f"{batch:>6} {ips:>14.0f} {gf:>8.1f} {100 * gf / peak:>7.1f}% {eps:>11.0f} {eps / ips:>8.2f}"
+        fns = {"sgemm": sgemm, "step": hpclars_step(batch, args.threads, args.chunk_size),
+               "eval": hpclars_eval(batch, args.threads, args.chunk_size)}
         baseline = None if args.no_torch else torch_step(batch, args.threads)
         if baseline is not None:
-            tstep, torch_version = baseline
-            tt = median_time(tstep, args.repeats)
-            row += f" {batch / tt:>12.0f} {tt / t:>6.2f}"
+            fns["torch"], torch_version = baseline
+        t = interleaved_times(fns, args.repeats)
+        med = {name: statistics.median(v) for name, v in t.items()}
+        pct = [100 * (batch * TRAIN_FLOPS / ts) / (sgemm_flops / tg) for ts, tg in zip(t["step"], t["sgemm"])]
+        row = (f"{batch:>6} {batch / med['step']:>14.0f} {batch * TRAIN_FLOPS / med['step'] / 1e9:>8.1f} "
+               f"{sgemm_flops / med['sgemm'] / 1e9:>6.1f} {statistics.median(pct):>7.1f}% "
+               f"{f'{min(pct):.0f}-{max(pct):.0f}%':>12} {batch / med['eval']:>11.0f} "
+               f"{statistics.median(s / e for s, e in zip(t['step'], t['eval'])):>8.2f}")
+        if "torch" in t:
+            row += (f" {batch / med['torch']:>12.0f} "
+                    f"{statistics.median(tt / ts for tt, ts in zip(t['torch'], t['step'])):>6.2f}")
         else:
             row += f" {'-':>12} {'-':>6}"
         print(row, flush=True)

@@ -57,3 +57,27 @@ def test_bench_scaling_repeats_interleave_and_report_the_median_efficiency(tmp_p
     assert float(rows["2"][2].rstrip("%")) == pytest.approx(100 * statistics.median(effs), abs=0.051)
     lo, hi = (float(v) for v in rows["2"][3].rstrip("%").split("-"))
     assert (lo, hi) == pytest.approx((100 * min(effs), 100 * max(effs)), abs=0.051)
+
+
+def test_interleaved_times_calls_every_function_once_per_repeat_in_turn():
+    from hpclars.bench import interleaved_times
+
+    calls = []
+    fns = {name: (lambda name=name: calls.append(name)) for name in ("sgemm", "step", "eval")}
+    times = interleaved_times(fns, repeats=3, warmup=1)
+    assert calls == ["sgemm", "step", "eval"] * 4       # 1 warm-up round, then 3 timed ones
+    assert {k: len(v) for k, v in times.items()} == {"sgemm": 3, "step": 3, "eval": 3}
+    assert all(t >= 0 for v in times.values() for t in v)
+
+
+def test_bench_train_reports_the_median_share_of_sgemm_inside_its_range():
+    from _util import assert_ok, run
+
+    proc = run(["bench", "train", "--batch-sizes", "16", "--repeats", 3, "--no-torch"])
+    assert_ok(proc)
+    row = next(line.split() for line in proc.stdout.splitlines() if line.split()[:1] == ["16"])
+    # batch, img/s, GFLOP/s, sgemm GFLOP/s, % sgemm, min-max %, eval img/s, x train, -, -
+    share = float(row[4].rstrip("%"))
+    lo, hi = (float(v) for v in row[5].rstrip("%").split("-"))
+    assert round(lo) <= round(share) <= round(hi) and float(row[1]) > 0 and float(row[6]) > 0
+    assert "interleaved" in proc.stdout
