@@ -223,6 +223,25 @@ def _kernel_cases(batch, threads):
                       lambda k, x=x, w=w, dout=dout, dx=dx, dw=dw, db=db, work=work:
                       (dw.fill(0), db.fill(0), k.conv2d_backward(x, w, dout, dx, dw, db, work, threads)),
                       [dx, dw, db]))
+    # The fused conv -> pool -> ReLU kernels as the model calls them (conv1: no dx); the backward
+    # pass's pooled output and positions come from the reference, so both sides get the same.
+    for name, (cin, cout, hw) in (("conv1", (1, 6, 28)), ("conv2", (6, 16, 14))):
+        x, w, b = f32(batch, cin, hw, hw), f32(cout, cin, 5, 5) * 0.2, f32(cout)
+        pooled = (batch, cout, hw // 2, hw // 2)
+        out, idx, dout = z(*pooled), np.zeros(pooled, np.uint8), f32(*pooled)
+        y, yidx = z(*pooled), np.zeros(pooled, np.uint8)
+        reference.conv2d_pool_relu_forward(x, w, b, y, yidx, None)
+        dx = z(batch, cin, hw, hw) if cin > 1 else None
+        dw, db = z(cout, cin, 5, 5), z(cout)
+        work = z(max(K.conv2d_pool_relu_work_size(batch, cin, hw, hw, cout, 5, threads), 1))
+        flops = 2 * cout * cin * 25 * hw * hw * batch
+        cases.append((f"{name}+pool fwd", flops, lambda k, x=x, w=w, b=b, out=out, idx=idx, work=work:
+                      k.conv2d_pool_relu_forward(x, w, b, out, idx, work, threads), [out]))
+        cases.append((f"{name}+pool bwd", flops * (2 if dx is not None else 1),
+                      lambda k, x=x, w=w, y=y, yidx=yidx, dout=dout, dx=dx, dw=dw, db=db, work=work:
+                      (dw.fill(0), db.fill(0),
+                       k.conv2d_pool_relu_backward(x, w, y, yidx, dout, dx, dw, db, work, threads)),
+                      [o for o in (dx, dw, db) if o is not None]))
     x = np.maximum(f32(batch, 16, 14, 14), 0)
     pout, idx, dp = z(batch, 16, 7, 7), np.zeros((batch, 16, 7, 7), np.uint8), z(batch, 16, 14, 14)
     dpool = f32(batch, 16, 7, 7)
@@ -251,7 +270,7 @@ def bench_kernels(args):
     print(f"# hpclars bench kernels: batch {args.batch}, {args.threads} thread(s), median of "
           f"{args.repeats}; sgemm {peak:.1f} GFLOP/s; each kernel checked against hpclars.reference "
           "first (max relative error shown)")
-    print(f"{'kernel':>14} {'ms':>9} {'img/s':>10} {'GFLOP/s':>8} {'ref ms':>9} {'speed-up':>9} {'rel err':>9}")
+    print(f"{'kernel':>15} {'ms':>9} {'img/s':>10} {'GFLOP/s':>8} {'ref ms':>9} {'speed-up':>9} {'rel err':>9}")
     for (name, flops, call, outs), (_, _, ref_call, ref_outs) in zip(cases, ref_cases):
         call(K)
         t_ref = median_time(lambda: ref_call(reference), 1, warmup=0)
@@ -260,7 +279,7 @@ def bench_kernels(args):
             raise SystemExit(f"hpclars bench: {name} differs from its reference (relative error {err:.2e})")
         t = median_time(lambda: call(K), args.repeats)
         gf = f"{flops / t / 1e9:8.1f}" if flops else f"{'-':>8}"
-        print(f"{name:>14} {1e3 * t:9.3f} {args.batch / t:10.0f} {gf} {1e3 * t_ref:9.2f} "
+        print(f"{name:>15} {1e3 * t:9.3f} {args.batch / t:10.0f} {gf} {1e3 * t_ref:9.2f} "
               f"{t_ref / t:8.1f}x {err:9.1e}", flush=True)
 
 
