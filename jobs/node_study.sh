@@ -40,12 +40,13 @@ step() {   # step NAME COMMAND...: run, keep its output, say how long it took
 for k in "${RANKS[@]}"; do
     step "probes-n$k" mpiexec -n "$k" hpclars bench machine --seconds 0.5
 done
-# 2. Weak scaling, 256 images per rank, beside the probes at the same rank counts.
-step scaling hpclars bench scaling --ranks "$LIST" --batch-per-rank 256 --steps 40 --warmup 5 --no-torch \
-    --keep-logs "$OUT_DIR/scaling-logs"
+# 2. Weak scaling, 256 images per rank, beside the probes at the same rank counts; 3 repeats
+#    with the rank counts interleaved, each repeat's efficiency against its own 1-rank run.
+step scaling hpclars bench scaling --ranks "$LIST" --batch-per-rank 256 --steps 30 --warmup 5 --repeats 3 \
+    --no-torch --keep-logs "$OUT_DIR/scaling-logs"
 # 3. Ranks x threads on all cores, one global batch.
 step hybrid hpclars bench hybrid --cores "$CORES" --batch-size 4096 --steps 20 --warmup 5
 # 4. One core: the training step against the same run's sgemm, and evaluation against training.
-step train hpclars bench train --batch-sizes 256,1024 --threads 1 --repeats 5 --no-torch
+step train hpclars bench train --batch-sizes 256,1024 --threads 1 --repeats 7 --no-torch
 
 echo "node study done: $OUT_DIR"

@@ -76,8 +76,9 @@ def test_bench_train_reports_the_median_share_of_sgemm_inside_its_range():
     proc = run(["bench", "train", "--batch-sizes", "16", "--repeats", 3, "--no-torch"])
     assert_ok(proc)
     row = next(line.split() for line in proc.stdout.splitlines() if line.split()[:1] == ["16"])
-    # batch, img/s, GFLOP/s, sgemm GFLOP/s, % sgemm, min-max %, eval img/s, x train, -, -
+    # batch, img/s, GFLOP/s, sgemm GFLOP/s, % sgemm, min-max %, best %, eval img/s, x train, -, -
     share = float(row[4].rstrip("%"))
     lo, hi = (float(v) for v in row[5].rstrip("%").split("-"))
-    assert round(lo) <= round(share) <= round(hi) and float(row[1]) > 0 and float(row[6]) > 0
+    assert round(lo) <= round(share) <= round(hi) and float(row[1]) > 0 and float(row[7]) > 0
+    assert float(row[6].rstrip("%")) > 0 and row[9:] == ["-", "-"]
     assert "interleaved" in proc.stdout

@@ -1,0 +1,81 @@
+"""Two builds of hpclars, one training step (or evaluation) each, timed in alternation.
+
+    git worktree add /tmp/base <commit> && (cd /tmp/base && python setup.py -q build_ext --inplace)
+    python jobs/ab_builds.py /tmp/base [--batch 256] [--rounds 40] [--what step|eval]
+
+Two worker processes, one importing hpclars from BASE (a checkout built in place), one from the
+installed hpclars, take turns running 3 steps each, ``--rounds`` times: a machine whose speed
+drifts (a shared VM) slows both alike.  Prints each side's min, quartile and median step time
+and the speed-up (base time / this build's time) of the minima and of the medians.  Single
+thread, the step of ``hpclars bench train`` (hpclars.bench.hpclars_step / hpclars_eval).
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+def worker(batch, what):
+    import hpclars
+    from hpclars import bench
+
+    make = {"step": bench.hpclars_step, "eval": bench.hpclars_eval}[what]
+    fn = make(batch, 1, 256)
+    fn()
+    fn()
+    print("ready", os.path.dirname(hpclars.__file__), flush=True)
+    for line in sys.stdin:
+        times = []
+        for _ in range(int(line)):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        print(" ".join(f"{t:.6f}" for t in times), flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("base", help="a checkout of the baseline commit, built in place")
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--rounds", type=int, default=40)
+    ap.add_argument("--what", choices=("step", "eval"), default="step")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        return worker(args.batch, args.what)
+    if not os.path.isfile(os.path.join(args.base, "hpclars", "__init__.py")):
+        sys.exit(f"ab_builds: {args.base} is not an hpclars checkout")
+    procs = {}
+    for name, path in (("base", os.path.abspath(args.base)), ("this", None)):
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        if path:
+            env["PYTHONPATH"] = path
+        cmd = [sys.executable, os.path.abspath(__file__), "-", "--worker", "--batch", str(args.batch),
+               "--what", args.what]
+        p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd="/")
+        print(f"# {name}: {p.stdout.readline().split()[-1]}")
+        procs[name] = p
+    times = {name: [] for name in procs}
+    for _ in range(args.rounds):
+        for name, p in procs.items():
+            p.stdin.write("3\n")
+            p.stdin.flush()
+            times[name] += [float(t) for t in p.stdout.readline().split()]
+    for p in procs.values():
+        p.stdin.close()
+        p.wait()
+    print(f"# {args.what}, batch {args.batch}, 1 thread, {args.rounds} rounds of 3 per build, alternating")
+    for name, v in times.items():
+        v = np.array(v) * 1e3
+        print(f"{name:>5}: min {v.min():.2f} ms  25% {np.percentile(v, 25):.2f}  median {np.median(v):.2f}"
+              f"  -> {args.batch / np.median(v) * 1e3:.0f} img/s (median)")
+    b, t = np.array(times["base"]), np.array(times["this"])
+    print(f"speed-up: {b.min() / t.min():.3f} (minima), {np.median(b) / np.median(t):.3f} (medians)")
+
+
+if __name__ == "__main__":
+    main()
