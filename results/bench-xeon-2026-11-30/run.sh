@@ -1,8 +1,10 @@
 #!/bin/bash
 # The measurements of BENCHMARKS.md's "Single core and two ranks after the kernel work" section,
-# in this order, on an otherwise idle machine:  bash results/bench-xeon-2026-11-30/run.sh
+# in this order, on an otherwise idle machine:  bash results/bench-xeon-2026-11-30/run.sh [OUT_DIR]
+# (OUT_DIR defaults to this directory; the second pass went to pass2/).
 set -euo pipefail
-D=$(dirname "$0")
+D=${1:-$(dirname "$0")}
+mkdir -p "$D"
 lscpu > "$D/lscpu.txt"
 hpclars bench train --batch-sizes 64,256,1024,4096 --repeats 11 > "$D/train.txt" 2>&1
 hpclars bench kernels --repeats 11 > "$D/kernels.txt" 2>&1
