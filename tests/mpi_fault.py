@@ -23,11 +23,11 @@ class FaultyKernels:
     def __getattr__(self, name):
         return getattr(kernels, name)
 
-    def conv2d_forward(self, *args):
+    def conv2d_pool_relu_forward(self, *args):
         self.calls += args[0].shape[0] == 8
         if self.fault and self.calls == 3:
-            raise RuntimeError("injected fault in conv2d_forward")
-        return kernels.conv2d_forward(*args)
+            raise RuntimeError("injected fault in conv2d_pool_relu_forward")
+        return kernels.conv2d_pool_relu_forward(*args)
 
 
 def main():

@@ -78,7 +78,7 @@ def test_exception_on_one_rank_ends_the_job(tmp_path, data_dir):
     elapsed = time.monotonic() - start
     assert proc.returncode != 0
     assert elapsed < 30
-    assert "rank 2 of 4 failed: RuntimeError: injected fault in conv2d_forward" in proc.stderr
+    assert "rank 2 of 4 failed: RuntimeError: injected fault in conv2d_pool_relu_forward" in proc.stderr
 
 
 def _rank_pids(out_path):

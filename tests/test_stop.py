@@ -142,8 +142,13 @@ def test_resume_on_another_rank_count_logs_it_and_matches_up_to_rounding(tmp_pat
     assert np.isnan(log.epochs["noise_scale"][:2]).all()
     assert np.isnan(log.epochs["noise_scale"][2]) == (after == 1)
     if after == 2:
-        assert log.epochs["noise_scale"][2] == pytest.approx(ref.epochs["noise_scale"][2], rel=1e-3)
+        assert log.epochs["noise_scale"][2] == pytest.approx(ref.epochs["noise_scale"][2], rel=1e-2)
     np.testing.assert_array_equal(log.epochs["step"], ref.epochs["step"])
+    # "Up to rounding" as these 22 LAMB steps amplify it: a batch summed in another order can
+    # flip a ReLU or a max-pool choice, and runs that differ only in the chunk size end
+    # 2.5e-4 to 7.2e-4 apart (max |difference| / max |w|, measured with both the kernels of
+    # 956f32f and those after it).  A learning rate 1% off ends 4.8e-3 away; one step fewer,
+    # 1.8e-3 (the step check above catches that).
     a, b = flat_params(log), flat_params(ref)
-    assert np.max(np.abs(a - b)) <= 1e-5 * np.max(np.abs(b))
+    assert np.max(np.abs(a - b)) <= 2e-3 * np.max(np.abs(b))
     np.testing.assert_allclose(log.epochs["test_acc"], ref.epochs["test_acc"], atol=3e-4)
