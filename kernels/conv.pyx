@@ -500,6 +500,23 @@ def conv2d_work_size(n, cin, h, w, cout, k, nthreads=1):
     return int(_threads(n, nthreads) * g.slot)
 
 
+cdef void _check_w(w, cin) except *:
+    """w must be float32 (Cout, Cin, K, K), K odd, Cout >= 1."""
+    _checked(w, "w", np.float32, None)
+    if (w.ndim != 4 or w.shape[1] != cin or w.shape[2] != w.shape[3]
+            or w.shape[2] % 2 == 0 or w.shape[0] == 0):
+        raise ValueError(f"w must have shape (Cout, {cin}, K, K) with K odd and Cout >= 1, "
+                         f"got {w.shape}")
+
+
+cdef void _check_work(work, need, str sizer) except *:
+    """work must be a writable float32 1-D buffer of at least ``need`` elements (from ``sizer``)."""
+    _checked(work, "work", np.float32, None, out=True)
+    if work.ndim != 1 or work.shape[0] < need:
+        raise ValueError(f"work must be 1-D with at least {sizer}(...) = {need} "
+                         f"elements, got shape {work.shape}")
+
+
 cdef tuple _check_common(x, w, work, int nthreads):
     """Check x, w, work and nthreads; return (n, cin, h, wd, cout, k)."""
     _check_threads(nthreads)
@@ -507,17 +524,9 @@ cdef tuple _check_common(x, w, work, int nthreads):
     if x.ndim != 4:
         raise ValueError(f"x must have shape (N, Cin, H, W), got {x.shape}")
     n, cin, h, wd = x.shape
-    _checked(w, "w", np.float32, None)
-    if (w.ndim != 4 or w.shape[1] != cin or w.shape[2] != w.shape[3]
-            or w.shape[2] % 2 == 0 or w.shape[0] == 0):
-        raise ValueError(f"w must have shape (Cout, {cin}, K, K) with K odd and Cout >= 1, "
-                         f"got {w.shape}")
+    _check_w(w, cin)
     cout, k = w.shape[0], w.shape[2]
-    _checked(work, "work", np.float32, None, out=True)
-    need = conv2d_work_size(n, cin, h, wd, cout, k, nthreads)
-    if work.ndim != 1 or work.shape[0] < need:
-        raise ValueError(f"work must be 1-D with at least conv2d_work_size(...) = {need} "
-                         f"elements, got shape {work.shape}")
+    _check_work(work, conv2d_work_size(n, cin, h, wd, cout, k, nthreads), "conv2d_work_size")
     return n, cin, h, wd, cout, k
 
 
@@ -856,27 +865,21 @@ def conv2d_pool_relu_work_size(n, cin, h, w, cout, k, nthreads=1):
     return int(need + n * cout * h * w + n * cout * (h // 2) * (w // 2))
 
 
-cdef tuple _check_fused(x, w, out, idx, work, int nthreads):
-    """Check the arguments the fused kernels share; return (n, cin, h, wd, cout, k)."""
+cdef tuple _check_fused(x, w, out, idx, work, int nthreads, bint forward):
+    """Check the arguments the fused kernels share (out and idx writable on the forward pass);
+    return (n, cin, h, wd, cout, k)."""
     _check_threads(nthreads)
     _checked(x, "x", np.float32, None)
     if x.ndim != 4 or x.shape[2] % 2 or x.shape[3] % 2:
         raise ValueError(f"x must have shape (N, Cin, H, W) with H and W even, got {x.shape}")
-    _checked(w, "w", np.float32, None)
-    if (w.ndim != 4 or w.shape[1] != x.shape[1] or w.shape[2] != w.shape[3]
-            or w.shape[2] % 2 == 0 or w.shape[0] == 0):
-        raise ValueError(f"w must have shape (Cout, {x.shape[1]}, K, K) with K odd and Cout >= 1, "
-                         f"got {w.shape}")
     n, cin, h, wd = x.shape
+    _check_w(w, cin)
     cout, k = w.shape[0], w.shape[2]
     pooled = (n, cout, h // 2, wd // 2)
-    _checked(out, "out", np.float32, pooled)
-    _checked(idx, "idx", np.uint8, pooled)
-    _checked(work, "work", np.float32, None, out=True)
-    need = conv2d_pool_relu_work_size(n, cin, h, wd, cout, k, nthreads)
-    if work.ndim != 1 or work.shape[0] < need:
-        raise ValueError(f"work must be 1-D with at least conv2d_pool_relu_work_size(...) = {need} "
-                         f"elements, got shape {work.shape}")
+    _checked(out, "out", np.float32, pooled, out=forward)
+    _checked(idx, "idx", np.uint8, pooled, out=forward)
+    _check_work(work, conv2d_pool_relu_work_size(n, cin, h, wd, cout, k, nthreads),
+                "conv2d_pool_relu_work_size")
     return n, cin, h, wd, cout, k
 
 
@@ -904,7 +907,7 @@ def conv2d_pool_relu_forward(x, w, b, out, idx, work, int nthreads=1):
     each image's convolution stays in the thread's scratch (Cout*H*W floats, in cache), so
     the pre-pool activations never go to memory.  Raises ValueError for a bad argument.
     """
-    n, cin, h, wd, cout, k = _check_fused(x, w, out, idx, work, nthreads)
+    n, cin, h, wd, cout, k = _check_fused(x, w, out, idx, work, nthreads, True)
     _checked(b, "b", np.float32, (cout,))
     if n == 0 or h == 0 or wd == 0:
         return
@@ -935,7 +938,7 @@ def conv2d_pool_relu_backward(x, w, out, idx, dout, dx, dw, db, work, int nthrea
     :data:`FUSED`, each image's pre-pool gradient is built in the thread's scratch and never
     goes to memory.  Raises ValueError for a bad argument.
     """
-    n, cin, h, wd, cout, k = _check_fused(x, w, out, idx, work, nthreads)
+    n, cin, h, wd, cout, k = _check_fused(x, w, out, idx, work, nthreads, False)
     _checked(dout, "dout", np.float32, out.shape)
     if dx is not None:
         _checked(dx, "dx", np.float32, x.shape, out=True)

@@ -597,6 +597,7 @@ BAD_ARGUMENTS = [
     (_fused_bwd, "dx", np.zeros((2, 6, 14, 13), F32)),
     (_fused_bwd, "dw", np.zeros((16, 6, 5, 5), F64)),
     (_fused_bwd, "db", np.zeros(17, F32)),
+    (_fused_fwd, "out", np.zeros((2, 16, 7, 7), F32)[..., ::-1]),
 ]
 
 
@@ -613,6 +614,13 @@ def test_read_only_output_is_refused_by_name():
     out.flags.writeable = False
     with pytest.raises(ValueError, match=r"^out\b"):
         K.relu_forward(np.zeros((3, 4), np.float32), out)
+
+
+def test_read_only_fused_output_is_refused_by_name():
+    out = _fused_args()["out"]
+    out.flags.writeable = False
+    with pytest.raises(ValueError, match=r"^out\b"):
+        _fused_fwd(out=out)
 
 
 # --------------------------------------------------------------------------
