@@ -1,5 +1,6 @@
 #!/bin/bash
-# The whole single-node scaling study in one command (about 5-8 minutes on 16 cores): what the
+# The whole single-node scaling study in one command (84 s on 2 cores, 2026-11-30; estimated
+# 4-6 minutes on 16, not yet run there): what the
 # machine itself delivers per rank, hpclars's weak scaling beside it, ranks x threads, and the
 # single-core step against sgemm.  Writes one text file per part and a summary under OUT_DIR.
 #

@@ -1,6 +1,6 @@
 #!/bin/bash
-# The measurements of BENCHMARKS.md's "Single core and two ranks after the kernel work" section,
-# in this order, on an otherwise idle machine:  bash results/bench-xeon-2026-11-30/run.sh [OUT_DIR]
+# The measurements of BENCHMARKS.md's "After the kernel work" section, in this order, with
+# nothing else of ours running:  bash results/bench-xeon-2026-11-30/run.sh [OUT_DIR]
 # (OUT_DIR defaults to this directory; the second pass went to pass2/).
 set -euo pipefail
 D=${1:-$(dirname "$0")}
