@@ -39,9 +39,18 @@ from .config import (ADAPTATION_EXCLUDES, LARS_DENOMINATORS, LARS_MODES, LARS_MO
                      WEIGHT_DECAY_EXCLUDES)
 
 
-def norm(x):
-    """Euclidean norm of a float32 array, accumulated in float64."""
-    x = x.ravel().astype(np.float64)
+def norm(x, scratch=None):
+    """Euclidean norm of a float32 array, accumulated in float64.
+
+    x: float32 array of any shape.  scratch: None, or a float64 array of x.size entries that
+    receives the float64 copy (an optimizer keeps one per tensor, so a step allocates nothing:
+    a fresh 0.4 MB array costs its page faults on every call).  The value is the same either way.
+    """
+    if scratch is None:
+        x = x.ravel().astype(np.float64)
+    else:
+        np.copyto(scratch, x.ravel())
+        x = scratch
     return float(np.sqrt(np.dot(x, x)))
 
 
@@ -82,6 +91,11 @@ class Optimizer:
         self.layout = layout
         n = layout.size
         self.state = {name: np.zeros(n, dtype=np.float32) for name in self.state_names}
+        # Scratch for the elementwise update (float32) and the norms (float64), one slice per
+        # tensor: results are written with out= in the order the formulas give, so a step makes
+        # no temporaries and its values are those of the plain expressions, bit for bit.
+        self._tmp = [(np.empty(sl.stop - sl.start, np.float32), np.empty(sl.stop - sl.start, np.float32),
+                      np.empty(sl.stop - sl.start, np.float64)) for sl in layout.slices]
         self.t = 0
         k = len(layout.names)
         self.w_norm = np.zeros(k)
@@ -110,8 +124,9 @@ class Optimizer:
         """
         for i, sl in enumerate(self.layout.slices):
             w, g = params[sl], grads[sl]
-            self.w_norm[i] = norm(w)
-            self.g_norm[i] = norm(g)
+            f64 = self._tmp[i][2]
+            self.w_norm[i] = norm(w, f64)
+            self.g_norm[i] = norm(g, f64)
             self.local[i] = self._update(i, w, g, {k: v[sl] for k, v in self.state.items()}, lr)
         self.t += 1
 
@@ -153,9 +168,10 @@ class LarsRate:
         self.coef, self.eps, self.clip = coef, eps, clip
         self.sum_denominator = denominator == "sum"
 
-    def __call__(self, w_norm, g_norm, d, decay, lr):
-        """The factor multiplying the global rate ``lr``; ``d`` = g + decay*w (float32 array)."""
-        denom = g_norm + decay * w_norm if self.sum_denominator else norm(d)
+    def __call__(self, w_norm, g_norm, d, decay, lr, scratch=None):
+        """The factor multiplying the global rate ``lr``; ``d`` = g + decay*w (float32 array);
+        ``scratch``: as in :func:`norm`."""
+        denom = g_norm + decay * w_norm if self.sum_denominator else norm(d, scratch)
         local = trust_ratio(w_norm, g_norm, denom, self.coef, self.eps)
         if self.clip:
             # A schedule can reach lr = 0 (poly decay underflows); the factor's limit there is 1.
@@ -188,23 +204,30 @@ class Momentum(Optimizer):
         self.trust = trust
         self.chain = {"inside": (self._scale, self._momentum), "after": (self._momentum, self._scale)}[order]
 
-    def _scale(self, u, v, rate):
-        return rate * u
+    # Each piece returns u; ``tmp`` holds d in tmp[0] and a second buffer, never aliasing v.
+    def _scale(self, u, v, rate, tmp):
+        return np.multiply(u, rate, out=tmp[0])  # rate * u (u is tmp[0], v or tmp[1])
 
-    def _momentum(self, u, v, rate):
+    def _momentum(self, u, v, rate, tmp):
         v *= self.m
         v += u
-        return self.m * v + u if self.nesterov else v
+        if not self.nesterov:
+            return v
+        out = np.multiply(v, self.m, out=tmp[1])  # m*v + u, u being tmp[0]
+        out += u
+        return out
 
     def _update(self, i, w, g, state, lr):
         decay = self.decay[i]
-        d = g + np.float32(decay) * w
-        local = self.trust(self.w_norm[i], self.g_norm[i], d, decay, lr) \
+        tmp = self._tmp[i]
+        d = np.multiply(w, np.float32(decay), out=tmp[0])  # d = g + decay*w
+        d += g
+        local = self.trust(self.w_norm[i], self.g_norm[i], d, decay, lr, tmp[2]) \
             if self.trust is not None and self._adapts(i) else 1.0
         rate = np.float32(lr * local)
         u = d
         for piece in self.chain:
-            u = piece(u, state["momentum"], rate)
+            u = piece(u, state["momentum"], rate, tmp)
         w -= u
         return local
 
@@ -231,26 +254,35 @@ class AdamFamily(Optimizer):
         self.decoupled, self.trust = decoupled, trust
 
     def _update(self, i, w, g, state, lr):
+        # Each line computes what its comment says, in that order, into the scratch (t1, t2).
         wd = np.float32(self.decay[i])
-        if not self.decoupled:
-            g = g + wd * w
+        t1, t2, f64 = self._tmp[i]
         b1, b2 = self.b1, self.b2
         m, v = state["m"], state["v"]
+        if not self.decoupled:
+            wdw = np.multiply(w, wd, out=t2)  # g' = g + wd*w
+            wdw += g
+            g = wdw
         m *= b1
-        m += (1 - b1) * g
+        m += np.multiply(g, 1 - b1, out=t1)  # m = b1*m + (1-b1)*g'
         v *= b2
-        v += (1 - b2) * g * g
+        t1 = np.multiply(g, 1 - b2, out=t1)  # v = b2*v + (1-b2)*g'*g'
+        t1 *= g
+        v += t1
         t = self.t + 1
-        m_hat = m / np.float32(1 - self.beta1 ** t)
-        v_hat = v / np.float32(1 - self.beta2 ** t)
-        u = m_hat / (np.sqrt(v_hat) + self.eps)
+        u = np.divide(m, np.float32(1 - self.beta1 ** t), out=t1)  # m_hat
+        s = np.divide(v, np.float32(1 - self.beta2 ** t), out=t2)  # v_hat
+        np.sqrt(s, out=s)
+        s += self.eps
+        u /= s  # u = m_hat / (sqrt(v_hat) + eps)
         if self.decoupled:
-            u += wd * w
+            u += np.multiply(w, wd, out=t2)  # u = r + wd*w
         ratio = 1.0
         if self.trust and self._adapts(i):
-            u_norm = norm(u)
+            u_norm = norm(u, f64)
             ratio = trust_ratio(self.w_norm[i], u_norm, u_norm)
-        w -= np.float32(lr * ratio) * u
+        u *= np.float32(lr * ratio)
+        w -= u
         return ratio
 
 

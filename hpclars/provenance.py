@@ -9,7 +9,10 @@ needs (AlgoPerf records the commit and the hardware too):
 - ``cpu_model``: the "model name" of /proc/cpuinfo (Linux), else :func:`platform.processor`.
 - ``mpi_library``: the first line of ``MPI.Get_library_version()``.
 - ``blas``: each BLAS loaded in this process as threadpoolctl reports it, "internal_api
-  version (library file)", joined with "; " (NumPy's and SciPy's may differ).
+  version architecture (library file)", joined with "; " (NumPy's and SciPy's may differ).
+  The architecture is the kernel set OpenBLAS chose for this CPU at load time (e.g.
+  "SkylakeX", "Haswell"): the sgemm rate every "% of sgemm" figure is measured against
+  depends on it, so two machines' ratios compare only where it is the same.
 - ``kernel_path``: which convolution the compiled kernels take: "avx512" (direct, with
   intrinsics; the default ``-march=native`` build on an AVX-512 CPU) or "portable" (im2col +
   sgemm; ``HPCLARS_NO_NATIVE=1`` or a CPU without AVX-512), :data:`hpclars.kernels.KERNEL_PATH`.
@@ -66,7 +69,8 @@ def mpi_library():
 
 def blas():
     """Every BLAS loaded in this process, as threadpoolctl sees it ("none loaded" if none)."""
-    found = [f"{i.get('internal_api', '?')} {i.get('version') or '?'} ({os.path.basename(i.get('filepath', '?'))})"
+    found = [" ".join(str(i[k]) for k in ("internal_api", "version", "architecture") if i.get(k))
+             + f" ({os.path.basename(i.get('filepath', '?'))})"
              for i in threadpool_info() if i.get("user_api") == "blas"]
     return "; ".join(dict.fromkeys(found)) or "none loaded"
 

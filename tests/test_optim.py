@@ -468,3 +468,65 @@ def test_optimizers_refuse_an_unknown_mode_once_at_construction():
         Momentum(LAYOUT, momentum=0.9, weight_decay=0.0, order="before")
     with pytest.raises(ValueError, match=r"^exclude_from_adaptation: 'biases' is not one of none, bias, systemds$"):
         AdamFamily(LAYOUT, 0.9, 0.999, 1e-6, 0.0, decoupled=True, trust=True, exclude_from_adaptation="biases")
+
+
+# --------------------------------------------------------------------------
+# The step computes in preallocated scratch (no temporaries); its values are those of the
+# plain float32 expressions, bit for bit, and it never writes into the gradient.
+# --------------------------------------------------------------------------
+
+def _f32_momentum(w, g, v, lr, m, wd, nesterov, order):
+    f = np.float32
+    d = g + f(wd) * w
+    if order == "inside":
+        u = f(lr) * d
+        v = f(m) * v + u
+        u = f(m) * v + u if nesterov else v
+    else:
+        v = f(m) * v + d
+        u = f(m) * v + d if nesterov else v
+        u = f(lr) * u
+    return w - u, v
+
+
+@pytest.mark.parametrize("order", C.LARS_MOMENTUM)
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_momentum_step_is_the_float32_expressions_bit_for_bit(order, nesterov):
+    c = cfg(optimizer="sgd", weight_decay=0.01, momentum=0.9, nesterov=nesterov, lars_momentum=order)
+    opt = make_optimizer(c, LAYOUT)
+    w, g = tensors(30)
+    w_ref, v_ref = w.copy(), np.zeros_like(w)
+    for lr in (0.1, 0.05, 0.02):
+        g_before = g.copy()
+        opt.step(w, g, lr)
+        np.testing.assert_array_equal(g, g_before)
+        w_ref, v_ref = _f32_momentum(w_ref, g, v_ref, lr, 0.9, 0.01, nesterov, order)
+        np.testing.assert_array_equal(w, w_ref)
+        np.testing.assert_array_equal(opt.state["momentum"], v_ref)
+        g = g[::-1].copy()
+
+
+@pytest.mark.parametrize("kind", ["adam", "adamw", "lamb"])
+def test_adam_family_step_is_the_float32_expressions_bit_for_bit(kind):
+    c = cfg(optimizer=kind, weight_decay=0.01)
+    opt = make_optimizer(c, LAYOUT)
+    w, g = tensors(31)
+    f = np.float32
+    b1, b2, eps = f(c.beta1), f(c.beta2), f(c.adam_eps)
+    w_ref, m, v = w.copy(), np.zeros_like(w), np.zeros_like(w)
+    for t, lr in enumerate((0.5, 0.25), start=1):  # large: a last-bit change in u shows in w
+        g_before = g.copy()
+        opt.step(w, g, lr)
+        np.testing.assert_array_equal(g, g_before)
+        for i, s in enumerate(LAYOUT.slices):
+            gi = g[s] + f(0.01) * w_ref[s] if kind == "adam" else g[s]
+            m[s] = b1 * m[s] + (1 - b1) * gi
+            v[s] = b2 * v[s] + (1 - b2) * gi * gi
+            u = (m[s] / f(1 - c.beta1 ** t)) / (np.sqrt(v[s] / f(1 - c.beta2 ** t)) + eps)
+            if kind != "adam":
+                u = u + f(0.01) * w_ref[s]
+            ratio = trust_ratio(n(w_ref[s]), n(u), n(u)) if kind == "lamb" else 1.0
+            w_ref[s] = w_ref[s] - f(lr * ratio) * u
+        np.testing.assert_array_equal(w, w_ref)
+        np.testing.assert_array_equal(opt.state["m"], m)
+        g = g[::-1].copy()

@@ -5,6 +5,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from threadpoolctl import threadpool_info
 from mpi4py import MPI
 
 from _util import assert_ok, run
@@ -20,12 +21,17 @@ def git(where, *args):
 
 
 def test_environment_names_the_machine():
+    blas_loaded = threadpool_info()  # before: a BLAS loaded later would be missing from it
     env = provenance.environment()
     assert set(env) == {"git_commit", "cpu_model", "mpi_library", "blas", "kernel_path"}
     assert env["kernel_path"] in ("avx512", "portable")
     assert env["mpi_library"] and env["mpi_library"].split()[0] in MPI.Get_library_version()
     assert env["cpu_model"] and env["cpu_model"] != "unknown"
     assert env["blas"] != "none loaded"  # NumPy and SciPy load one
+    # The kernel set OpenBLAS picked for this CPU: the sgemm that "% of sgemm" is measured against.
+    for info in blas_loaded:
+        if info.get("user_api") == "blas" and info.get("architecture"):
+            assert f"{info['version']} {info['architecture']} (" in env["blas"]
 
 
 @needs_git
