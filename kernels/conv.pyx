@@ -74,16 +74,27 @@ cdef extern from *:
         return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
     }
 
-    /* dst[c, y + pad, u + pad] = src[c, y, u] on (h + 2 pad, wd + 2 pad) planes, zero elsewhere,
-       plus 16 floats of zero slack after the last plane for the full-width loads of its last row. */
-    static void hpc_pad(const float* src, int nc, int h, int wd, int pad, float* dst) {
+    /* Zero nc padded (h + 2 pad, wd + 2 pad) planes and the 16 floats of slack after the last one
+       (read by the full-width loads of its last row).  Once per thread and call: hpc_pad_rows
+       rewrites only the interior, so the border stays zero for every image after it. */
+    static void hpc_pad_zero(int nc, int h, int wd, int pad, float* dst) {
+        memset(dst, 0, ((size_t)nc * (h + 2 * pad) * (wd + 2 * pad) + 16) * sizeof(float));
+    }
+
+    /* dst[c, y + pad, u + pad] = src[c, y, u]: the interior of planes zeroed by hpc_pad_zero, one
+       row in masked 16-lane moves (a memcpy per 14-float row cost 4x as much). */
+    static void hpc_pad_rows(const float* src, int nc, int h, int wd, int pad, float* dst) {
         const int wp = wd + 2 * pad;
         const long plane = (long)(h + 2 * pad) * wp;
-        memset(dst, 0, ((size_t)nc * plane + 16) * sizeof(float));
         for (int c = 0; c < nc; c++)
-            for (int y = 0; y < h; y++)
-                memcpy(dst + c * plane + (long)(y + pad) * wp + pad, src + ((long)c * h + y) * wd,
-                       (size_t)wd * sizeof(float));
+            for (int y = 0; y < h; y++) {
+                const float* s = src + ((long)c * h + y) * wd;
+                float* d = dst + c * plane + (long)(y + pad) * wp + pad;
+                for (int u = 0; u < wd; u += 16) {
+                    const __mmask16 m = hpc_tail(wd - u);
+                    _mm512_mask_storeu_ps(d + u, m, _mm512_maskz_loadu_ps(m, s + u));
+                }
+            }
     }
 
     /* out[o0:o0+OB, y0:y0+RB, :] = sum over (c, p, q) of w[o, c, p, q] * xp[c, y + p, u + q] (+ b[o]):
@@ -386,7 +397,8 @@ cdef extern from *:
     #else
     /* Without AVX-512 the kernels take the im2col + sgemm path; these are never called. */
     #define HPC_DIRECT 0
-    static void hpc_pad(const float* src, int nc, int h, int wd, int pad, float* dst) {}
+    static void hpc_pad_zero(int nc, int h, int wd, int pad, float* dst) {}
+    static void hpc_pad_rows(const float* src, int nc, int h, int wd, int pad, float* dst) {}
     static void hpc_fwd_planes(const float* xp, int cin, int k, const float* w, const float* b,
                                float* out, int cout, int h, int wd) {}
     static void hpc_dw_image(const float* xp, const float* g, float* acc16, int cin, int cout, int h,
@@ -407,7 +419,8 @@ cdef extern from *:
                       unsigned char* idx, int relu) noexcept nogil
     void hpc_pool_bwd(const float* g, const unsigned char* idx, long planes, int ho, int wo,
                       float* dx, const float* y) noexcept nogil
-    void hpc_pad(const float* src, int nc, int h, int wd, int pad, float* dst) noexcept nogil
+    void hpc_pad_zero(int nc, int h, int wd, int pad, float* dst) noexcept nogil
+    void hpc_pad_rows(const float* src, int nc, int h, int wd, int pad, float* dst) noexcept nogil
     void hpc_fwd_planes(const float* xp, int cin, int k, const float* w, const float* b,
                         float* out, int cout, int h, int wd) noexcept nogil
     void hpc_dw_image(const float* xp, const float* g, float* acc16, int cin, int cout, int h,
@@ -637,8 +650,9 @@ cdef void _direct_forward(x, w, b, out, idx, work, int nt):
     with nogil, parallel(num_threads=nt):
         t = threadid()
         slot = &workv[0] + g.shared + t * g.dslot
+        hpc_pad_zero(g.cin, g.h, g.w, g.pad, slot + g.dxp)
         for i in prange(xv.shape[0], schedule="static"):
-            hpc_pad(&xv[i, 0, 0, 0], g.cin, g.h, g.w, g.pad, slot + g.dxp)
+            hpc_pad_rows(&xv[i, 0, 0, 0], g.cin, g.h, g.w, g.pad, slot + g.dxp)
             if olanes:
                 hpc_fwd_pool_olanes5(slot + g.dxp, g.cin, wt, &bv[0], &ov[i, 0, 0, 0], &iv[i, 0, 0, 0],
                                      g.cout, g.h, g.w, slot + g.dda, slot + g.dda + _up16(16 * g.w),
@@ -689,6 +703,9 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
     with nogil, parallel(num_threads=nt):
         t = threadid()
         slot = &workv[0] + g.shared + t * g.dslot
+        hpc_pad_zero(g.cin, g.h, g.w, g.pad, slot + g.dxp)
+        if want_dx:
+            hpc_pad_zero(g.cout, g.h, g.w, g.pad, slot + g.dgp)
         for i in prange(xv.shape[0], schedule="static"):
             if pooled:
                 hpc_pool_bwd(&gv[i, 0, 0, 0], &iv[i, 0, 0, 0], g.cout, g.h // 2, g.w // 2,
@@ -696,7 +713,7 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
                 gi = slot + g.dda
             else:
                 gi = &gv[i, 0, 0, 0]
-            hpc_pad(&xv[i, 0, 0, 0], g.cin, g.h, g.w, g.pad, slot + g.dxp)
+            hpc_pad_rows(&xv[i, 0, 0, 0], g.cin, g.h, g.w, g.pad, slot + g.dxp)
             if g.olanes:
                 hpc_dw_image_olanes5(slot + g.dxp, gi, slot + g.dgt, slot + g.dacc, g.cin, g.cout,
                                      g.h, g.w)
@@ -704,7 +721,7 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
                 hpc_dw_image(slot + g.dxp, gi, slot + g.dacc, g.cin, g.cout, g.h, g.w, g.k)
             hpc_db_image(gi, g.cout, g.h, g.w, slot + g.ddb)
             if want_dx:
-                hpc_pad(gi, g.cout, g.h, g.w, g.pad, slot + g.dgp)
+                hpc_pad_rows(gi, g.cout, g.h, g.w, g.pad, slot + g.dgp)
                 hpc_fwd_planes(slot + g.dgp, g.cout, g.k, wf, NULL, &dxv[i, 0, 0, 0], g.cin, g.h, g.w)
     for t in range(nt):
         slot = &workv[0] + g.shared + t * g.dslot
