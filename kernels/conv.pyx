@@ -747,21 +747,22 @@ def conv2d_forward(x, w, b, out, work, int nthreads=1):
     _checked(out, "out", np.float32, (n, cout, h, wd), out=True)
     if n == 0 or h == 0 or wd == 0:
         return
+    cdef int nt = _threads(n, nthreads), t, o, y, u
+    if HPC_DIRECT:
+        _direct_forward(x, w, b, out, None, work, nt)
+        return
+    # The portable path: im2col + sgemm.
     cdef const float[:, :, :, ::1] xv = x
     cdef const float[:, :, :, ::1] wv = w
     cdef const float[::1] bv = b
     cdef float[:, :, :, ::1] ov = out
     cdef float[::1] workv = work
     cdef Geom g = _geom(cin, h, wd, cout, k)
-    cdef int nt = _threads(n, nthreads), t, o, y, u
     cdef Py_ssize_t i
     cdef float one = 1.0, zero = 0.0, bias
     cdef float* slot
     cdef float* outp
     cdef const float* src
-    if HPC_DIRECT:
-        _direct_forward(x, w, b, out, None, work, nt)
-        return
     with nogil, parallel(num_threads=nt):
         t = threadid()
         slot = &workv[0] + t * g.slot
@@ -799,6 +800,11 @@ def conv2d_backward(x, w, dout, dx, dw, db, work, int nthreads=1):
     _checked(db, "db", np.float32, (cout,), out=True)
     if n == 0 or h == 0 or wd == 0:
         return
+    cdef int nt = _threads(n, nthreads), t, o, c, y, u, j
+    if HPC_DIRECT:
+        _direct_backward(x, w, dout, None, None, dx, dw, db, work, nt)
+        return
+    # The portable path: im2col + sgemm.
     cdef const float[:, :, :, ::1] xv = x
     cdef const float[:, :, :, ::1] wv = w
     cdef const float[:, :, :, ::1] gv = dout
@@ -808,7 +814,6 @@ def conv2d_backward(x, w, dout, dx, dw, db, work, int nthreads=1):
     cdef float[::1] dbv = db
     cdef float[::1] workv = work
     cdef Geom g = _geom(cin, h, wd, cout, k)
-    cdef int nt = _threads(n, nthreads), t, o, c, y, u, j, p, q
     cdef Py_ssize_t i
     cdef float one = 1.0, zero = 0.0
     cdef double acc
@@ -816,10 +821,6 @@ def conv2d_backward(x, w, dout, dx, dw, db, work, int nthreads=1):
     cdef float* doutp
     cdef float* dst
     cdef const float* src
-    cdef float* wf = &workv[0]
-    if HPC_DIRECT:
-        _direct_backward(x, w, dout, None, None, dx, dw, db, work, nt)
-        return
     # Zeroed here rather than by each thread, so a slot whose thread never starts
     # still adds nothing in the reduction below.
     for t in range(nt):
