@@ -97,12 +97,13 @@ def _batch(batch, seed=0):
     return images, labels
 
 
-def hpclars_step(batch, threads, chunk_size):
-    """A closure running one hpclars training step (1 rank) on a fixed random batch."""
+def hpclars_step(batch, threads, chunk_size, optimizer="sgd"):
+    """A closure running one hpclars training step (1 rank) on a fixed random batch, the update
+    by ``optimizer`` (a name of :data:`hpclars.config.OPTIMIZERS`) with its default settings."""
     from . import kernels
     from .optim import make_optimizer
 
-    cfg = C.build(optimizer="sgd", batch_size=batch, threads=threads, chunk_size=chunk_size)
+    cfg = C.build(optimizer=optimizer, batch_size=batch, threads=threads, chunk_size=chunk_size)
     flat = init_params(np.zeros(LAYOUT.size, np.float32), 0)
     grads = np.zeros_like(flat)
     P, G = LAYOUT.views(flat), LAYOUT.views(grads)
@@ -163,7 +164,7 @@ def torch_step(batch, threads, ddp=False):
 
 def bench_train(args):
     print(f"# hpclars bench train: {args.threads} thread(s), chunk {args.chunk_size}, {args.repeats} "
-          f"repeats, {TRAIN_FLOPS / 1e6:.2f} MFLOP per image")
+          f"repeats, {TRAIN_FLOPS / 1e6:.2f} MFLOP per image, optimizer {args.optimizer}")
     print("# interleaved: each repeat times one sgemm 1024^3 (scipy OpenBLAS, 1 call), the training "
           "step, the evaluation and PyTorch's step back to back; every figure is a median over "
           "repeats, each ratio the median of the repeats' own ratios (% sgemm: the step's GFLOP/s "
@@ -176,9 +177,9 @@ def bench_train(args):
     sgemm, sgemm_flops = sgemm_call()
     torch_version = None
     for batch in args.batch_sizes:
-        fns = {"sgemm": sgemm, "step": hpclars_step(batch, args.threads, args.chunk_size),
+        fns = {"sgemm": sgemm, "step": hpclars_step(batch, args.threads, args.chunk_size, args.optimizer),
                "eval": hpclars_eval(batch, args.threads, args.chunk_size)}
-        baseline = None if args.no_torch else torch_step(batch, args.threads)
+        baseline = None if args.no_torch or args.optimizer != "sgd" else torch_step(batch, args.threads)
         if baseline is not None:
             fns["torch"], torch_version = baseline
         t = interleaved_times(fns, args.repeats)
@@ -199,6 +200,9 @@ def bench_train(args):
     if torch_version:
         print(f"# baseline: PyTorch {torch_version} CPU, torch.set_num_threads({args.threads}), "
               "same model, loss and SGD momentum; ratio = hpclars img/s / torch img/s")
+    elif args.optimizer != "sgd":
+        print(f"# no PyTorch baseline: it is SGD with momentum, this run's update is {args.optimizer} "
+              "(run --optimizer sgd for it)")
     else:
         print("# no PyTorch baseline (install torch to get one; see BENCHMARKS.md)")
 
@@ -592,6 +596,9 @@ def add_parser(sub, parser_class):
                    help=f"hpclars chunk size (default {C.Config.chunk_size})")
     t.add_argument("--repeats", type=int, default=7, help="timed repeats; the median is shown (default 7)")
     t.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
+    t.add_argument("--optimizer", choices=C.OPTIMIZERS, default="sgd",
+                   help="hpclars's update, with its default settings (default sgd); the PyTorch "
+                        "baseline is SGD with momentum, so it runs only with sgd")
     k = bsub.add_parser("kernels", help="each kernel vs its NumPy reference")
     k.add_argument("--batch", type=int, default=256, help="images per call (default 256)")
     k.add_argument("--threads", type=int, default=C.Config.threads,

@@ -1,13 +1,16 @@
 """Two builds of hpclars, one training step (or evaluation) each, timed in alternation.
 
     git worktree add /tmp/base <commit> && (cd /tmp/base && python setup.py -q build_ext --inplace)
-    python jobs/ab_builds.py /tmp/base [--batch 256] [--rounds 40] [--what step|eval]
+    python jobs/ab_builds.py /tmp/base [--batch 256] [--rounds 40] [--what step|eval|optimizer]
+                             [--optimizer sgd|lars|lamb|adam|adamw]
 
 Two worker processes, one importing hpclars from BASE (a checkout built in place), one from the
 installed hpclars, take turns running 3 steps each, ``--rounds`` times: a machine whose speed
 drifts (a shared VM) slows both alike.  Prints each side's min, quartile and median step time
 and the speed-up (base time / this build's time) of the minima and of the medians.  Single
 thread, the step of ``hpclars bench train`` (hpclars.bench.hpclars_step / hpclars_eval).
+``--what optimizer`` times the update alone (``make_optimizer(...).step`` on LeNet's parameters
+and a fixed gradient), with ``--optimizer`` (default sgd, as the step's).
 """
 
 import argparse
@@ -19,12 +22,33 @@ import time
 import numpy as np
 
 
-def worker(batch, what):
+def optimizer_update(name):
+    """A closure applying one update of optimizer ``name`` (default settings) to LeNet's
+    parameters, with a fixed gradient; only API that every build has."""
+    from hpclars import config
+    from hpclars.model import LAYOUT, init_params
+    from hpclars.optim import make_optimizer
+
+    flat = init_params(np.zeros(LAYOUT.size, np.float32), 0)
+    grads = np.random.default_rng(0).standard_normal(LAYOUT.size).astype(np.float32) * 1e-3
+    opt = make_optimizer(config.build(optimizer=name, batch_size=256), LAYOUT)
+    return lambda: opt.step(flat, grads, 1e-4)
+
+
+def worker(batch, what, optimizer):
     import hpclars
     from hpclars import bench
 
-    make = {"step": bench.hpclars_step, "eval": bench.hpclars_eval}[what]
-    fn = make(batch, 1, 256)
+    if what == "optimizer":
+        fn = optimizer_update(optimizer)
+    elif optimizer != "sgd":
+        try:
+            fn = bench.hpclars_step(batch, 1, 256, optimizer)
+        except TypeError:  # builds before the optimizer argument (2026-11-30)
+            sys.exit(f"ab_builds: {os.path.dirname(hpclars.__file__)}: its step is SGD only; "
+                     "compare the update alone with --what optimizer")
+    else:
+        fn = {"step": bench.hpclars_step, "eval": bench.hpclars_eval}[what](batch, 1, 256)
     fn()
     fn()
     print("ready", os.path.dirname(hpclars.__file__), flush=True)
@@ -42,11 +66,15 @@ def main():
     ap.add_argument("base", help="a checkout of the baseline commit, built in place")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--rounds", type=int, default=40)
-    ap.add_argument("--what", choices=("step", "eval"), default="step")
+    ap.add_argument("--what", choices=("step", "eval", "optimizer"), default="step")
+    ap.add_argument("--optimizer", choices=("sgd", "lars", "lamb", "adam", "adamw"), default="sgd",
+                    help="the update timed by --what optimizer, or the step's (default sgd)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.what == "eval" and args.optimizer != "sgd":
+        sys.exit("ab_builds: --optimizer applies to --what step or optimizer, not eval")
     if args.worker:
-        return worker(args.batch, args.what)
+        return worker(args.batch, args.what, args.optimizer)
     if not os.path.isfile(os.path.join(args.base, "hpclars", "__init__.py")):
         sys.exit(f"ab_builds: {args.base} is not an hpclars checkout")
     procs = {}
@@ -55,9 +83,12 @@ def main():
         if path:
             env["PYTHONPATH"] = path
         cmd = [sys.executable, os.path.abspath(__file__), "-", "--worker", "--batch", str(args.batch),
-               "--what", args.what]
+               "--what", args.what, "--optimizer", args.optimizer]
         p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd="/")
-        print(f"# {name}: {p.stdout.readline().split()[-1]}")
+        ready = p.stdout.readline().split()
+        if not ready:  # the worker said why on stderr
+            sys.exit(f"ab_builds: the {name} worker did not start")
+        print(f"# {name}: {ready[-1]}")
         procs[name] = p
     times = {name: [] for name in procs}
     for _ in range(args.rounds):
@@ -68,11 +99,13 @@ def main():
     for p in procs.values():
         p.stdin.close()
         p.wait()
-    print(f"# {args.what}, batch {args.batch}, 1 thread, {args.rounds} rounds of 3 per build, alternating")
+    what = f"{args.optimizer} update alone" if args.what == "optimizer" else \
+        f"{args.what}, batch {args.batch}" + (f", {args.optimizer}" if args.optimizer != "sgd" else "")
+    print(f"# {what}, 1 thread, {args.rounds} rounds of 3 per build, alternating")
     for name, v in times.items():
         v = np.array(v) * 1e3
-        print(f"{name:>5}: min {v.min():.2f} ms  25% {np.percentile(v, 25):.2f}  median {np.median(v):.2f}"
-              f"  -> {args.batch / np.median(v) * 1e3:.0f} img/s (median)")
+        rate = "" if args.what == "optimizer" else f"  -> {args.batch / np.median(v) * 1e3:.0f} img/s (median)"
+        print(f"{name:>5}: min {v.min():.2f} ms  25% {np.percentile(v, 25):.2f}  median {np.median(v):.2f}{rate}")
     b, t = np.array(times["base"]), np.array(times["this"])
     print(f"speed-up: {b.min() / t.min():.3f} (minima), {np.median(b) / np.median(t):.3f} (medians)")
 

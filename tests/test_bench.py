@@ -82,3 +82,16 @@ def test_bench_train_reports_the_median_share_of_sgemm_inside_its_range():
     assert round(lo) <= round(share) <= round(hi) and float(row[1]) > 0 and float(row[7]) > 0
     assert float(row[6].rstrip("%")) > 0 and row[9:] == ["-", "-"]
     assert "interleaved" in proc.stdout
+
+
+def test_bench_train_times_the_optimizer_it_is_given():
+    from _util import assert_ok, run
+
+    proc = run(["bench", "train", "--batch-sizes", "8", "--repeats", 2, "--optimizer", "lamb"])
+    assert_ok(proc)
+    assert "optimizer lamb" in proc.stdout
+    row = next(line.split() for line in proc.stdout.splitlines() if line.split()[:1] == ["8"])
+    assert float(row[1]) > 0 and row[9:] == ["-", "-"]  # no PyTorch column: its step is SGD
+    assert "this run's update is lamb" in proc.stdout
+    bad = run(["bench", "train", "--optimizer", "rmsprop"])
+    assert bad.returncode == 2 and "invalid choice: 'rmsprop'" in bad.stderr
