@@ -12,9 +12,11 @@ Adam variant) is parsed once, at construction, never per tensor per step.
 
 Shared pieces are defined once and composed: :func:`trust_ratio` (used by LARS and LAMB),
 :class:`LarsRate` (LARS's local rate: denominator, coefficient, clipping), the momentum
-buffer and the scaling by the rate (two steps whose order is the "inside"/"after" variant),
-and the learning-rate schedule in :mod:`hpclars.schedules`.  SGD is LARS with the trust
-ratio switched off (``Momentum(trust=None)``).
+update (:func:`hpclars.kernels.momentum_update`: weight decay, the rate, the momentum buffer
+"inside" or "after" the rate, Nesterov, in one pass per tensor; its NumPy oracle is
+:func:`hpclars.reference.momentum_update`), and the learning-rate schedule in
+:mod:`hpclars.schedules`.  SGD is LARS with the trust ratio switched off
+(``Momentum(trust=None)``).  Norms are float64 sums of squares (:func:`hpclars.kernels.sumsq`).
 
 Zero norms: the trust ratio falls back to 1 when the weight norm or the norm it
 is compared with is 0 (a bias initialised to zero, or a tensor whose gradient
@@ -35,23 +37,15 @@ import math
 
 import numpy as np
 
+from . import kernels
 from .config import (ADAPTATION_EXCLUDES, LARS_DENOMINATORS, LARS_MODES, LARS_MOMENTUM, SYSTEMDS_MIN_NORM,
                      WEIGHT_DECAY_EXCLUDES)
 
 
-def norm(x, scratch=None):
-    """Euclidean norm of a float32 array, accumulated in float64.
-
-    x: float32 array of any shape.  scratch: None, or a float64 array of x.size entries that
-    receives the float64 copy (an optimizer keeps one per tensor, so a step allocates nothing:
-    a fresh 0.4 MB array costs its page faults on every call).  The value is the same either way.
-    """
-    if scratch is None:
-        x = x.ravel().astype(np.float64)
-    else:
-        np.copyto(scratch, x.ravel())
-        x = scratch
-    return float(np.sqrt(np.dot(x, x)))
+def norm(x):
+    """Euclidean norm of a float32, C-contiguous array of any shape, accumulated in float64
+    (:func:`hpclars.kernels.sumsq`, one pass, no copy).  Returns a Python float."""
+    return math.sqrt(kernels.sumsq(x))
 
 
 def _finite(x):
@@ -91,11 +85,11 @@ class Optimizer:
         self.layout = layout
         n = layout.size
         self.state = {name: np.zeros(n, dtype=np.float32) for name in self.state_names}
-        # Scratch for the elementwise update (float32) and the norms (float64), one slice per
-        # tensor: results are written with out= in the order the formulas give, so a step makes
-        # no temporaries and its values are those of the plain expressions, bit for bit.
-        self._tmp = [(np.empty(sl.stop - sl.start, np.float32), np.empty(sl.stop - sl.start, np.float32),
-                      np.empty(sl.stop - sl.start, np.float64)) for sl in layout.slices]
+        # Scratch for the NumPy parts of an update (two float32 buffers per tensor): results are
+        # written with out= in the order the formulas give, so a step makes no temporaries and
+        # its values are those of the plain expressions, bit for bit.
+        self._tmp = [(np.empty(sl.stop - sl.start, np.float32), np.empty(sl.stop - sl.start, np.float32))
+                     for sl in layout.slices]
         self.t = 0
         k = len(layout.names)
         self.w_norm = np.zeros(k)
@@ -124,9 +118,8 @@ class Optimizer:
         """
         for i, sl in enumerate(self.layout.slices):
             w, g = params[sl], grads[sl]
-            f64 = self._tmp[i][2]
-            self.w_norm[i] = norm(w, f64)
-            self.g_norm[i] = norm(g, f64)
+            self.w_norm[i] = norm(w)
+            self.g_norm[i] = norm(g)
             self.local[i] = self._update(i, w, g, {k: v[sl] for k, v in self.state.items()}, lr)
         self.t += 1
 
@@ -168,10 +161,10 @@ class LarsRate:
         self.coef, self.eps, self.clip = coef, eps, clip
         self.sum_denominator = denominator == "sum"
 
-    def __call__(self, w_norm, g_norm, d, decay, lr, scratch=None):
-        """The factor multiplying the global rate ``lr``; ``d`` = g + decay*w (float32 array);
-        ``scratch``: as in :func:`norm`."""
-        denom = g_norm + decay * w_norm if self.sum_denominator else norm(d, scratch)
+    def __call__(self, w_norm, g_norm, d_norm, decay, lr):
+        """The factor multiplying the global rate ``lr``; ``d_norm()`` returns ||g + decay*w||
+        (called only by the "norm" denominator)."""
+        denom = g_norm + decay * w_norm if self.sum_denominator else d_norm()
         local = trust_ratio(w_norm, g_norm, denom, self.coef, self.eps)
         if self.clip:
             # A schedule can reach lr = 0 (poly decay underflows); the factor's limit there is 1.
@@ -183,13 +176,11 @@ class Momentum(Optimizer):
     """Heavy-ball momentum SGD with weight decay; with a ``trust`` rate it is LARS.
 
     Per tensor: d = g + wd*w, rate = lr * local (local = ``trust(...)``, 1 for SGD), then
-    two steps in the order ``order`` names, and w <- w - (their result):
-      scale:     u <- rate * u
-      momentum:  v <- m*v + u;  u <- v  (Nesterov: u <- m*v + u)
-    order "inside" = (scale, momentum): v <- m*v + rate*d, as SGD in Chowdhury et al.
-    Table 1 and LARS in You, Gitman and Ginsburg 2017, Algorithm 1.
-    order "after" = (momentum, scale): v <- m*v + d, w <- w - rate*v, as TensorFlow's
-    LARSOptimizer.
+    the momentum buffer inside or after the rate (:func:`hpclars.kernels.momentum_update`):
+    order "inside": v <- m*v + rate*d, w <- w - v, as SGD in Chowdhury et al. Table 1 and
+    LARS in You, Gitman and Ginsburg 2017, Algorithm 1.
+    order "after": v <- m*v + d, w <- w - rate*v, as TensorFlow's LARSOptimizer.
+    Nesterov: w <- w - (m*v + rate*d), or w <- w - rate*(m*v + d) after.
     momentum in [0, 1), weight_decay >= 0; raises ValueError for an unknown order.
     """
 
@@ -202,33 +193,19 @@ class Momentum(Optimizer):
         self.m = np.float32(momentum)
         self.nesterov = nesterov
         self.trust = trust
-        self.chain = {"inside": (self._scale, self._momentum), "after": (self._momentum, self._scale)}[order]
+        self.after = order == "after"
 
-    # Each piece returns u; ``tmp`` holds d in tmp[0] and a second buffer, never aliasing v.
-    def _scale(self, u, v, rate, tmp):
-        return np.multiply(u, rate, out=tmp[0])  # rate * u (u is tmp[0], v or tmp[1])
-
-    def _momentum(self, u, v, rate, tmp):
-        v *= self.m
-        v += u
-        if not self.nesterov:
-            return v
-        out = np.multiply(v, self.m, out=tmp[1])  # m*v + u, u being tmp[0]
-        out += u
-        return out
+    def _d_norm(self, i, w, g):
+        """||g + decay*w|| of tensor i, through its scratch."""
+        d = np.multiply(w, np.float32(self.decay[i]), out=self._tmp[i][0])
+        d += g
+        return norm(d)
 
     def _update(self, i, w, g, state, lr):
         decay = self.decay[i]
-        tmp = self._tmp[i]
-        d = np.multiply(w, np.float32(decay), out=tmp[0])  # d = g + decay*w
-        d += g
-        local = self.trust(self.w_norm[i], self.g_norm[i], d, decay, lr, tmp[2]) \
+        local = self.trust(self.w_norm[i], self.g_norm[i], lambda: self._d_norm(i, w, g), decay, lr) \
             if self.trust is not None and self._adapts(i) else 1.0
-        rate = np.float32(lr * local)
-        u = d
-        for piece in self.chain:
-            u = piece(u, state["momentum"], rate, tmp)
-        w -= u
+        kernels.momentum_update(w, g, state["momentum"], decay, lr * local, self.m, self.nesterov, self.after)
         return local
 
 
@@ -256,7 +233,7 @@ class AdamFamily(Optimizer):
     def _update(self, i, w, g, state, lr):
         # Each line computes what its comment says, in that order, into the scratch (t1, t2).
         wd = np.float32(self.decay[i])
-        t1, t2, f64 = self._tmp[i]
+        t1, t2 = self._tmp[i]
         b1, b2 = self.b1, self.b2
         m, v = state["m"], state["v"]
         if not self.decoupled:
@@ -279,7 +256,7 @@ class AdamFamily(Optimizer):
             u += np.multiply(w, wd, out=t2)  # u = r + wd*w
         ratio = 1.0
         if self.trust and self._adapts(i):
-            u_norm = norm(u, f64)
+            u_norm = norm(u)
             ratio = trust_ratio(self.w_norm[i], u_norm, u_norm)
         u *= np.float32(lr * ratio)
         w -= u

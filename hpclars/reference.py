@@ -202,3 +202,31 @@ def softmax_xent(logits, labels, dlogits, scale, nthreads=1):
         p[rows, labels] -= 1
         dlogits[...] = scale * p
     return loss, correct
+
+
+def sumsq(x):
+    """Sum of squares of a float32 array, in float64 (NumPy: a float64 copy and a dot product)."""
+    x = x.ravel().astype(np.float64)
+    return float(np.dot(x, x))
+
+
+def momentum_update(w, g, v, decay, rate, momentum, nesterov=False, after=False):
+    """Momentum step with weight decay, in place on w and v (float32 1-D); NumPy oracle of
+    :func:`hpclars.kernels.momentum_update`, one float32 operation at a time.
+
+    d = g + decay*w; after False: v <- m*v + rate*d, w <- w - v (Nesterov: w - (m*v + rate*d));
+    after True: v <- m*v + d, w <- w - rate*v (Nesterov: w - rate*(m*v + d)).
+    """
+    f = np.float32
+    decay, rate, m = f(decay), f(rate), f(momentum)
+    d = g + decay * w
+    if after:
+        v *= m
+        v += d
+        u = rate * (m * v + d if nesterov else v)
+    else:
+        s = rate * d
+        v *= m
+        v += s
+        u = m * v + s if nesterov else v
+    w -= u

@@ -21,6 +21,7 @@ try:
     from .elementwise import relu_backward, relu_forward, softmax_xent
     from .pool import SIMD as _POOL_SIMD
     from .pool import maxpool2_backward, maxpool2_forward
+    from .update import momentum_update, sumsq
 except ImportError as exc:  # pragma: no cover - depends on how hpclars was installed
     import os
 
@@ -42,4 +43,5 @@ __all__ = [
     "relu_forward", "relu_backward",
     "dense_forward", "dense_backward",
     "softmax_xent",
+    "sumsq", "momentum_update",
 ]

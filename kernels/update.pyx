@@ -1,0 +1,101 @@
+"""Optimizer update kernels: the sum of squares behind every norm, and the momentum update of
+SGD and LARS in one pass over a tensor.
+
+NumPy runs the update as one pass per operation (weight decay, scaling, momentum, the
+subtraction) and the two norms as a float64 copy each; in a training step the tensors
+arrive cold from the backward pass, so those passes cost 5% of a batch-256 step
+(``hpclars bench step``, Xeon, 2026-11-30).  Here each tensor is read once for its norm and
+once for the update.
+
+This module is built with ``-ffp-contract=off`` (setup.py): every multiply and add is rounded
+on its own, as in NumPy, so :func:`momentum_update` gives the values of the float32
+expressions in :func:`hpclars.reference.momentum_update` bit for bit.  Deliberately left out:
+threads (a step's whole update is 108k parameters, 0.1-0.2 ms) and the Adam family, whose
+update stays NumPy (:class:`hpclars.optim.AdamFamily`).
+"""
+
+import numpy as np
+
+
+include "_checks.pxi"
+
+
+cdef extern from *:
+    """
+    /* s = sum of x[i]^2 in double; eight partial sums so the loop vectorizes. */
+    static double hpc_sumsq(const float* x, long n) {
+        double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        long i = 0;
+        for (; i + 8 <= n; i += 8)
+            for (int j = 0; j < 8; j++) s[j] += (double)x[i + j] * (double)x[i + j];
+        for (; i < n; i++) s[0] += (double)x[i] * (double)x[i];
+        return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    }
+
+    /* The momentum update of hpclars.reference.momentum_update, element by element. */
+    static void hpc_momentum(float* w, const float* g, float* v, long n, float decay, float rate,
+                             float m, int nesterov, int after) {
+        for (long i = 0; i < n; i++) {
+            const float d = g[i] + decay * w[i];
+            float u;
+            if (after) {
+                const float vi = m * v[i] + d;
+                v[i] = vi;
+                u = rate * (nesterov ? m * vi + d : vi);
+            } else {
+                const float s = rate * d;
+                const float vi = m * v[i] + s;
+                v[i] = vi;
+                u = nesterov ? m * vi + s : vi;
+            }
+            w[i] = w[i] - u;
+        }
+    }
+    """
+    double hpc_sumsq(const float* x, long n) noexcept nogil
+    void hpc_momentum(float* w, const float* g, float* v, long n, float decay, float rate, float m,
+                      int nesterov, int after) noexcept nogil
+
+
+def sumsq(x):
+    """Sum of the squares of a float32 array's entries, accumulated in float64.
+
+    x: float32, C-contiguous, any shape.  Returns a Python float (0.0 for an empty array; NaN
+    or inf propagate).  The summation order (eight running sums) differs from NumPy's, so the
+    result may differ from ``np.dot(x64, x64)`` in the last bits of the float64.
+    Raises ValueError for another dtype or a non-contiguous array.
+    """
+    _checked(x, "x", np.float32, None)
+    cdef const float[::1] xv = x.reshape(-1)
+    cdef double s
+    with nogil:
+        s = hpc_sumsq(&xv[0], xv.shape[0]) if xv.shape[0] else 0.0
+    return s
+
+
+def momentum_update(w, g, v, float decay, float rate, float momentum, bint nesterov=False,
+                    bint after=False):
+    """Heavy-ball momentum step with weight decay, in place on ``w`` and ``v``.
+
+    w, v (n,) INOUT float32, C-contiguous, 1-D: the parameters and the momentum buffer
+    g    (n,) IN    float32, C-contiguous, 1-D: the gradient (not written)
+    decay, rate, momentum: float32 scalars (weight decay, rate = lr x local rate, m)
+
+    d = g + decay*w, then (You, Gitman and Ginsburg 2017, Algorithm 1; Chowdhury et al.,
+    Table 1) with after False:  v <- m*v + rate*d;  w <- w - v  (Nesterov: w <- w - (m*v + rate*d));
+    with after True (TensorFlow's LARSOptimizer):  v <- m*v + d;  w <- w - rate*v
+    (Nesterov: w <- w - rate*(m*v + d)).  Each operation is rounded to float32 on its own.
+    Raises ValueError naming a bad array (dtype, shape, contiguity, a read-only w or v).
+    """
+    _checked(w, "w", np.float32, None, out=True)
+    if w.ndim != 1:
+        raise ValueError(f"w must be 1-D, got shape {w.shape}")
+    _checked(g, "g", np.float32, w.shape)
+    _checked(v, "v", np.float32, w.shape, out=True)
+    cdef float[::1] wv = w
+    cdef const float[::1] gv = g
+    cdef float[::1] vv = v
+    if wv.shape[0] == 0:
+        return
+    with nogil:
+        hpc_momentum(&wv[0], &gv[0], &vv[0], wv.shape[0], decay, rate, momentum, nesterov, after)

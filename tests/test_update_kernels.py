@@ -1,0 +1,88 @@
+"""The optimizer update kernels (kernels/update.pyx) against their NumPy references.
+
+momentum_update must equal hpclars.reference.momentum_update bit for bit (the module is built
+without FMA contraction so that it rounds as NumPy does); sumsq must equal the float64 sum
+of squares to float64 rounding.  Sizes cover empty, shorter than one vector, not a multiple
+of eight, and the model's largest tensor (fc1.w, 94080 entries).
+"""
+
+import numpy as np
+import pytest
+
+from hpclars import kernels as K
+from hpclars import reference as R
+
+SIZES = [0, 1, 7, 8, 9, 1000, 94080]
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_sumsq_is_the_float64_sum_of_squares(n):
+    x = np.random.default_rng(n).standard_normal(n).astype(np.float32) * 3
+    assert K.sumsq(x) == pytest.approx(R.sumsq(x), rel=1e-13, abs=0)
+    assert K.sumsq(x.reshape(1, -1)) == K.sumsq(x)  # any shape
+
+
+def test_sumsq_propagates_nan_and_inf_and_keeps_float32_overflow_finite():
+    x = np.ones(20, np.float32)
+    x[13] = np.inf
+    assert K.sumsq(x) == np.inf
+    x[3] = np.nan
+    assert np.isnan(K.sumsq(x))
+    big = np.full(10, 3e38, np.float32)  # (3e38)^2 overflows float32, not float64
+    assert K.sumsq(big) == pytest.approx(9e77, rel=1e-6)
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("after", [False, True])
+@pytest.mark.parametrize("nesterov", [False, True])
+@pytest.mark.parametrize("decay", [0.0, 1e-4])
+def test_momentum_update_is_the_reference_bit_for_bit(n, after, nesterov, decay):
+    rng = np.random.default_rng(n + 10 * after + 20 * nesterov)
+    w, g, v = (rng.standard_normal(n).astype(np.float32) for _ in range(3))
+    w_ref, v_ref, g_before = w.copy(), v.copy(), g.copy()
+    for rate in (0.1, 0.0123):
+        K.momentum_update(w, g, v, decay, rate, 0.9, nesterov, after)
+        R.momentum_update(w_ref, g, v_ref, decay, rate, 0.9, nesterov, after)
+        np.testing.assert_array_equal(w, w_ref)
+        np.testing.assert_array_equal(v, v_ref)
+    np.testing.assert_array_equal(g, g_before)
+
+
+def test_momentum_update_changes_what_it_should():
+    # One step from v = 0, inside: v = rate*(g + decay*w), w -= v; a wrong order or a missing
+    # term moves these by far more than float32 rounding.
+    w, g, v = np.array([1.0, -2.0], np.float32), np.array([0.5, 0.25], np.float32), np.zeros(2, np.float32)
+    K.momentum_update(w, g, v, 0.1, 0.2, 0.9)
+    np.testing.assert_allclose(v, [0.2 * (0.5 + 0.1), 0.2 * (0.25 - 0.2)], rtol=1e-6)
+    np.testing.assert_allclose(w, [1.0 - 0.12, -2.0 - 0.01], rtol=1e-6)
+    K.momentum_update(w, g, v, 0.0, 1.0, 0.5, after=True)  # after: v = 0.5 v + g, w -= 1.0 * v
+    np.testing.assert_allclose(v, [0.5 * 0.12 + 0.5, 0.5 * 0.01 + 0.25], rtol=1e-6)
+
+
+def test_momentum_update_propagates_nan():
+    w, g, v = np.ones(5, np.float32), np.ones(5, np.float32), np.zeros(5, np.float32)
+    g[2] = np.nan
+    K.momentum_update(w, g, v, 1e-4, 0.1, 0.9)
+    assert np.isnan(w[2]) and np.isnan(v[2]) and np.isfinite(np.delete(w, 2)).all()
+
+
+def _arrays(n=4):
+    return np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (lambda w, g, v: (w.astype(np.float64), g, v), r"^w must have dtype float32, got float64$"),
+    (lambda w, g, v: (w.reshape(2, 2), g.reshape(2, 2), v.reshape(2, 2)), r"^w must be 1-D, got shape \(2, 2\)$"),
+    (lambda w, g, v: (w, g[:3], v), r"^g has shape \(3,\), expected \(4,\)$"),
+    (lambda w, g, v: (w, g, np.zeros(8, np.float32)[::2]), r"^v must be C-contiguous$"),
+    (lambda w, g, v: (w, g, np.frombuffer(v.tobytes(), np.float32)), r"^v is an output and must be writeable$"),
+])
+def test_momentum_update_refuses_bad_arrays_by_name(bad, message):
+    w, g, v = bad(*_arrays())
+    with pytest.raises(ValueError, match=message):
+        K.momentum_update(w, g, v, 0.0, 0.1, 0.9)
+
+
+def test_sumsq_refuses_another_dtype():
+    with pytest.raises(ValueError, match=r"^x must have dtype float32, got float64$"):
+        K.sumsq(np.ones(3))
