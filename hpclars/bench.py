@@ -1,4 +1,4 @@
-"""Benchmarks: ``hpclars bench train | kernels | scaling | allreduce | machine``.
+"""Benchmarks: ``hpclars bench train | step | kernels | scaling | allreduce | machine | hybrid``.
 
 Every figure is measured against a named baseline in the same process run:
 warm-up first, then several repeats, the median quoted.
@@ -7,6 +7,9 @@ warm-up first, then several repeats, the median quoted.
   at several batch sizes, beside PyTorch CPU on the same model with the same
   thread count when torch is installed (a benchmark-only extra), and the
   achieved GFLOP/s beside this machine's single-thread sgemm rate.
+- ``step``: where one training step's time goes: every kernel call, the input conversion and
+  the optimizer, each part's GFLOP/s beside the same run's sgemm, and what the step would take
+  were every FLOP to run at the sgemm rate.
 - ``kernels``: each kernel, forward and backward, checked against its NumPy
   reference before it is timed.
 - ``scaling``: weak scaling (fixed images per rank) of hpclars under mpiexec
@@ -205,6 +208,124 @@ def bench_train(args):
               "(run --optimizer sgd for it)")
     else:
         print("# no PyTorch baseline (install torch to get one; see BENCHMARKS.md)")
+
+
+# FLOPs per image of each part of the training step (multiply-add = 2), for ``bench step``.
+PART_FLOPS = {"conv1 fwd": CONV1, "conv2 fwd": CONV2, "fc1 fwd": 2 * 784 * 120, "fc2 fwd": 2 * 120 * 84,
+              "fc3 fwd": 2 * 84 * 10, "fc3 bwd": 4 * 84 * 10, "fc2 bwd": 4 * 120 * 84,
+              "fc1 bwd": 4 * 784 * 120, "conv2 bwd": 2 * CONV2, "conv1 bwd": CONV1}
+# The step's parts in the order it runs them.
+STEP_PARTS = ("input", "conv1 fwd", "conv2 fwd", "fc1 fwd", "fc2 fwd", "fc3 fwd", "ReLU", "softmax + loss",
+              "fc3 bwd", "fc2 bwd", "fc1 bwd", "conv2 bwd", "conv1 bwd", "optimizer", "rest")
+
+
+class TimedKernels:
+    """The compiled kernels module with every call timed, seconds summed per part of the step.
+
+    ``seconds[part]`` accumulates; part is "<layer> fwd" or "<layer> bwd" for the convolution
+    (conv -> pool -> ReLU) and dense kernels (the layer found by its weight's shape in
+    :data:`hpclars.model.PARAM_SHAPES`), "ReLU" for the dense layers' ReLU, "softmax + loss".
+    Arguments and results pass through unchanged; anything that is not a kernel call (the
+    ``*_work_size`` helpers, constants) is the module's own.
+    """
+
+    _direction = {"conv2d_pool_relu_forward": "fwd", "conv2d_pool_relu_backward": "bwd",
+                  "dense_forward": "fwd", "dense_backward": "bwd"}
+
+    def __init__(self, kernels):
+        from .model import PARAM_SHAPES
+
+        self._k = kernels
+        self._layer = {shape: name.split(".")[0] for name, shape in PARAM_SHAPES if name.endswith(".w")}
+        self.seconds = dict.fromkeys(STEP_PARTS, 0.0)
+
+    def __getattr__(self, name):
+        fn = getattr(self._k, name)
+        if not callable(fn) or name.endswith("_work_size"):
+            return fn
+        if name in self._direction:
+            part = lambda args: f"{self._layer[args[1].shape]} {self._direction[name]}"  # noqa: E731
+        else:
+            part = lambda args, p="ReLU" if name.startswith("relu") else "softmax + loss": p  # noqa: E731
+
+        def timed(*args):
+            t0 = time.perf_counter()
+            result = fn(*args)
+            self.seconds[part(args)] += time.perf_counter() - t0
+            return result
+
+        return timed
+
+
+def step_parts(batch, threads, chunk_size, optimizer, repeats):
+    """{part: [seconds per step]} for :data:`STEP_PARTS` and "step" (the whole step), over
+    ``repeats`` timed steps of :func:`hpclars_step`'s kind: the kernels through
+    :class:`TimedKernels`, the input conversion and the optimizer timed around their calls,
+    "rest" the step minus every part (Python, zeroing the gradient, the timers themselves)."""
+    from . import kernels
+    from .optim import make_optimizer
+
+    cfg = C.build(optimizer=optimizer, batch_size=batch, threads=threads, chunk_size=chunk_size)
+    flat = init_params(np.zeros(LAYOUT.size, np.float32), 0)
+    grads = np.zeros_like(flat)
+    P, G = LAYOUT.views(flat), LAYOUT.views(grads)
+    timed = TimedKernels(kernels)
+    model = LeNet(timed, min(chunk_size, batch), threads)
+    opt = make_optimizer(cfg, LAYOUT)
+    images, labels = _batch(batch)
+    load = model._load
+
+    def timed_load(imgs, n):
+        t0 = time.perf_counter()
+        x = load(imgs, n)
+        timed.seconds["input"] += time.perf_counter() - t0
+        return x
+
+    model._load = timed_load
+    out = {part: [] for part in (*STEP_PARTS, "step")}
+    for rep in range(repeats + 2):  # 2 untimed warm-up steps
+        timed.seconds = dict.fromkeys(STEP_PARTS, 0.0)
+        t0 = time.perf_counter()
+        grads[...] = 0
+        model.forward_backward(P, G, images, labels, 1.0 / batch)
+        t1 = time.perf_counter()
+        opt.step(flat, grads, 0.01)
+        t2 = time.perf_counter()
+        timed.seconds["optimizer"] = t2 - t1
+        timed.seconds["rest"] = (t2 - t0) - sum(timed.seconds.values())
+        if rep >= 2:
+            for part, sec in timed.seconds.items():
+                out[part].append(sec)
+            out["step"].append(t2 - t0)
+    return out
+
+
+def bench_step(args):
+    print(f"# hpclars bench step: where one training step's time goes; batch {args.batch}, "
+          f"{args.threads} thread(s), chunk {args.chunk_size}, optimizer {args.optimizer}, median of "
+          f"{args.repeats} steps")
+    print("# each kernel call timed as the trainer makes it (conv = conv -> max pool -> ReLU in one "
+          "kernel); rest = the step minus its parts (Python, zeroing the gradient, the timers)")
+    sgemm, sgemm_flops = sgemm_call()
+    rate = sgemm_flops / median_time(sgemm, 5) / 1e9
+    t = step_parts(args.batch, args.threads, args.chunk_size, args.optimizer, args.repeats)
+    med = {part: statistics.median(v) for part, v in t.items()}
+    print(f"# sgemm 1024^3 (scipy OpenBLAS, 1 call, median of 5, before the steps): {rate:.1f} GFLOP/s; "
+          "at sgemm = the part's time were it to run at that rate")
+    print(f"{'part':>15} {'ms':>8} {'% step':>7} {'GFLOP/s':>8} {'% sgemm':>8} {'at sgemm':>9}")
+    bound = 0.0
+    for part in STEP_PARTS:
+        flops = PART_FLOPS.get(part, 0) * args.batch
+        at = flops / (rate * 1e9)
+        bound += at if flops else med[part]
+        cols = (f"{flops / med[part] / 1e9:8.1f} {100 * flops / med[part] / 1e9 / rate:7.1f}% {1e3 * at:9.3f}"
+                if flops and med[part] > 0 else f"{'-':>8} {'-':>8} {'-':>9}")
+        print(f"{part:>15} {1e3 * med[part]:8.3f} {100 * med[part] / med['step']:6.1f}% {cols}")
+    step_rate = TRAIN_FLOPS * args.batch / med["step"] / 1e9
+    print(f"{'step':>15} {1e3 * med['step']:8.3f} {100.0:6.1f}% {step_rate:8.1f} {100 * step_rate / rate:7.1f}% "
+          f"{1e3 * bound:9.3f}")
+    print(f"# every FLOP at the sgemm rate and the parts without FLOPs as measured: a {1e3 * bound:.3f} ms "
+          f"step, {100 * TRAIN_FLOPS * args.batch / bound / 1e9 / rate:.1f}% of sgemm")
 
 
 def _kernel_cases(batch, threads):
@@ -599,6 +720,16 @@ def add_parser(sub, parser_class):
     t.add_argument("--optimizer", choices=C.OPTIMIZERS, default="sgd",
                    help="hpclars's update, with its default settings (default sgd); the PyTorch "
                         "baseline is SGD with momentum, so it runs only with sgd")
+    st = bsub.add_parser("step", help="where one training step's time goes, part by part",
+                         description="Times every kernel call of one training step (1 rank), the input "
+                                     "conversion and the optimizer, beside the same run's sgemm rate.")
+    st.add_argument("--batch", type=int, default=256, help="images per step (default 256)")
+    st.add_argument("--threads", type=int, default=C.Config.threads,
+                    help=f"OpenMP threads (default {C.Config.threads})")
+    st.add_argument("--chunk-size", type=int, default=C.Config.chunk_size,
+                    help=f"images per kernel call (default {C.Config.chunk_size})")
+    st.add_argument("--optimizer", choices=C.OPTIMIZERS, default="sgd", help="the update (default sgd)")
+    st.add_argument("--repeats", type=int, default=21, help="timed steps; medians shown (default 21)")
     k = bsub.add_parser("kernels", help="each kernel vs its NumPy reference")
     k.add_argument("--batch", type=int, default=256, help="images per call (default 256)")
     k.add_argument("--threads", type=int, default=C.Config.threads,
@@ -667,7 +798,7 @@ def main(args):
 
     if Comm().is_root:  # the code and the machine, as every run log records them
         print(describe(environment()), flush=True)
-    {"train": bench_train, "kernels": bench_kernels, "allreduce": bench_allreduce,
+    {"train": bench_train, "step": bench_step, "kernels": bench_kernels, "allreduce": bench_allreduce,
      "scaling": bench_scaling, "machine": bench_machine, "hybrid": bench_hybrid}[args.bench](args)
     return 0
 

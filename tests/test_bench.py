@@ -1,6 +1,7 @@
 """Benchmark windows: a timed run takes exactly the steps it says, across epoch boundaries, and
 its untimed warm-up steps are outside the timed window.  Never a timing."""
 
+import numpy as np
 import pytest
 
 from _util import read_log
@@ -95,3 +96,42 @@ def test_bench_train_times_the_optimizer_it_is_given():
     assert "this run's update is lamb" in proc.stdout
     bad = run(["bench", "train", "--optimizer", "rmsprop"])
     assert bad.returncode == 2 and "invalid choice: 'rmsprop'" in bad.stderr
+
+
+def test_timed_kernels_pass_every_call_through_and_time_each_part():
+    from hpclars import kernels
+    from hpclars.bench import STEP_PARTS, TimedKernels, _batch
+    from hpclars.model import LAYOUT, LeNet, init_params
+
+    flat = init_params(np.zeros(LAYOUT.size, np.float32), 3)
+    images, labels = _batch(5, seed=1)
+    grads = {}
+    for name, k in (("plain", kernels), ("timed", TimedKernels(kernels))):
+        g = np.zeros_like(flat)
+        result = LeNet(k, 4).forward_backward(LAYOUT.views(flat), LAYOUT.views(g), images, labels, 0.2)
+        grads[name] = (g, result)
+    np.testing.assert_array_equal(grads["plain"][0], grads["timed"][0])
+    assert grads["plain"][1] == grads["timed"][1]
+    assert set(k.seconds) == set(STEP_PARTS)
+    timed_parts = {p for p, s in k.seconds.items() if s > 0}
+    assert timed_parts == set(STEP_PARTS) - {"input", "optimizer", "rest"}  # those the caller times
+
+
+def test_bench_step_accounts_for_the_whole_step():
+    from _util import assert_ok, run
+    from hpclars.bench import STEP_PARTS
+
+    proc = run(["bench", "step", "--batch", "8", "--repeats", 3])
+    assert_ok(proc)
+    rows = {}
+    for line in proc.stdout.splitlines():
+        for part in (*STEP_PARTS, "step"):
+            if line.startswith(f"{part:>15} "):
+                rows[part] = line[16:].split()
+    assert set(rows) == {*STEP_PARTS, "step"}
+    # Each part's share of the median step; medians of parts need not add up exactly, but
+    # nothing may be missing or counted twice.
+    shares = sum(float(rows[p][1].rstrip("%")) for p in STEP_PARTS)
+    assert 80 < shares < 120, shares
+    assert rows["conv2 bwd"][2] != "-" and rows["optimizer"][2] == "-"
+    assert "% of sgemm" in proc.stdout.splitlines()[-1]
