@@ -257,11 +257,13 @@ class TimedKernels:
         return timed
 
 
-def step_parts(batch, threads, chunk_size, optimizer, repeats):
+def step_parts(batch, threads, chunk_size, optimizer, repeats, between=None):
     """{part: [seconds per step]} for :data:`STEP_PARTS` and "step" (the whole step), over
     ``repeats`` timed steps of :func:`hpclars_step`'s kind: the kernels through
     :class:`TimedKernels`, the input conversion and the optimizer timed around their calls,
-    "rest" the step minus every part (Python, zeroing the gradient, the timers themselves)."""
+    "rest" the step minus every part (Python, zeroing the gradient, the timers themselves).
+    ``between``, if given, is called and timed (as "between") before each step, e.g. the
+    sgemm the step is compared with, so that both see the same machine."""
     from . import kernels
     from .optim import make_optimizer
 
@@ -282,8 +284,13 @@ def step_parts(batch, threads, chunk_size, optimizer, repeats):
         return x
 
     model._load = timed_load
-    out = {part: [] for part in (*STEP_PARTS, "step")}
+    out = {part: [] for part in (*STEP_PARTS, "step", "between")}
     for rep in range(repeats + 2):  # 2 untimed warm-up steps
+        if between is not None:
+            t0 = time.perf_counter()
+            between()
+            if rep >= 2:
+                out["between"].append(time.perf_counter() - t0)
         timed.seconds = dict.fromkeys(STEP_PARTS, 0.0)
         t0 = time.perf_counter()
         grads[...] = 0
@@ -307,10 +314,10 @@ def bench_step(args):
     print("# each kernel call timed as the trainer makes it (conv = conv -> max pool -> ReLU in one "
           "kernel); rest = the step minus its parts (Python, zeroing the gradient, the timers)")
     sgemm, sgemm_flops = sgemm_call()
-    rate = sgemm_flops / median_time(sgemm, 5) / 1e9
-    t = step_parts(args.batch, args.threads, args.chunk_size, args.optimizer, args.repeats)
-    med = {part: statistics.median(v) for part, v in t.items()}
-    print(f"# sgemm 1024^3 (scipy OpenBLAS, 1 call, median of 5, before the steps): {rate:.1f} GFLOP/s; "
+    t = step_parts(args.batch, args.threads, args.chunk_size, args.optimizer, args.repeats, between=sgemm)
+    med = {part: statistics.median(v) for part, v in t.items() if v}
+    rate = sgemm_flops / med["between"] / 1e9
+    print(f"# sgemm 1024^3 (scipy OpenBLAS, 1 call before each step, median): {rate:.1f} GFLOP/s; "
           "at sgemm = the part's time were it to run at that rate")
     print(f"{'part':>15} {'ms':>8} {'% step':>7} {'GFLOP/s':>8} {'% sgemm':>8} {'at sgemm':>9}")
     bound = 0.0

@@ -47,7 +47,9 @@ step scaling hpclars bench scaling --ranks "$LIST" --batch-per-rank 256 --steps 
     --no-torch --keep-logs "$OUT_DIR/scaling-logs"
 # 3. Ranks x threads on all cores, one global batch.
 step hybrid hpclars bench hybrid --cores "$CORES" --batch-size 4096 --steps 20 --warmup 5
-# 4. One core: the training step against the same run's sgemm, and evaluation against training.
+# 4. One core: the training step against the same run's sgemm, and evaluation against training;
+#    then where the step's time goes, part by part.
 step train hpclars bench train --batch-sizes 256,1024 --threads 1 --repeats 7 --no-torch
+step step-parts hpclars bench step --batch 256 --threads 1 --repeats 21
 
 echo "node study done: $OUT_DIR"
