@@ -88,7 +88,11 @@ def main():
         ready = p.stdout.readline().split()
         if not ready:  # the worker said why on stderr
             sys.exit(f"ab_builds: the {name} worker did not start")
-        print(f"# {name}: {ready[-1]}")
+        commit = subprocess.run(["git", "-C", ready[-1], "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True).stdout.strip() or "not a git checkout"
+        dirty = subprocess.run(["git", "-C", ready[-1], "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()
+        print(f"# {name}: {ready[-1]} (commit {commit}{'-dirty' if dirty else ''})")
         procs[name] = p
     times = {name: [] for name in procs}
     for _ in range(args.rounds):
