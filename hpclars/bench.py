@@ -725,8 +725,8 @@ def add_parser(sub, parser_class):
     t.add_argument("--repeats", type=int, default=7, help="timed repeats; the median is shown (default 7)")
     t.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
     t.add_argument("--optimizer", choices=C.OPTIMIZERS, default="sgd",
-                   help="hpclars's update, with its default settings (default sgd); the PyTorch "
-                        "baseline is SGD with momentum, so it runs only with sgd")
+                   help="hpclars's update, with its built-in hyperparameters (default sgd); "
+                        "the PyTorch baseline is SGD with momentum, so it runs only with sgd")
     st = bsub.add_parser("step", help="where one training step's time goes, part by part",
                          description="Times every kernel call of one training step (1 rank), the input "
                                      "conversion and the optimizer, beside the same run's sgemm rate.")
