@@ -716,7 +716,11 @@ def add_parser(sub, parser_class):
     p = sub.add_parser("bench", help="benchmarks against a baseline in the same run",
                        description="Speed benchmarks. Never asserted in tests; see BENCHMARKS.md.")
     bsub = p.add_subparsers(dest="bench", required=True, parser_class=parser_class)
-    t = bsub.add_parser("train", help="training-step images/s vs PyTorch CPU")
+    t = bsub.add_parser("train", help="training-step images/s vs sgemm and PyTorch CPU",
+                        description="Interleaves, in every repeat, one sgemm 1024^3, the training step, "
+                                    "the forward-only evaluation and PyTorch's step (1 rank, a fixed random "
+                                    "batch); prints images/s, the step's % of the same repeat's sgemm "
+                                    "(median, min-max, best) and the eval/train and hpclars/PyTorch ratios.")
     t.add_argument("--batch-sizes", type=_ints, default=[64, 256, 1024], help="comma-separated (default 64,256,1024)")
     t.add_argument("--threads", type=int, default=C.Config.threads,
                    help=f"threads for hpclars and torch (default {C.Config.threads})")

@@ -1,13 +1,15 @@
-"""Two builds of hpclars, one training step (or evaluation) each, timed in alternation.
+"""Two builds of hpclars, one training step (or evaluation, or update) each, timed in alternation.
 
     git worktree add /tmp/base <commit> && (cd /tmp/base && python setup.py -q build_ext --inplace)
     python jobs/ab_builds.py /tmp/base [--batch 256] [--rounds 40] [--what step|eval|optimizer]
                              [--optimizer sgd|lars|lamb|adam|adamw]
 
 Two worker processes, one importing hpclars from BASE (a checkout built in place), one from the
-installed hpclars, take turns running 3 steps each, ``--rounds`` times: a machine whose speed
-drifts (a shared VM) slows both alike.  Prints each side's min, quartile and median step time
-and the speed-up (base time / this build's time) of the minima and of the medians.  Single
+installed hpclars (an editable install times the working tree), take turns running 3 steps
+each, ``--rounds`` times: a machine whose speed drifts (a shared VM) slows both alike.  Prints
+each build's directory and commit, each side's min, quartile and median step time and the
+speed-up (base time / this build's time; above 1: this build is faster) of the minima and of
+the medians.  Single
 thread, the step of ``hpclars bench train`` (hpclars.bench.hpclars_step / hpclars_eval).
 ``--what optimizer`` times the update alone (``make_optimizer(...).step`` on LeNet's parameters
 and a fixed gradient), with ``--optimizer`` (default sgd, as the step's).
@@ -62,11 +64,13 @@ def worker(batch, what, optimizer):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("base", help="a checkout of the baseline commit, built in place")
-    ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--rounds", type=int, default=40)
-    ap.add_argument("--what", choices=("step", "eval", "optimizer"), default="step")
+    ap.add_argument("--batch", type=int, default=256, help="images per step (default 256; not used by optimizer)")
+    ap.add_argument("--rounds", type=int, default=40, help="turns of 3 calls per build (default 40)")
+    ap.add_argument("--what", choices=("step", "eval", "optimizer"), default="step",
+                    help="step: one training step; eval: the forward-only evaluation; optimizer: the "
+                         "update alone (default step)")
     ap.add_argument("--optimizer", choices=("sgd", "lars", "lamb", "adam", "adamw"), default="sgd",
                     help="the update timed by --what optimizer, or the step's (default sgd)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
