@@ -16,6 +16,9 @@ KERNELS = ["conv", "pool", "dense", "elementwise", "probes", "update"]
 # The optimizer update rounds every multiply and add on its own, as NumPy does (kernels/update.pyx).
 NO_CONTRACT = {"update"}
 
+# Cores this process may use (sched_getaffinity is Linux's; elsewhere every core).
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
 compile_args = ["-O3", "-fopenmp", "-ffp-contract=fast"]
 if os.environ.get("HPCLARS_NO_NATIVE", "0") in ("", "0"):
     compile_args.append("-march=native")
@@ -45,4 +48,6 @@ setup(
             "embedsignature": True,
         },
     ),
+    # The extensions compile in parallel (build_ext --parallel), one per available core.
+    options={"build_ext": {"parallel": min(CORES, len(KERNELS))}},
 )

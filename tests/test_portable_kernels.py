@@ -5,8 +5,9 @@ with AVX-512 the direct AVX-512 kernels (``hpclars.kernels.KERNEL_PATH == "avx51
 elsewhere the portable im2col + sgemm path.  This module compiles the other build, the
 portable one (``HPCLARS_NO_NATIVE=1``, no ``-march=native``, so no AVX-512 intrinsics), in
 a scratch copy of the sources, and runs the kernel tests (every kernel against the NumPy
-references, special values, argument checks) and the model tests (whole-model finite
-differences, compiled model against the reference model) against it in a subprocess.
+references, special values, argument checks; the optimizer update kernels) and the model
+tests (whole-model finite differences, compiled model against the reference model) against it
+in a subprocess.
 
 Needs a C compiler and Cython (both already needed by ``pip install -e .``; Cython comes
 with the ``test`` extra).
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN_THERE = ["tests/test_kernels.py", "tests/test_model.py"]
+RUN_THERE = ["tests/test_kernels.py", "tests/test_update_kernels.py", "tests/test_model.py"]
 
 
 def _copy_sources(dst):
@@ -37,6 +38,7 @@ def portable_build(tmp_path_factory):
     dst = tmp_path_factory.mktemp("portable")
     _copy_sources(dst)
     env = {**os.environ, "HPCLARS_NO_NATIVE": "1"}
+    # setup.py compiles the extensions in parallel, one per core.
     proc = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=dst, env=env,
                           capture_output=True, text=True)
     assert proc.returncode == 0, f"portable build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
