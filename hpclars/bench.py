@@ -45,7 +45,8 @@ from .model import LAYOUT, LeNet, init_params
 # (conv1 needs no input gradient).
 CONV1 = 2 * 6 * 1 * 25 * 28 * 28
 CONV2 = 2 * 16 * 6 * 25 * 14 * 14
-DENSE = 2 * (784 * 120 + 120 * 84 + 84 * 10)
+FC = {"fc1": 2 * 784 * 120, "fc2": 2 * 120 * 84, "fc3": 2 * 84 * 10}
+DENSE = sum(FC.values())
 FWD_FLOPS = CONV1 + CONV2 + DENSE
 TRAIN_FLOPS = FWD_FLOPS + CONV1 + 2 * CONV2 + 2 * DENSE
 
@@ -100,24 +101,40 @@ def _batch(batch, seed=0):
     return images, labels
 
 
-def hpclars_step(batch, threads, chunk_size, optimizer="sgd"):
-    """A closure running one hpclars training step (1 rank) on a fixed random batch, the update
-    by ``optimizer`` (a name of :data:`hpclars.config.OPTIMIZERS`) with its default settings."""
-    from . import kernels
-    from .optim import make_optimizer
+class OneRankStep:
+    """One hpclars training step (1 rank) on a fixed random batch, in its two halves: the
+    gradient (:meth:`forward_backward`, zeroing it first) and the update (:meth:`update`, by
+    ``optimizer``, a name of :data:`hpclars.config.OPTIMIZERS`, with its built-in settings).
+    ``kernels``: the compiled kernels module, or a stand-in for it (:class:`TimedKernels`)."""
 
-    cfg = C.build(optimizer=optimizer, batch_size=batch, threads=threads, chunk_size=chunk_size)
-    flat = init_params(np.zeros(LAYOUT.size, np.float32), 0)
-    grads = np.zeros_like(flat)
-    P, G = LAYOUT.views(flat), LAYOUT.views(grads)
-    model = LeNet(kernels, min(chunk_size, batch), threads)
-    opt = make_optimizer(cfg, LAYOUT)
-    images, labels = _batch(batch)
+    def __init__(self, batch, threads, chunk_size, optimizer="sgd", kernels=None):
+        from . import kernels as compiled
+        from .optim import make_optimizer
+
+        cfg = C.build(optimizer=optimizer, batch_size=batch, threads=threads, chunk_size=chunk_size)
+        self.flat = init_params(np.zeros(LAYOUT.size, np.float32), 0)
+        self.grads = np.zeros_like(self.flat)
+        self.P, self.G = LAYOUT.views(self.flat), LAYOUT.views(self.grads)
+        self.model = LeNet(kernels or compiled, min(chunk_size, batch), threads)
+        self.opt = make_optimizer(cfg, LAYOUT)
+        self.images, self.labels = _batch(batch)
+        self.scale = 1.0 / batch
+
+    def forward_backward(self):
+        self.grads[...] = 0
+        self.model.forward_backward(self.P, self.G, self.images, self.labels, self.scale)
+
+    def update(self):
+        self.opt.step(self.flat, self.grads, 0.01)
+
+
+def hpclars_step(batch, threads, chunk_size, optimizer="sgd"):
+    """A closure running one :class:`OneRankStep`, both halves."""
+    s = OneRankStep(batch, threads, chunk_size, optimizer)
 
     def step():
-        grads[...] = 0
-        model.forward_backward(P, G, images, labels, 1.0 / batch)
-        opt.step(flat, grads, 0.01)
+        s.forward_backward()
+        s.update()
 
     return step
 
@@ -211,9 +228,8 @@ def bench_train(args):
 
 
 # FLOPs per image of each part of the training step (multiply-add = 2), for ``bench step``.
-PART_FLOPS = {"conv1 fwd": CONV1, "conv2 fwd": CONV2, "fc1 fwd": 2 * 784 * 120, "fc2 fwd": 2 * 120 * 84,
-              "fc3 fwd": 2 * 84 * 10, "fc3 bwd": 4 * 84 * 10, "fc2 bwd": 4 * 120 * 84,
-              "fc1 bwd": 4 * 784 * 120, "conv2 bwd": 2 * CONV2, "conv1 bwd": CONV1}
+PART_FLOPS = {"conv1 fwd": CONV1, "conv2 fwd": CONV2, **{f"{fc} fwd": f for fc, f in FC.items()},
+              **{f"{fc} bwd": 2 * f for fc, f in FC.items()}, "conv2 bwd": 2 * CONV2, "conv1 bwd": CONV1}
 # The step's parts in the order it runs them.
 STEP_PARTS = ("input", "conv1 fwd", "conv2 fwd", "fc1 fwd", "fc2 fwd", "fc3 fwd", "ReLU", "softmax + loss",
               "fc3 bwd", "fc2 bwd", "fc1 bwd", "conv2 bwd", "conv1 bwd", "optimizer", "rest")
@@ -226,7 +242,8 @@ class TimedKernels:
     (conv -> pool -> ReLU) and dense kernels (the layer found by its weight's shape in
     :data:`hpclars.model.PARAM_SHAPES`), "ReLU" for the dense layers' ReLU, "softmax + loss".
     Arguments and results pass through unchanged; anything that is not a kernel call (the
-    ``*_work_size`` helpers, constants) is the module's own.
+    ``*_work_size`` helpers, constants) is the module's own.  Each timed wrapper is made on
+    first use and kept, so later calls cost one instance-attribute lookup.
     """
 
     _direction = {"conv2d_pool_relu_forward": "fwd", "conv2d_pool_relu_backward": "bwd",
@@ -254,27 +271,22 @@ class TimedKernels:
             self.seconds[part(args)] += time.perf_counter() - t0
             return result
 
+        setattr(self, name, timed)  # __getattr__ runs only for names not yet set
         return timed
 
 
 def step_parts(batch, threads, chunk_size, optimizer, repeats, between=None):
     """{part: [seconds per step]} for :data:`STEP_PARTS` and "step" (the whole step), over
-    ``repeats`` timed steps of :func:`hpclars_step`'s kind: the kernels through
+    ``repeats`` timed :class:`OneRankStep`: the kernels through
     :class:`TimedKernels`, the input conversion and the optimizer timed around their calls,
     "rest" the step minus every part (Python, zeroing the gradient, the timers themselves).
     ``between``, if given, is called and timed (as "between") before each step, e.g. the
     sgemm the step is compared with, so that both see the same machine."""
     from . import kernels
-    from .optim import make_optimizer
 
-    cfg = C.build(optimizer=optimizer, batch_size=batch, threads=threads, chunk_size=chunk_size)
-    flat = init_params(np.zeros(LAYOUT.size, np.float32), 0)
-    grads = np.zeros_like(flat)
-    P, G = LAYOUT.views(flat), LAYOUT.views(grads)
     timed = TimedKernels(kernels)
-    model = LeNet(timed, min(chunk_size, batch), threads)
-    opt = make_optimizer(cfg, LAYOUT)
-    images, labels = _batch(batch)
+    s = OneRankStep(batch, threads, chunk_size, optimizer, timed)
+    model = s.model
     load = model._load
 
     def timed_load(imgs, n):
@@ -293,10 +305,9 @@ def step_parts(batch, threads, chunk_size, optimizer, repeats, between=None):
                 out["between"].append(time.perf_counter() - t0)
         timed.seconds = dict.fromkeys(STEP_PARTS, 0.0)
         t0 = time.perf_counter()
-        grads[...] = 0
-        model.forward_backward(P, G, images, labels, 1.0 / batch)
+        s.forward_backward()
         t1 = time.perf_counter()
-        opt.step(flat, grads, 0.01)
+        s.update()
         t2 = time.perf_counter()
         timed.seconds["optimizer"] = t2 - t1
         timed.seconds["rest"] = (t2 - t0) - sum(timed.seconds.values())

@@ -78,6 +78,7 @@ class Optimizer:
     """
 
     state_names = ()
+    scratch_buffers = 0  # float32 scratch buffers per tensor that ``_update`` writes into
 
     def __init__(self, layout, weight_decay, exclude_from_weight_decay="none", exclude_from_adaptation="none"):
         _one_of("exclude_from_weight_decay", exclude_from_weight_decay, WEIGHT_DECAY_EXCLUDES)
@@ -85,10 +86,10 @@ class Optimizer:
         self.layout = layout
         n = layout.size
         self.state = {name: np.zeros(n, dtype=np.float32) for name in self.state_names}
-        # Scratch for the NumPy parts of an update (two float32 buffers per tensor): results are
-        # written with out= in the order the formulas give, so a step makes no temporaries and
-        # its values are those of the plain expressions, bit for bit.
-        self._tmp = [(np.empty(sl.stop - sl.start, np.float32), np.empty(sl.stop - sl.start, np.float32))
+        # Scratch for the NumPy parts of an update: results are written with out= in the order
+        # the formulas give, so a step makes no temporaries and its values are those of the
+        # plain expressions, bit for bit.
+        self._tmp = [tuple(np.empty(sl.stop - sl.start, np.float32) for _ in range(self.scratch_buffers))
                      for sl in layout.slices]
         self.t = 0
         k = len(layout.names)
@@ -185,6 +186,7 @@ class Momentum(Optimizer):
     """
 
     state_names = ("momentum",)
+    scratch_buffers = 1  # d = g + decay*w, for LARS's "norm" denominator only
 
     def __init__(self, layout, momentum, weight_decay, nesterov=False, order="inside", trust=None,
                  exclude_from_weight_decay="none", exclude_from_adaptation="none"):
@@ -222,6 +224,7 @@ class AdamFamily(Optimizer):
     """
 
     state_names = ("m", "v")
+    scratch_buffers = 2
 
     def __init__(self, layout, beta1, beta2, eps, weight_decay, decoupled, trust,
                  exclude_from_weight_decay="none", exclude_from_adaptation="none"):

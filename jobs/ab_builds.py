@@ -9,8 +9,8 @@ installed hpclars (an editable install times the working tree), take turns runni
 each, ``--rounds`` times: a machine whose speed drifts (a shared VM) slows both alike.  Prints
 each build's directory and commit, each side's min, quartile and median step time and the
 speed-up (base time / this build's time; above 1: this build is faster) of the minima and of
-the medians.  Single
-thread, the step of ``hpclars bench train`` (hpclars.bench.hpclars_step / hpclars_eval).
+the medians.  Single thread, the step of ``hpclars bench train`` (hpclars.bench.hpclars_step /
+hpclars_eval).
 ``--what optimizer`` times the update alone (``make_optimizer(...).step`` on LeNet's parameters
 and a fixed gradient), with ``--optimizer`` (default sgd, as the step's).
 """
@@ -22,6 +22,8 @@ import sys
 import time
 
 import numpy as np
+
+from hpclars.config import OPTIMIZERS
 
 
 def optimizer_update(name):
@@ -71,7 +73,7 @@ def main():
     ap.add_argument("--what", choices=("step", "eval", "optimizer"), default="step",
                     help="step: one training step; eval: the forward-only evaluation; optimizer: the "
                          "update alone (default step)")
-    ap.add_argument("--optimizer", choices=("sgd", "lars", "lamb", "adam", "adamw"), default="sgd",
+    ap.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd",
                     help="the update timed by --what optimizer, or the step's (default sgd)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()

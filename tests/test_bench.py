@@ -100,7 +100,7 @@ def test_bench_train_times_the_optimizer_it_is_given():
 
 def test_timed_kernels_pass_every_call_through_and_time_each_part():
     from hpclars import kernels
-    from hpclars.bench import STEP_PARTS, TimedKernels, _batch
+    from hpclars.bench import PART_FLOPS, STEP_PARTS, TRAIN_FLOPS, TimedKernels, _batch
     from hpclars.model import LAYOUT, LeNet, init_params
 
     flat = init_params(np.zeros(LAYOUT.size, np.float32), 3)
@@ -115,6 +115,7 @@ def test_timed_kernels_pass_every_call_through_and_time_each_part():
     assert set(k.seconds) == set(STEP_PARTS)
     timed_parts = {p for p, s in k.seconds.items() if s > 0}
     assert timed_parts == set(STEP_PARTS) - {"input", "optimizer", "rest"}  # those the caller times
+    assert set(PART_FLOPS) <= timed_parts and sum(PART_FLOPS.values()) == TRAIN_FLOPS  # every FLOP, once
 
 
 def test_bench_step_accounts_for_the_whole_step():
