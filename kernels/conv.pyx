@@ -250,8 +250,8 @@ cdef extern from *:
        row's end, no load straddles a cache line, and the 25 accumulators stay in registers for the
        whole image; two neighbouring pixels share each broadcast.  On conv2 (14-pixel rows) it is
        1.9x as fast as the kernel above, lanes along a row (Xeon, 2026-11-30, min of 30 interleaved). */
-    static void hpc_dw_image_olanes5(const float* xp, const float* g, float* gt, float* dwt, int cin,
-                                     int cout, int h, int wd) {
+    static inline __attribute__((always_inline)) void hpc_dw_olanes5_body(
+            const float* xp, const float* g, float* gt, float* dwt, int cin, int cout, int h, int wd) {
         const int wp = wd + 4;
         const long plane = (long)(h + 4) * wp, hw = (long)h * wd;
         for (long j = 0; j < hw; j++)
@@ -297,6 +297,17 @@ cdef extern from *:
                     _mm512_storeu_ps(d + (long)t * cout,
                                      _mm512_add_ps(_mm512_loadu_ps(d + (long)t * cout), acc[t]));
             }
+    }
+
+    /* LeNet's conv2 (6 -> 16 channels, 14 x 14) as constants: GCC then unrolls the loops and turns
+       the transposition into vector permutes; with run-time sizes this kernel took 1.5x as long
+       (C harness, Xeon, 2026-11-30).  Any other shape runs the same code with run-time sizes. */
+    static void hpc_dw_image_olanes5(const float* xp, const float* g, float* gt, float* dwt, int cin,
+                                     int cout, int h, int wd) {
+        if (cin == 6 && cout == 16 && h == 14 && wd == 14)
+            hpc_dw_olanes5_body(xp, g, gt, dwt, 6, 16, 14, 14);
+        else
+            hpc_dw_olanes5_body(xp, g, gt, dwt, cin, cout, h, wd);
     }
 
     /* The fused forward of conv (k = 5, cout a multiple of 16, wd >= 14, h and wd even) + bias +
