@@ -208,7 +208,9 @@ def test_usr1_to_the_batch_shell_checkpoints_requeues_and_resumes(slurm):
     fast this machine trains relative to slurmctld's 30 s limit tick (an earlier version, which
     waited for a 1-minute limit, failed on an idle machine that finished first).
     """
-    epochs = 10
+    # Signalled once epoch 1 is logged: epochs 2-4 leave slurmctld some 15 s to deliver USR1
+    # before the run could end on its own (10 epochs took a minute of CI for no more coverage).
+    epochs = 4
     name = f"requeue-{uuid.uuid4().hex[:8]}"
     out = slurm.work / f"{name}.out"
     proc = subprocess.Popen(
