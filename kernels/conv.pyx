@@ -282,9 +282,10 @@ cdef extern from *:
                     for (; u + 2 <= wd; u += 2) {
                         const __m512 g0 = _mm512_loadu_ps(gr + (long)u * cout);
                         const __m512 g1 = _mm512_loadu_ps(gr + (long)(u + 1) * cout);
-                        /* Hides from GCC that this window overlaps the next pair's: otherwise GCC -O3 carries
-                           20 of its pixels over to the next iteration in scalar registers and on the stack,
-                           and the loop runs 1.3x slower (Xeon, C harness, 2026-11-30). */
+                        /* Hides from GCC that this window overlaps the next pair's: otherwise
+                           -O3 carries 20 of its pixels over to the next iteration in scalar
+                           registers and on the stack, and the loop runs 1.2-1.4x slower (Xeon,
+                           results/bench-xeon-2026-11-30/harness, 2026-11-30). */
                         const float* xu = xr + u;
                         __asm__("" : "+r"(xu));
                         _Pragma("GCC unroll 32") for (int p = 0; p < 5; p++)
@@ -399,10 +400,12 @@ cdef extern from *:
             t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
         }
         for (int i = 0; i < 16; i += 4) {
-            u[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-            u[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-            u[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
-            u[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+            const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]),
+                          c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+            u[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+            u[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+            u[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+            u[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
         }
         for (int i = 0; i < 4; i++) {
             t[i] = _mm512_shuffle_f32x4(u[i], u[i + 4], 0x88);
@@ -417,15 +420,16 @@ cdef extern from *:
     }
 
     /* The backward pass of conv (1 input channel, k = 5, cout a multiple of 3 up to 8, h and wd even)
-       -> 2x2 max pooling -> ReLU for 16 images at once, the images in the 16 lanes: every load is a
-       whole aligned vector and no lane idles on a row's end.  x, dout, y, idx point at the first of
-       the 16 images (x (h, wd) each; dout, y, idx (cout, h/2, wd/2) each).  Scratch: xb, (h + 4) x
+       -> 2x2 max pooling -> ReLU for 16 images at once, the images in the 16 lanes: every load in
+       the weight gradient's loop is a whole vector (no masks) and no lane idles on a row's end.
+       x, dout, y, idx point at the first of the 16 images (x (h, wd) each; dout, y, idx (cout,
+       h/2, wd/2) each).  Scratch: xb, (h + 4) x
        (wd + 4) pixel vectors whose border is zero; dt and kt, cout*h*wd/4 vectors each; g2, 2*cout*wd
        vectors.  Adds to acc16[o, p, q, lane] (summed over the lanes later, as hpc_dw_image's) and to
        db[o]. */
-    static void hpc_bwd1_group16(const float* x, const float* dout, const float* y, const unsigned char* idx,
-                                 int cout, int h, int wd, float* xb, float* dt, float* kt, float* g2,
-                                 float* acc16, float* db) {
+    static void hpc_bwd1_group16(const float* x, const float* dout, const float* y,
+                                 const unsigned char* idx, int cout, int h, int wd, float* xb,
+                                 float* dt, float* kt, float* g2, float* acc16, float* db) {
         const int wp = wd + 4, ho = h / 2, wo = wd / 2;
         const long px = (long)h * wd, pf = (long)cout * ho * wo;
         const __m512 one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
@@ -477,11 +481,11 @@ cdef extern from *:
                     const __m512 d = _mm512_loadu_ps(dt + f * 16);
                     const __m512i a = _mm512_castps_si512(_mm512_loadu_ps(kt + f * 16));
                     float* g0 = g2 + ((long)o * 2 * wd + 2 * ss) * 16;
-                    _mm512_storeu_ps(g0, _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(a, _mm512_set1_epi32(0)), d));
-                    _mm512_storeu_ps(g0 + 16, _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(a, _mm512_set1_epi32(1)), d));
-                    _mm512_storeu_ps(g0 + wd * 16, _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(a, _mm512_set1_epi32(2)), d));
-                    _mm512_storeu_ps(g0 + wd * 16 + 16,
-                                    _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(a, _mm512_set1_epi32(3)), d));
+                    /* window position a = 2 * row + column, as hpc_pool_bwd's */
+                    for (int pos = 0; pos < 4; pos++) {
+                        const __mmask16 at = _mm512_cmpeq_epi32_mask(a, _mm512_set1_epi32(pos));
+                        _mm512_storeu_ps(g0 + ((pos >> 1) * wd + (pos & 1)) * 16, _mm512_maskz_mov_ps(at, d));
+                    }
                 }
             for (int dy = 0; dy < 2; dy++)
                 for (int o0 = 0; o0 < cout; o0 += 3)
@@ -491,9 +495,10 @@ cdef extern from *:
                         const float* gr = g2 + ((long)o0 * 2 + dy) * wd * 16;
                         __m512 acc[3][5];
                         for (int o = 0; o < 3; o++)
-                            for (int q = 0; q < 5; q++) acc[o][q] = _mm512_loadu_ps(ac + (o * 25 + q) * 16);
-                        __m512 x0 = _mm512_loadu_ps(xr), x1 = _mm512_loadu_ps(xr + 16), x2 = _mm512_loadu_ps(xr + 32),
-                               x3 = _mm512_loadu_ps(xr + 48);
+                            for (int q = 0; q < 5; q++)
+                                acc[o][q] = _mm512_loadu_ps(ac + (o * 25 + q) * 16);
+                        __m512 x0 = _mm512_loadu_ps(xr), x1 = _mm512_loadu_ps(xr + 16),
+                               x2 = _mm512_loadu_ps(xr + 32), x3 = _mm512_loadu_ps(xr + 48);
                         for (int u = 0; u < wd; u++) {
                             const __m512 x4 = _mm512_loadu_ps(xr + (u + 4) * 16);
                             for (int o = 0; o < 3; o++) {
@@ -507,7 +512,8 @@ cdef extern from *:
                             x0 = x1; x1 = x2; x2 = x3; x3 = x4;
                         }
                         for (int o = 0; o < 3; o++)
-                            for (int q = 0; q < 5; q++) _mm512_storeu_ps(ac + (o * 25 + q) * 16, acc[o][q]);
+                            for (int q = 0; q < 5; q++)
+                                _mm512_storeu_ps(ac + (o * 25 + q) * 16, acc[o][q]);
                     }
         }
     }
