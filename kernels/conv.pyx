@@ -26,7 +26,7 @@ The fused backward pass of a one-channel input (conv1: no dx) takes 16 images at
 the images in the lanes instead (``hpc_bwd1_group16``): their pixels, pooled gradient and
 pooling positions are transposed in 16 x 16 register blocks, each pooled row's two pre-pool
 gradient rows are rebuilt in cache, and dw accumulates 3 channels x 5 taps per register block
-with whole aligned vectors, no lane idle on a row's end (conv1's backward pass 39% -> 54% of
+with whole vectors (no masks), no lane idle on a row's end (conv1's backward pass 39% -> 54% of
 sgemm in ``hpclars bench step``, BENCHMARKS.md session 8); a batch's last N mod 16 images go
 image by image as above.
 
