@@ -777,6 +777,29 @@ def test_conv2d_pool_relu_specials_as_reference(rng, cin, cout, h, where, nthrea
 
 @IGNORE_INVALID
 @pytest.mark.parametrize("nthreads", THREADS)
+@pytest.mark.parametrize("where", ["x", "dout"])
+def test_conv1_backward_sixteen_images_at_a_time_specials_as_reference(rng, where, nthreads):
+    """conv1's fused backward without dx takes 16 images at a time with the images in the
+    vector lanes (the AVX-512 build): NaN and inf in the inputs or the incoming gradient of a
+    batch of 16 + 1 images land in dw and db as in the reference."""
+    n, cin, cout, h = 17, 1, 6, 28
+    x, w, b, _ = conv_problem(rng, n, cin, cout, h)
+    dout = randn(rng, n, cout, h // 2, h // 2)
+    a = {"x": x, "dout": dout}
+    a[where] = sprinkle(rng, a[where], 3)
+    pooled = (n, cout, h // 2, h // 2)
+    out, idx = nans(pooled), np.zeros(pooled, np.uint8)
+    R.conv2d_pool_relu_forward(a["x"], w, b, out, idx, None)
+    dw, db, dw_ref, db_ref = np.zeros_like(w), np.zeros_like(b), np.zeros_like(w), np.zeros_like(b)
+    K.conv2d_pool_relu_backward(a["x"], w, out, idx, a["dout"], None, dw, db,
+                                fused_work(n, cin, cout, h, h, nthreads), nthreads)
+    R.conv2d_pool_relu_backward(a["x"], w, out, idx, a["dout"], None, dw_ref, db_ref, None)
+    for got, ref, name in ((dw, dw_ref, "dw"), (db, db_ref, "db")):
+        assert_same_specials(got, ref, f"conv2d_pool_relu_backward {name}")
+
+
+@IGNORE_INVALID
+@pytest.mark.parametrize("nthreads", THREADS)
 def test_softmax_xent_specials_as_reference(rng, nthreads):
     logits = randn(rng, 8, 10) * 3
     logits[0, [2, 5]] = np.nan            # the first NaN is the argmax, as np.argmax has it
