@@ -196,6 +196,41 @@ class Momentum(Optimizer):
         self.nesterov = nesterov
         self.trust = trust
         self.after = order == "after"
+        # For the one-call step: segment offsets, each tensor's decay and rate as float32.
+        self._offsets = np.array([0, *(sl.stop for sl in layout.slices)], dtype=np.int64)
+        self._decays = np.array(self.decay, dtype=np.float32)
+        self._rates64 = np.ones(len(layout.names))
+        self._rates = np.ones(len(layout.names), dtype=np.float32)
+
+    def step(self, params, grads, lr):
+        """Update ``params`` in place from the (already averaged) ``grads``: every tensor's
+        norms in one kernel call, the local rates in Python, every tensor's update in one more
+        (:func:`hpclars.kernels.momentum_update_segments`).  The same values, bit for bit, as
+        the tensor-by-tensor loop of :meth:`Optimizer.step`: each tensor's rate depends only on
+        that tensor's own weights and gradient before the update.
+
+        params, grads: float32 (layout.size,), C-contiguous; lr: the global rate (float).
+        """
+        layout = self.layout
+        kernels.sumsq_segments(params, self._offsets, self.w_norm)
+        kernels.sumsq_segments(grads, self._offsets, self.g_norm)
+        np.sqrt(self.w_norm, out=self.w_norm)
+        np.sqrt(self.g_norm, out=self.g_norm)
+        if self.trust is not None:
+            for i, sl in enumerate(layout.slices):
+                self.local[i] = self._rate(i, params[sl], grads[sl], lr)
+        # Each entry rounded to float32 as the one-tensor kernel's `float rate` argument is.
+        np.multiply(self.local, lr, out=self._rates64)
+        self._rates[...] = self._rates64
+        kernels.momentum_update_segments(params, grads, self.state["momentum"], self._offsets, self._decays,
+                                         self._rates, self.m, self.nesterov, self.after)
+        self.t += 1
+
+    def _rate(self, i, w, g, lr):
+        """Tensor i's local rate (the factor of ``lr``): the trust ratio, or 1 if exempt."""
+        if not self._adapts(i):
+            return 1.0
+        return self.trust(self.w_norm[i], self.g_norm[i], lambda: self._d_norm(i, w, g), self.decay[i], lr)
 
     def _d_norm(self, i, w, g):
         """||g + decay*w|| of tensor i, through its scratch."""
@@ -204,10 +239,10 @@ class Momentum(Optimizer):
         return norm(d)
 
     def _update(self, i, w, g, state, lr):
-        decay = self.decay[i]
-        local = self.trust(self.w_norm[i], self.g_norm[i], lambda: self._d_norm(i, w, g), decay, lr) \
-            if self.trust is not None and self._adapts(i) else 1.0
-        kernels.momentum_update(w, g, state["momentum"], decay, lr * local, self.m, self.nesterov, self.after)
+        """One tensor's update, as the base class's loop makes it (:meth:`step` does all at once)."""
+        local = self._rate(i, w, g, lr) if self.trust is not None else 1.0
+        kernels.momentum_update(w, g, state["momentum"], self.decay[i], lr * local, self.m, self.nesterov,
+                                self.after)
         return local
 
 

@@ -97,6 +97,8 @@ def softmax_xent(logits, labels, dlogits, float scale, int nthreads=1):
     cdef Py_ssize_t i, j, best
     cdef double zmax, s, p, inv_s, loss = 0.0
     cdef int correct = 0
+    # Each exp once: kept for the gradient in float64, so its values are those of computing it again.
+    cdef double[:, ::1] e = np.empty((n if want_grad else 1, k), np.float64)
     for i in prange(n, nogil=True, num_threads=nthreads, schedule="static"):
         best = 0
         zmax = z[i, 0]
@@ -106,16 +108,45 @@ def softmax_xent(logits, labels, dlogits, float scale, int nthreads=1):
                 zmax = z[i, j]
                 best = j
         s = 0.0
-        for j in range(k):
-            s = s + exp(z[i, j] - zmax)
+        if want_grad:
+            for j in range(k):
+                p = exp(z[i, j] - zmax)
+                e[i, j] = p
+                s = s + p
+        else:
+            for j in range(k):
+                s = s + exp(z[i, j] - zmax)
         loss += log(s) - (z[i, lab[i]] - zmax)
         if best == lab[i]:
             correct += 1
         if want_grad:
             inv_s = 1.0 / s
             for j in range(k):
-                p = exp(z[i, j] - zmax) * inv_s
+                p = e[i, j] * inv_s
                 if j == lab[i]:
                     p = p - 1.0
                 g[i, j] = <float>(scale * p)
     return float(loss), int(correct)
+
+
+def scale_u8(x, out, float r, int nthreads=1):
+    """out = float32(x) * r elementwise: uint8 pixels to float32, one rounded multiplication each.
+
+    x   (any shape, n elements)    IN   uint8, C-contiguous
+    out (any shape, n elements)    OUT  float32, C-contiguous
+    r   float32 scale (1/255 for pixels in [0, 1]; :func:`hpclars.data.to_float`)
+    The values are NumPy's ``np.multiply(x, np.float32(r), out=out, casting="unsafe")`` bit for
+    bit: the cast of a byte to float32 is exact and the product is rounded once.  Raises
+    ValueError naming a bad array (dtype, contiguity, a size that differs, a read-only out).
+    """
+    _check_threads(nthreads)
+    _checked(x, "x", np.uint8, None)
+    _checked(out, "out", np.float32, None, out=True)
+    if out.size != x.size:
+        raise ValueError(f"out has {out.size} elements, x has {x.size}")
+    cdef const unsigned char[:, ::1] xv = _rows(x)
+    cdef float[:, ::1] ov = out.reshape(xv.shape[0], xv.shape[1])
+    cdef Py_ssize_t i, j, m = xv.shape[1]
+    for i in prange(xv.shape[0], nogil=True, num_threads=nthreads, schedule="static"):
+        for j in range(m):
+            ov[i, j] = <float>xv[i, j] * r

@@ -435,3 +435,14 @@ def test_data_print_dir_is_the_directory_hpclars_uses(tmp_path, monkeypatch, cap
     monkeypatch.setenv("HPCLARS_DATA", str(tmp_path / "named"))
     assert cli.main(["data", "--print-dir"]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "named")
+
+
+def test_to_float_gives_the_same_values_from_a_strided_batch_and_into_float64(mnist):
+    # The float32 kernel takes contiguous batches; a strided one and a float64 buffer take NumPy.
+    batch = mnist.train_images[:64]
+    fast, strided = np.empty((32, 1, 28, 28), np.float32), np.empty((32, 1, 28, 28), np.float32)
+    to_float(np.ascontiguousarray(batch[::2]), fast)
+    to_float(batch[::2], strided)
+    np.testing.assert_array_equal(fast.view(np.int32), strided.view(np.int32))
+    wide = to_float(batch[::2], np.empty((32, 1, 28, 28), np.float64))
+    np.testing.assert_array_equal(wide, batch[::2, None].astype(np.float64) * (1.0 / 255.0))

@@ -842,3 +842,24 @@ def test_conv2d_border_specials_as_reference(rng, cin, cout, h, where, pos, valu
     R.conv2d_backward(x, w, dout, dx_ref, dw_ref, db_ref, None)
     for got, ref, name in ((dx, dx_ref, "dx"), (dw, dw_ref, "dw"), (db, db_ref, "db")):
         assert_same_specials(got, ref, f"conv2d_backward {name}")
+
+
+@pytest.mark.parametrize("nthreads", THREADS)
+@pytest.mark.parametrize("shape", [(256,), (3, 28, 28), (17, 1, 5, 7), (0, 28, 28)])
+def test_scale_u8_is_numpys_rounded_product_bit_for_bit(shape, nthreads):
+    x = (np.arange(int(np.prod(shape))) * 7 % 256).astype(np.uint8).reshape(shape)  # every byte value
+    r = np.float32(1.0 / 255.0)
+    out = nans(shape)
+    K.scale_u8(x, out, r, nthreads)
+    expected = np.multiply(x, r, out=np.empty(shape, np.float32), casting="unsafe")
+    np.testing.assert_array_equal(out.view(np.int32), expected.view(np.int32))
+
+
+def test_scale_u8_refuses_bad_arrays_by_name():
+    x = np.zeros((2, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"^x must have dtype uint8, got float32$"):
+        K.scale_u8(x.astype(np.float32), np.zeros((2, 3), np.float32), 1.0)
+    with pytest.raises(ValueError, match=r"^out has 5 elements, x has 6$"):
+        K.scale_u8(x, np.zeros(5, np.float32), 1.0)
+    with pytest.raises(ValueError, match=r"^out must have dtype float32, got float64$"):
+        K.scale_u8(x, np.zeros((2, 3)), 1.0)

@@ -530,3 +530,37 @@ def test_adam_family_step_is_the_float32_expressions_bit_for_bit(kind):
         np.testing.assert_array_equal(w, w_ref)
         np.testing.assert_array_equal(opt.state["m"], m)
         g = g[::-1].copy()
+
+
+# --------------------------------------------------------------------------
+# SGD and LARS update every tensor in one kernel call: the same values as tensor by tensor
+# --------------------------------------------------------------------------
+
+MOMENTUM_VARIANTS = [v for v in VARIANTS if v["optimizer"] in ("sgd", "lars")]
+
+
+@pytest.mark.parametrize("variant", MOMENTUM_VARIANTS, ids=_ids)
+def test_momentum_one_call_step_is_the_tensor_by_tensor_loop_bit_for_bit(variant):
+    # The model's own layout (ten tensors, 156 to 94080 entries), with a zero-gradient
+    # tensor and a tiny one (below the SystemDS rule's 1e-3) so exemptions take both ways.
+    from hpclars.model import LAYOUT as MODEL_LAYOUT, init_params
+    from hpclars.optim import Optimizer
+
+    c = cfg(**variant)
+    w0 = init_params(np.zeros(MODEL_LAYOUT.size, np.float32), 3)
+    w0[MODEL_LAYOUT.slices[0]] *= 1e-5
+    rng = np.random.default_rng(4)
+    grads = [rng.standard_normal(MODEL_LAYOUT.size).astype(np.float32) * 0.01 for _ in range(3)]
+    grads[1][MODEL_LAYOUT.slices[2]] = 0
+    one_call, loop = make_optimizer(c, MODEL_LAYOUT), make_optimizer(c, MODEL_LAYOUT)
+    assert isinstance(one_call, Momentum)
+    wa, wb = w0.copy(), w0.copy()
+    for g, lr in zip(grads, (c.lr, 0.5 * c.lr, 3.0)):
+        one_call.step(wa, g.copy(), lr)
+        Optimizer.step(loop, wb, g.copy(), lr)
+        np.testing.assert_array_equal(wa.view(np.int32), wb.view(np.int32))
+        np.testing.assert_array_equal(one_call.state["momentum"].view(np.int32),
+                                      loop.state["momentum"].view(np.int32))
+        for name in ("w_norm", "g_norm", "local"):
+            np.testing.assert_array_equal(getattr(one_call, name), getattr(loop, name), err_msg=name)
+    assert not np.array_equal(wa, w0)

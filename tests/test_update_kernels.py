@@ -86,3 +86,61 @@ def test_momentum_update_refuses_bad_arrays_by_name(bad, message):
 def test_sumsq_refuses_another_dtype():
     with pytest.raises(ValueError, match=r"^x must have dtype float32, got float64$"):
         K.sumsq(np.ones(3))
+
+
+def _segments(sizes):
+    return np.array([0, *np.cumsum(sizes)], dtype=np.int64)
+
+
+SEGMENTS = [(), (0,), (5, 0, 17), (150, 6, 2400, 16, 94080, 120, 10080, 84, 840, 10)]
+
+
+@pytest.mark.parametrize("sizes", SEGMENTS)
+def test_sumsq_segments_is_sumsq_of_each_segment_bit_for_bit(sizes):
+    off = _segments(sizes)
+    x = np.random.default_rng(len(sizes)).standard_normal(off[-1]).astype(np.float32)
+    out = np.full(len(sizes), -1.0)
+    K.sumsq_segments(x, off, out)
+    assert out.tolist() == [K.sumsq(x[a:b]) if b > a else 0.0 for a, b in zip(off[:-1], off[1:])]
+
+
+@pytest.mark.parametrize("sizes", SEGMENTS)
+@pytest.mark.parametrize("after, nesterov", [(False, False), (True, False), (False, True), (True, True)])
+def test_momentum_update_segments_is_the_one_tensor_kernel_bit_for_bit(sizes, after, nesterov):
+    off = _segments(sizes)
+    rng = np.random.default_rng(7)
+    w, g, v = (rng.standard_normal(off[-1]).astype(np.float32) for _ in range(3))
+    decay = rng.uniform(0, 1e-3, len(sizes)).astype(np.float32)
+    rate = rng.uniform(0, 0.1, len(sizes)).astype(np.float32)
+    w2, v2 = w.copy(), v.copy()
+    K.momentum_update_segments(w, g, v, off, decay, rate, 0.9, nesterov, after)
+    for i, (a, b) in enumerate(zip(off[:-1], off[1:])):
+        if b > a:
+            K.momentum_update(w2[a:b], g[a:b], v2[a:b], decay[i], rate[i], 0.9, nesterov, after)
+    np.testing.assert_array_equal(w.view(np.int32), w2.view(np.int32))
+    np.testing.assert_array_equal(v.view(np.int32), v2.view(np.int32))
+
+
+@pytest.mark.parametrize("offsets, message", [
+    (np.array([0, 3], np.int32), r"^offsets must have dtype int64, got int32$"),
+    (np.array([1, 4], np.int64), r"^offsets must rise from 0 to the length 4, got \[1, 4\]$"),
+    (np.array([0, 3], np.int64), r"^offsets must rise from 0 to the length 4, got \[0, 3\]$"),
+    (np.array([0, 3, 2, 4], np.int64), r"^offsets must rise from 0 to the length 4, got \[0, 3, 2, 4\]$"),
+    (np.zeros(0, np.int64), r"^offsets must be 1-D with at least one entry, got shape \(0,\)$"),
+])
+def test_segment_kernels_refuse_bad_offsets_before_touching_anything(offsets, message):
+    w, g, v = np.ones(4, np.float32), np.ones(4, np.float32), np.ones(4, np.float32)
+    k = max(len(offsets) - 1, 0)
+    with pytest.raises(ValueError, match=message):
+        K.sumsq_segments(w, offsets, np.zeros(k))
+    with pytest.raises(ValueError, match=message):
+        K.momentum_update_segments(w, g, v, offsets, np.zeros(k, np.float32), np.ones(k, np.float32), 0.9)
+    assert (w == 1).all() and (v == 1).all()
+
+
+def test_segment_kernels_refuse_a_wrong_length_of_decay_rate_or_out():
+    w, off = np.ones(4, np.float32), np.array([0, 1, 4], np.int64)
+    with pytest.raises(ValueError, match=r"^out has shape \(3,\), expected \(2,\)$"):
+        K.sumsq_segments(w, off, np.zeros(3))
+    with pytest.raises(ValueError, match=r"^rate has shape \(1,\), expected \(2,\)$"):
+        K.momentum_update_segments(w, w.copy(), w.copy(), off, np.zeros(2, np.float32), np.ones(1, np.float32), 0.9)

@@ -18,10 +18,10 @@ try:
     from .conv import conv2d_backward, conv2d_forward, conv2d_work_size
     from .conv import conv2d_pool_relu_backward, conv2d_pool_relu_forward, conv2d_pool_relu_work_size
     from .dense import dense_backward, dense_forward
-    from .elementwise import relu_backward, relu_forward, softmax_xent
+    from .elementwise import relu_backward, relu_forward, scale_u8, softmax_xent
     from .pool import SIMD as _POOL_SIMD
     from .pool import maxpool2_backward, maxpool2_forward
-    from .update import momentum_update, sumsq
+    from .update import momentum_update, momentum_update_segments, sumsq, sumsq_segments
 except ImportError as exc:  # pragma: no cover - depends on how hpclars was installed
     import os
 
@@ -42,6 +42,6 @@ __all__ = [
     "maxpool2_forward", "maxpool2_backward",
     "relu_forward", "relu_backward",
     "dense_forward", "dense_backward",
-    "softmax_xent",
-    "sumsq", "momentum_update",
+    "softmax_xent", "scale_u8",
+    "sumsq", "momentum_update", "sumsq_segments", "momentum_update_segments",
 ]
