@@ -479,12 +479,10 @@ cdef extern from *:
                 _mm512_storeu_ps(kt + (b0 + j) * 16, k[j]);
             }
         }
-        const long hw2 = (long)ho * wo;
-        for (int o = 0; o < cout; o++) {
-            __m512 s = zero;
-            for (long j = 0; j < hw2; j++) s = _mm512_add_ps(s, _mm512_loadu_ps(dt + (o * hw2 + j) * 16));
-            db[o] += _mm512_reduce_add_ps(s);
-        }
+        /* db[o]: the sum of channel o's pooled gradient, taken as the loop below loads it (per
+           lane, in the order rr, ss), reduced over the lanes at the end */
+        __m512 sdb[8];
+        for (int o = 0; o < cout; o++) sdb[o] = zero;
         /* Per pooled row: its two pre-pool rows' gradient (the pooled gradient at each window's
            pooled position, 0 at the other three) into g2, then dw[o, p, q] += g[o, y, u] * x[y + p,
            u + q] over those rows, 3 channels x the 5 taps of a kernel row in registers; along a row
@@ -494,6 +492,7 @@ cdef extern from *:
                 for (int ss = 0; ss < wo; ss++) {
                     const long f = ((long)o * ho + rr) * wo + ss;
                     const __m512 d = _mm512_loadu_ps(dt + f * 16);
+                    sdb[o] = _mm512_add_ps(sdb[o], d);
                     const __m512i a = _mm512_castps_si512(_mm512_loadu_ps(kt + f * 16));
                     float* g0 = g2 + ((long)o * 2 * wd + 2 * ss) * 16;
                     /* window position a = 2 * row + column, as hpc_pool_bwd's */
@@ -531,6 +530,7 @@ cdef extern from *:
                                 _mm512_storeu_ps(ac + (o * 25 + q) * 16, acc[o][q]);
                     }
         }
+        for (int o = 0; o < cout; o++) db[o] += _mm512_reduce_add_ps(sdb[o]);
     }
     #else
     static void hpc_fwd_pool_olanes5(const float* xp, int cin, const float* wt, const float* b,
@@ -672,11 +672,12 @@ cdef Geom _geom(Py_ssize_t cin, Py_ssize_t h, Py_ssize_t w, Py_ssize_t cout,
     g.dda = g.ddb + _up16(cout)
     g.dslot = g.dda + _up16(<Py_ssize_t>cout * h * w)
     g.blanes = cin == 1 and k == 5 and cout % 3 == 0 and cout <= 8 and h % 2 == 0 and w % 2 == 0
-    g.dxb = g.dslot
-    g.ddt = g.dxb + 16 * <Py_ssize_t>g.plane
-    g.dkt = g.ddt + 16 * <Py_ssize_t>cout * (h // 2) * (w // 2)
-    g.dg2 = g.dkt + 16 * <Py_ssize_t>cout * (h // 2) * (w // 2)
+    g.dxb = g.ddt = g.dkt = g.dg2 = 0  # used only with blanes
     if g.blanes:
+        g.dxb = g.dslot
+        g.ddt = g.dxb + 16 * <Py_ssize_t>g.plane
+        g.dkt = g.ddt + 16 * <Py_ssize_t>cout * (h // 2) * (w // 2)
+        g.dg2 = g.dkt + 16 * <Py_ssize_t>cout * (h // 2) * (w // 2)
         g.dslot = g.dg2 + 16 * 2 * <Py_ssize_t>cout * w
     return g
 
