@@ -327,7 +327,7 @@ class Trainer:
         red.reduce()  # with --overlap-allreduce, time_allreduce is the communication left exposed
         t2 = time.perf_counter()
         step_loss = red["loss_sum"] / B
-        g2 = float(np.dot(grads.astype(np.float64), grads.astype(np.float64)))
+        g2 = self.kernels.sumsq(grads)  # float64 sums, no float64 copies of the buffer
         if not (math.isfinite(step_loss) and math.isfinite(g2)):
             return "diverged", f"non-finite {'loss' if not math.isfinite(step_loss) else 'gradient'} at step {opt.t}"
         lr = schedules.lr_at(cfg, opt.t)
