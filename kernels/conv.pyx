@@ -182,13 +182,21 @@ cdef extern from *:
             {2, 2, hpc_fwd_2x2}, {1, 7, hpc_fwd_1x7}, {1, 4, hpc_fwd_1x4}, {1, 1, hpc_fwd_1x1}};
         const int pad = k / 2, wp = wd + 2 * pad;
         const long plane = (long)(h + 2 * pad) * wp;
-        /* LeNet's conv1 forward (1 -> 6 channels, 28 x 28) with its sizes as constants, so that
-           GCC unrolls the taps and drops the loops' address arithmetic: 1.1-1.5x on this kernel
-           (C harness, Xeon, 2026-11-30).  conv2's input gradient (16 -> 6, 14 x 14) gained
-           nothing the same way and runs the block table below. */
+        /* LeNet's two shapes, sizes as constants (GCC unrolls the taps and drops the loops'
+           address arithmetic), C harness, Xeon, 2026-11-30:
+           - conv1's forward (1 -> 6 channels, 28 x 28): 1.1-1.5x on this kernel;
+           - conv2's input gradient (16 -> 6, 14 x 14): 6 channels x 4 rows, the last 2 rows 6 x 2,
+             1.11-1.15x against the table's 3 x 7 (7 split loads per 21 FMAs: the load ports
+             were the limit); the 3 x 7 blocks with constant sizes gained nothing. */
         if (cin == 1 && k == 5 && cout == 6 && h == 28 && wd == 28) {
             for (int y0 = 0; y0 < 28; y0 += 4)
                 hpc_fwd_body_6x4(xp, 1, 32 * 32, 32, 5, w, b, out, 28, 28, 0, y0);
+            return;
+        }
+        if (cin == 16 && k == 5 && cout == 6 && h == 14 && wd == 14) {
+            for (int y0 = 0; y0 < 12; y0 += 4)
+                hpc_fwd_body_6x4(xp, 16, 18 * 18, 18, 5, w, b, out, 14, 14, 0, y0);
+            hpc_fwd_body_6x2(xp, 16, 18 * 18, 18, 5, w, b, out, 14, 14, 0, 12);
             return;
         }
         int i = 0;
