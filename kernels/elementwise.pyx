@@ -1,4 +1,5 @@
-"""Elementwise kernels of the LeNet model: ReLU and fused softmax + cross-entropy.
+"""Elementwise kernels of the LeNet model: ReLU, fused softmax + cross-entropy, and the input's
+uint8 -> float32 scaling (:func:`scale_u8`, behind :func:`hpclars.data.to_float`).
 
 Signatures and buffer semantics are those of :mod:`hpclars.reference`.  Every
 argument is checked once at entry (dtype, C-contiguity, shape); a bad one gets
