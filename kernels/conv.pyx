@@ -7,7 +7,8 @@ the AVX-512 machines): direct convolution in C with intrinsics, vectorised over
 16 output columns of a row, on a zero-padded copy of each image's planes (the
 padding makes every tap a plain unaligned load of 16 floats, with no boundary
 tests).  A register block of OB output channels by RB rows (6 x 4 for conv1,
-8 x 2 for conv2, 3 x 7 for conv2's dx; the fastest of those measured) keeps
+8 x 2 for conv2, 6 x 4 with a last 6 x 2 for conv2's dx; the fastest of those measured, and
+for LeNet's conv1 and conv2-dx shapes with the sizes as compile-time constants) keeps
 OB*RB accumulators: per tap, RB row loads and OB
 weight broadcasts feed OB*RB FMAs.  Rows wider than 16 take several masked
 chunks.  The backward pass uses the same machinery:
