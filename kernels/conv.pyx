@@ -184,10 +184,11 @@ cdef extern from *:
         const int pad = k / 2, wp = wd + 2 * pad;
         const long plane = (long)(h + 2 * pad) * wp;
         /* LeNet's two shapes, sizes as constants (GCC unrolls the taps and drops the loops'
-           address arithmetic), C harness, Xeon, 2026-11-30:
-           - conv1's forward (1 -> 6 channels, 28 x 28): 1.1-1.5x on this kernel;
+           address arithmetic); against c546190's code in a C harness (Xeon, 2026-11-30,
+           results/bench-xeon-2026-11-30/harness9), outputs identical:
+           - conv1's forward (1 -> 6 channels, 28 x 28): 1.16-1.26x on this kernel;
            - conv2's input gradient (16 -> 6, 14 x 14): 6 channels x 4 rows, the last 2 rows 6 x 2,
-             1.11-1.15x against the table's 3 x 7 (7 split loads per 21 FMAs: the load ports
+             1.12-1.18x against the table's 3 x 7 (7 split loads per 21 FMAs: the load ports
              were the limit); the 3 x 7 blocks with constant sizes gained nothing. */
         if (cin == 1 && k == 5 && cout == 6 && h == 28 && wd == 28) {
             for (int y0 = 0; y0 < 28; y0 += 4)
