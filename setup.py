@@ -30,6 +30,7 @@ extensions = [
     Extension(
         f"hpclars.kernels.{name}",
         [f"kernels/{name}.pyx"],
+        depends=["kernels/_checks.pxi", "kernels/hpc_pool.h"],
         include_dirs=[np.get_include(), "kernels"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args + (["-ffp-contract=off"] if name in NO_CONTRACT else []),
