@@ -193,13 +193,15 @@ class LeNet:
             x[...] = images.reshape(n, 1, 28, 28)
         return x
 
-    def _forward(self, p, x, n):
+    def _forward(self, p, x, n, x_scale=None):
+        """Logits of the chunk ``x``: float (n, 1, 28, 28), or uint8 pixels with ``x_scale``
+        (1/255), scaled by the first convolution as it pads each image (no float copy)."""
         k, t = self.k, self.nthreads
         p1, i1, p2, i2 = self.p1[:n], self.i1[:n], self.p2[:n], self.i2[:n]
         h1, h2, logits = self.h1[:n], self.h2[:n], self.logits[:n]
         # conv -> max pool -> ReLU in one kernel per layer: the pre-pool activations stay in
         # cache, image by image (where the build fuses them; kernels.CONV_POOL_FUSED).
-        k.conv2d_pool_relu_forward(x, p["conv1.w"], p["conv1.b"], p1, i1, self.work, t)
+        k.conv2d_pool_relu_forward(x, p["conv1.w"], p["conv1.b"], p1, i1, self.work, t, x_scale)
         k.conv2d_pool_relu_forward(p1, p["conv2.w"], p["conv2.b"], p2, i2, self.work, t)
         k.dense_forward(p2.reshape(n, 784), p["fc1.w"], p["fc1.b"], h1, t)
         k.relu_forward(h1, h1, t)
@@ -258,12 +260,19 @@ class LeNet:
         return loss, correct
 
     def evaluate(self, params, images, labels):
-        """(summed loss, number correct) over ``images`` without touching gradients."""
+        """(summed loss, number correct) over ``images`` without touching gradients.
+
+        uint8 images go to the first convolution as they are, scaled there (forward only: no
+        backward pass needs them as floats), the same values as :func:`to_float`'s."""
         loss, correct = 0.0, 0
+        pixels = images.dtype == np.uint8 and images.flags.c_contiguous
         for lo in range(0, len(labels), self.chunk):
             hi = min(lo + self.chunk, len(labels))
             n = hi - lo
-            logits = self._forward(params, self._load(images[lo:hi], n), n)
+            if pixels:
+                logits = self._forward(params, images[lo:hi].reshape(n, *IMAGE_SHAPE), n, 1.0 / 255.0)
+            else:
+                logits = self._forward(params, self._load(images[lo:hi], n), n)
             chunk_loss, chunk_correct = self.k.softmax_xent(logits, labels[lo:hi], None, 1.0, self.nthreads)
             loss += chunk_loss
             correct += chunk_correct

@@ -130,12 +130,15 @@ def conv2d_pool_relu_work_size(n, cin, h, w, cout, k, nthreads=1):
     return 0
 
 
-def conv2d_pool_relu_forward(x, w, b, out, idx, work, nthreads=1):
+def conv2d_pool_relu_forward(x, w, b, out, idx, work, nthreads=1, x_scale=None):
     """out = relu(maxpool2(conv2d(x, w) + b)); idx as maxpool2_forward on the convolution.
 
-    x (N, Cin, H, W) IN, H and W even; w (Cout, Cin, K, K) IN; b (Cout,) IN;
-    out, idx (N, Cout, H/2, W/2) OUT (idx uint8).
+    x (N, Cin, H, W) IN, H and W even, in out's dtype, or uint8 with ``x_scale``: then the
+    input is x * x_scale, each product rounded to out's dtype (as :func:`hpclars.data.to_float`);
+    w (Cout, Cin, K, K) IN; b (Cout,) IN; out, idx (N, Cout, H/2, W/2) OUT (idx uint8).
     """
+    if x.dtype == np.uint8:
+        x = np.multiply(x, out.dtype.type(x_scale), dtype=out.dtype)
     n, _, h, wd = x.shape
     a = np.empty((n, w.shape[0], h, wd), dtype=out.dtype)
     conv2d_forward(x, w, b, a, None)

@@ -108,6 +108,26 @@ cdef extern from *:
             }
     }
 
+    /* hpc_pad_rows for a uint8 image, each pixel times `scale` rounded to float32 (one rounding,
+       as hpclars.data.to_float): the input's scaling done while padding, so a forward-only pass
+       on uint8 images needs no float32 copy of the batch. */
+    static void hpc_pad_rows_u8(const unsigned char* src, int nc, int h, int wd, int pad, float scale,
+                                float* dst) {
+        const int wp = wd + 2 * pad;
+        const long plane = (long)(h + 2 * pad) * wp;
+        const __m512 sv = _mm512_set1_ps(scale);
+        for (int c = 0; c < nc; c++)
+            for (int y = 0; y < h; y++) {
+                const unsigned char* s = src + ((long)c * h + y) * wd;
+                float* d = dst + c * plane + (long)(y + pad) * wp + pad;
+                for (int u = 0; u < wd; u += 16) {
+                    const __mmask16 m = hpc_tail(wd - u);
+                    const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, s + u)));
+                    _mm512_mask_storeu_ps(d + u, m, _mm512_mul_ps(v, sv));
+                }
+            }
+    }
+
     /* out[o0:o0+OB, y0:y0+RB, :] = sum over (c, p, q) of w[o, c, p, q] * xp[c, y + p, u + q] (+ b[o]):
        OB x RB accumulators of 16 output columns each, the tap's weight broadcast, its shifted input
        row loaded once and used by all OB channels. */
@@ -597,6 +617,8 @@ cdef extern from *:
     #define HPC_DIRECT 0
     static void hpc_pad_zero(int nc, int h, int wd, int pad, float* dst) {}
     static void hpc_pad_rows(const float* src, int nc, int h, int wd, int pad, float* dst) {}
+    static void hpc_pad_rows_u8(const unsigned char* src, int nc, int h, int wd, int pad, float scale,
+                                float* dst) {}
     static void hpc_fwd_planes(const float* xp, int cin, int k, const float* w, const float* b,
                                float* out, int cout, int h, int wd) {}
     static void hpc_dw_image(const float* xp, const float* g, float* acc16, int cin, int cout, int h,
@@ -622,6 +644,8 @@ cdef extern from *:
                       float* dx, const float* y) noexcept nogil
     void hpc_pad_zero(int nc, int h, int wd, int pad, float* dst) noexcept nogil
     void hpc_pad_rows(const float* src, int nc, int h, int wd, int pad, float* dst) noexcept nogil
+    void hpc_pad_rows_u8(const unsigned char* src, int nc, int h, int wd, int pad, float scale,
+                         float* dst) noexcept nogil
     void hpc_fwd_planes(const float* xp, int cin, int k, const float* w, const float* b,
                         float* out, int cout, int h, int wd) noexcept nogil
     void hpc_dw_image(const float* xp, const float* g, float* acc16, int cin, int cout, int h,
@@ -838,12 +862,17 @@ def _dx_padding_terms(w, dx):
         dx[:, c][:, (j < 0) | (j >= h * wp)] = np.nan
 
 
-cdef void _direct_forward(x, w, b, out, idx, work, int nt):
+cdef void _direct_forward(x, w, b, out, idx, work, int nt, float x_scale=1.0):
     """Direct path of conv2d_forward (idx None) and conv2d_pool_relu_forward (idx given: each
     image's convolution goes to the thread's ``dda`` and only its pooled, ReLU'd map to ``out``).
-    Arguments already checked."""
+    x float32, or uint8 scaled by ``x_scale`` as each image is padded.  Arguments already
+    checked."""
     cdef bint pooled = idx is not None
-    cdef const float[:, :, :, ::1] xv = x
+    cdef bint u8 = x.dtype == np.uint8
+    # 1-element dummies keep the memoryviews typed for the dtype x does not have.
+    cdef const float[:, :, :, ::1] xv = np.empty((1, 1, 1, 1), np.float32) if u8 else x
+    cdef const unsigned char[:, :, :, ::1] xu = x if u8 else np.empty((1, 1, 1, 1), np.uint8)
+    cdef Py_ssize_t nimg = x.shape[0]
     cdef const float[:, :, :, ::1] wv = w
     cdef const float[::1] bv = b
     cdef float[:, :, :, ::1] ov = out
@@ -868,8 +897,11 @@ cdef void _direct_forward(x, w, b, out, idx, work, int nt):
         t = threadid()
         slot = &workv[0] + g.shared + t * g.dslot
         hpc_pad_zero(g.cin, g.h, g.w, g.pad, slot + g.dxp)
-        for i in prange(xv.shape[0], schedule="static"):
-            hpc_pad_rows(&xv[i, 0, 0, 0], g.cin, g.h, g.w, g.pad, slot + g.dxp)
+        for i in prange(nimg, schedule="static"):
+            if u8:
+                hpc_pad_rows_u8(&xu[i, 0, 0, 0], g.cin, g.h, g.w, g.pad, x_scale, slot + g.dxp)
+            else:
+                hpc_pad_rows(&xv[i, 0, 0, 0], g.cin, g.h, g.w, g.pad, slot + g.dxp)
             if olanes:
                 hpc_fwd_pool_olanes5(slot + g.dxp, g.cin, wt, &bv[0], &ov[i, 0, 0, 0], &iv[i, 0, 0, 0],
                                      g.cout, g.h, g.w, slot + g.dda, slot + g.dda + _up16(16 * g.w),
@@ -1109,10 +1141,13 @@ def conv2d_pool_relu_work_size(n, cin, h, w, cout, k, nthreads=1):
 
 
 cdef tuple _check_fused(x, w, out, idx, work, int nthreads, bint forward):
-    """Check the arguments the fused kernels share (out and idx writable on the forward pass);
-    return (n, cin, h, wd, cout, k)."""
+    """Check the arguments the fused kernels share (out and idx writable on the forward pass;
+    x float32, or also uint8 on the forward pass); return (n, cin, h, wd, cout, k)."""
     _check_threads(nthreads)
-    _checked(x, "x", np.float32, None)
+    if forward and isinstance(x, np.ndarray) and x.dtype == np.uint8:
+        _checked(x, "x", np.uint8, None)
+    else:
+        _checked(x, "x", np.float32, None)
     if x.ndim != 4 or x.shape[2] % 2 or x.shape[3] % 2:
         raise ValueError(f"x must have shape (N, Cin, H, W) with H and W even, got {x.shape}")
     n, cin, h, wd = x.shape
@@ -1134,10 +1169,13 @@ def _unfused_parts(work, n, cin, h, wd, cout, k, nthreads):
             work[a_end:a_end + n * cout * (h // 2) * (wd // 2)].reshape(n, cout, h // 2, wd // 2))
 
 
-def conv2d_pool_relu_forward(x, w, b, out, idx, work, int nthreads=1):
+def conv2d_pool_relu_forward(x, w, b, out, idx, work, int nthreads=1, x_scale=None):
     """out = relu(maxpool2(conv2d(x, w) + b)), the model's conv -> max pool -> ReLU block.
 
-    x    (N, Cin, H, W)          IN   float32, H and W even
+    x    (N, Cin, H, W)          IN   float32, H and W even; or uint8 with ``x_scale``: the
+                                      input is then x * x_scale, each product rounded to float32
+                                      (:func:`hpclars.data.to_float`'s scaling for 1/255), formed
+                                      as each image is padded, with no float32 copy of the batch
     w    (Cout, Cin, K, K)       IN   float32, K odd
     b    (Cout,)                 IN   float32
     out  (N, Cout, H/2, W/2)     OUT  float32
@@ -1148,15 +1186,23 @@ def conv2d_pool_relu_forward(x, w, b, out, idx, work, int nthreads=1):
     The same values as conv2d_forward, maxpool2_forward and relu_forward in turn (ReLU
     after pooling: relu(max(.)) = max(relu(.)), ReLU is monotone).  Where :data:`FUSED`,
     each image's convolution stays in the thread's scratch (Cout*H*W floats, in cache), so
-    the pre-pool activations never go to memory.  Raises ValueError for a bad argument.
+    the pre-pool activations never go to memory.  Raises ValueError for a bad argument (a
+    uint8 x without a finite x_scale, or an x_scale with a float32 x).
     """
     n, cin, h, wd, cout, k = _check_fused(x, w, out, idx, work, nthreads, True)
     _checked(b, "b", np.float32, (cout,))
+    cdef bint u8 = x.dtype == np.uint8
+    if u8 and (x_scale is None or not np.isfinite(x_scale)):
+        raise ValueError(f"x_scale must be a finite number for a uint8 x, got {x_scale!r}")
+    if not u8 and x_scale is not None:
+        raise ValueError("x_scale applies only to a uint8 x; x is float32")
     if n == 0 or h == 0 or wd == 0:
         return
     if FUSED:
-        _direct_forward(x, w, b, out, idx, work, _threads(n, nthreads))
+        _direct_forward(x, w, b, out, idx, work, _threads(n, nthreads), np.float32(x_scale) if u8 else 1.0)
         return
+    if u8:  # the portable path convolves float32: one rounded product per pixel, as to_float
+        x = np.multiply(x, np.float32(x_scale), dtype=np.float32)
     from hpclars.kernels import elementwise, pool
     conv_work, a, _ = _unfused_parts(work, n, cin, h, wd, cout, k, nthreads)
     conv2d_forward(x, w, b, a, conv_work, nthreads)

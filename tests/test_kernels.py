@@ -164,6 +164,42 @@ def test_conv2d_pool_relu_other_shapes_match_reference(rng, n, cin, cout, h, wd,
     check_fused_against_reference(x, w, b, dout, 2)
 
 
+@pytest.mark.parametrize("nthreads", THREADS)
+@pytest.mark.parametrize("n", BATCHES)
+@pytest.mark.parametrize("cin,cout,h,wd", [(1, 6, 28, 28), (6, 16, 14, 14), (2, 32, 4, 30)])
+@pytest.mark.parametrize("kern", [K, R], ids=["compiled", "reference"])
+def test_conv2d_pool_relu_forward_on_uint8_pixels_is_the_scaled_float_input(rng, kern, cin, cout, h, wd,
+                                                                            n, nthreads):
+    """A uint8 x with x_scale gives bit for bit what the float32 input x * x_scale (one rounded
+    product per pixel, as hpclars.data.to_float) gives: evaluation feeds the pixels unconverted."""
+    x8 = rng.integers(0, 256, size=(n, cin, h, wd), dtype=np.uint8)
+    x8.reshape(-1)[:3] = (0, 255, 1)
+    scale = 1.0 / 255.0
+    x = np.multiply(x8, np.float32(scale), dtype=np.float32)
+    w, b = randn(rng, cout, cin, KSIZE, KSIZE) * 0.2, randn(rng, cout)
+    pooled = (n, cout, h // 2, wd // 2)
+    work = fused_work(n, cin, cout, h, wd, nthreads)
+    out8, idx8 = nans(pooled), np.full(pooled, 255, np.uint8)
+    out, idx = nans(pooled), np.full(pooled, 255, np.uint8)
+    kern.conv2d_pool_relu_forward(x8, w, b, out8, idx8, work, nthreads, scale)
+    kern.conv2d_pool_relu_forward(x, w, b, out, idx, work, nthreads)
+    np.testing.assert_array_equal(out8, out)
+    np.testing.assert_array_equal(idx8, idx)
+
+
+def test_uint8_input_needs_its_scale_and_only_it_takes_one():
+    a = _fused_args(cin=1, cout=6, h=28)
+    x8 = np.zeros((2, 1, 28, 28), np.uint8)
+    for scale in (None, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=r"^x_scale\b"):
+            K.conv2d_pool_relu_forward(x8, a["w"], a["b"], a["out"], a["idx"], a["work"], 2, scale)
+    with pytest.raises(ValueError, match=r"^x_scale\b"):
+        K.conv2d_pool_relu_forward(a["x"], a["w"], a["b"], a["out"], a["idx"], a["work"], 2, 1.0)
+    with pytest.raises(ValueError, match=r"^x\b"):  # the backward pass needs float32 pixels
+        K.conv2d_pool_relu_backward(x8, a["w"], a["out"], a["idx"], a["dout"], None, a["dw"], a["db"],
+                                    a["work"], 2)
+
+
 def test_fused_build_flag_names_what_ran():
     """On a build with both fast paths the fused kernels keep the pre-pool maps in the
     threads' scratch: the scratch holds no whole-batch copy, unlike the portable fallback."""

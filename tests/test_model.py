@@ -126,6 +126,20 @@ def test_compiled_model_matches_reference_model(batch):
     assert np.max(np.abs(g - g_ref)) <= 1e-5 * np.max(np.abs(g_ref))
 
 
+@pytest.mark.parametrize("kern,dtype", [(kernels, np.float32), (reference, np.float64)])
+def test_evaluation_on_uint8_pixels_is_evaluation_on_scaled_floats(batch, kern, dtype):
+    """evaluate() hands uint8 pixels to the first convolution unconverted; the loss and the
+    correct count are bit for bit those of the same images scaled by to_float first."""
+    from hpclars.data import to_float
+
+    images, labels = batch
+    flat = init_params(np.zeros(LAYOUT.size, dtype), seed=3)
+    model = LeNet(kern, chunk_size=40, nthreads=2, dtype=dtype)  # 40, 40, 16: a short last chunk
+    floats = to_float(images, np.empty((len(labels), 1, 28, 28), dtype))
+    assert model.evaluate(LAYOUT.views(flat), images, labels) == model.evaluate(LAYOUT.views(flat), floats,
+                                                                                labels)
+
+
 @pytest.mark.parametrize("chunk,threads", [(1, 1), (7, 1), (32, 2), (96, 2)])
 def test_chunked_gradient_equals_unchunked(batch, chunk, threads):
     images, labels = batch
