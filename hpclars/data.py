@@ -61,6 +61,9 @@ MIRRORS = (
 
 ENV_VAR = "HPCLARS_DATA"
 NUM_CLASSES = 10
+# The pixel scale: uint8 pixels times PIXEL_SCALE (rounded to the float dtype) lie in [0, 1]
+# (to_float; the model's evaluation passes it to the first convolution with the raw pixels).
+PIXEL_SCALE = 1.0 / 255.0
 _SHAPES = {
     "train-images-idx3-ubyte": (60000, 28, 28),
     "train-labels-idx1-ubyte": (60000,),
@@ -276,9 +279,9 @@ def to_float(images_uint8: np.ndarray, out: np.ndarray) -> np.ndarray:
     if out.dtype == np.float32 and images.flags.c_contiguous:
         from . import kernels  # compiled; imported here so that data loading works without it
 
-        kernels.scale_u8(images, out, np.float32(1.0 / 255.0))  # the same values, bit for bit
+        kernels.scale_u8(images, out, np.float32(PIXEL_SCALE))  # the same values, bit for bit
     else:
-        np.multiply(images[:, None, :, :], out.dtype.type(1.0 / 255.0), out=out, casting="unsafe")
+        np.multiply(images[:, None, :, :], out.dtype.type(PIXEL_SCALE), out=out, casting="unsafe")
     return out
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import to_float
+from .data import PIXEL_SCALE, to_float
 
 PARAM_SHAPES = (
     ("conv1.w", (6, 1, 5, 5)),
@@ -195,7 +195,8 @@ class LeNet:
 
     def _forward(self, p, x, n, x_scale=None):
         """Logits of the chunk ``x``: float (n, 1, 28, 28), or uint8 pixels with ``x_scale``
-        (1/255), scaled by the first convolution as it pads each image (no float copy)."""
+        (:data:`hpclars.data.PIXEL_SCALE`), scaled by the first convolution as it pads each
+        image (no float copy)."""
         k, t = self.k, self.nthreads
         p1, i1, p2, i2 = self.p1[:n], self.i1[:n], self.p2[:n], self.i2[:n]
         h1, h2, logits = self.h1[:n], self.h2[:n], self.logits[:n]
@@ -270,7 +271,7 @@ class LeNet:
             hi = min(lo + self.chunk, len(labels))
             n = hi - lo
             if pixels:
-                logits = self._forward(params, images[lo:hi].reshape(n, *IMAGE_SHAPE), n, 1.0 / 255.0)
+                logits = self._forward(params, images[lo:hi].reshape(n, *IMAGE_SHAPE), n, PIXEL_SCALE)
             else:
                 logits = self._forward(params, self._load(images[lo:hi], n), n)
             chunk_loss, chunk_correct = self.k.softmax_xent(logits, labels[lo:hi], None, 1.0, self.nthreads)
