@@ -471,6 +471,23 @@ def ddp_images_per_s(size, batch, steps, warmup=5):
     return result.get()
 
 
+def _launcher_args(text):
+    """``--mpiexec-args``: one shell-quoted string of launcher options, split as a shell would
+    (``shlex.split``).  Raises argparse.ArgumentTypeError (one line) if the quoting is broken or
+    the options contain ``-n``/``-np``, which hpclars sets itself."""
+    import argparse
+    import shlex
+
+    try:
+        words = tuple(shlex.split(text))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"cannot split {text!r}: {err}") from None
+    clash = [w for w in words if w in ("-n", "-np", "--n", "--np")]
+    if clash:
+        raise argparse.ArgumentTypeError(f"{clash[0]} is set by hpclars for every rank count; leave it out")
+    return words
+
+
 def _mpiexec():
     """The launcher that belongs to this Python: the ``mpiexec`` beside ``sys.executable`` (the
     ``mpich`` wheel installs one into the virtual environment), else the first on PATH."""
@@ -480,7 +497,8 @@ def _mpiexec():
     return beside if os.path.exists(beside) else "mpiexec"
 
 
-def trainer_window(ranks, batch, steps, warmup, out, threads=1, chunk_size=256, data_dir="", extra=()):
+def trainer_window(ranks, batch, steps, warmup, out, threads=1, chunk_size=256, data_dir="", extra=(),
+                   mpiexec_args=()):
     """Run ``hpclars train`` under mpiexec for exactly ``warmup + steps`` optimizer steps and time
     the last ``steps``.
 
@@ -490,6 +508,7 @@ def trainer_window(ranks, batch, steps, warmup, out, threads=1, chunk_size=256, 
                       lazy allocation); the run crosses epoch boundaries as needed
                       (--epochs ceil((warmup + steps) / steps per epoch), --max-steps ends it)
     out               the run's log (overwritten)
+    mpiexec_args      launcher options put before ``-n`` (e.g. ``("--bind-to", "core")``)
     Returns {"images_per_s", "step_ms", "compute_ms", "allreduce_ms", "optim_ms", "steps"}:
     images/s and ms per step over the timed steps only, read from the log's /evals training
     clock (``train_s``, which leaves evaluations out) at steps ``warmup`` and ``warmup + steps``
@@ -508,7 +527,8 @@ def trainer_window(ranks, batch, steps, warmup, out, threads=1, chunk_size=256, 
     mpiexec = _mpiexec()
     total = warmup + steps
     epochs = -(-total // (TRAIN_SIZE // batch))
-    cmd = [mpiexec, "-n", str(ranks), sys.executable, "-m", "hpclars", "train", "--no-progress", "--overwrite",
+    cmd = [mpiexec, *mpiexec_args, "-n", str(ranks), sys.executable, "-m", "hpclars", "train", "--no-progress",
+           "--overwrite",
            "--batch-size", str(batch), "--threads", str(threads), "--chunk-size", str(chunk_size),
            "--epochs", str(epochs), "--max-steps", str(total), "--eval-every", str(epochs),
            "--eval-every-steps", str(math.gcd(warmup, steps)), "--out", out, *extra]
@@ -550,6 +570,7 @@ def bench_scaling(args):
     print(f"# hpclars bench scaling: weak scaling, {args.batch_per_rank} images per rank, 1 thread per rank, "
           f"{args.warmup} untimed + {args.steps} timed steps on both sides; hpclars: the trainer under mpiexec, "
           "timed by its training clock; baseline: PyTorch DDP, gloo over loopback")
+    print(f"# launcher: {' '.join([mpiexec, *args.mpiexec_args])} -n N (the probes and the trainer alike)")
     if repeats > 1:
         print(f"# {repeats} repeats, the rank counts interleaved; each repeat's efficiency is against its own "
               "1-rank run; img/s, ms and efficiency: medians over the repeats, eff range: their min-max")
@@ -566,8 +587,8 @@ def bench_scaling(args):
         os.makedirs(args.keep_logs, exist_ok=True)
     rates = {}
     for n in args.ranks:
-        probe = subprocess.run([mpiexec, "-n", str(n), sys.executable, "-m", "hpclars", "bench", "machine",
-                                "--json", "--seconds", "0.3"], capture_output=True, text=True)
+        probe = subprocess.run([mpiexec, *args.mpiexec_args, "-n", str(n), sys.executable, "-m", "hpclars", "bench",
+                                "machine", "--json", "--seconds", "0.3"], capture_output=True, text=True)
         if probe.returncode:
             raise SystemExit(f"hpclars bench: the {n}-rank machine probe failed:\n{probe.stderr}")
         rates[n] = json.loads(probe.stdout.strip().splitlines()[-1])["median"]
@@ -580,7 +601,7 @@ def bench_scaling(args):
                 name = f"weak-n{n}.h5" if repeats == 1 else f"weak-n{n}-r{r}.h5"
                 out = os.path.join(args.keep_logs or tmp, name)
                 windows[n].append(trainer_window(n, n * args.batch_per_rank, args.steps, args.warmup, out,
-                                                 data_dir=args.data_dir))
+                                                 data_dir=args.data_dir, mpiexec_args=args.mpiexec_args))
                 if r < repeats - 1:
                     continue
                 # The last repeat: this rank count's row is complete, print it as it comes.
@@ -597,9 +618,17 @@ def bench_scaling(args):
                        f"{100 * rel['triad_gbs']:>5.0f}% {100 * eff / min(rel.values()):>9.1f}% "
                        f"{bytes_per_image * ips / n / 1e9:>10.2f} {rates[n]['triad_gbs']:>10.2f}")
                 if have_torch:
-                    d = ddp_images_per_s(n, args.batch_per_rank, args.steps, args.warmup)
-                    ddp_base = ddp_base or d / n
-                    row += f" {d:>10.0f} {100 * d / (n * ddp_base):>9.1f}% {ips / d:>6.2f}"
+                    try:  # a failing baseline must not lose hpclars's row or the rank counts after it
+                        d = ddp_images_per_s(n, args.batch_per_rank, args.steps, args.warmup)
+                    except (RuntimeError, OSError) as err:
+                        print(f"hpclars bench: the {n}-rank PyTorch DDP baseline failed: {err}", file=sys.stderr)
+                        d = None
+                    if d is None:
+                        row += f" {'failed':>10}"
+                    else:
+                        ddp_base = d / n if n == first else ddp_base
+                        eff_ddp = f"{100 * d / (n * ddp_base):>9.1f}%" if ddp_base else f"{'-':>10}"
+                        row += f" {d:>10.0f} {eff_ddp} {ips / d:>6.2f}"
                 print(row, flush=True)
     if not have_torch:
         print("# no PyTorch baseline (install torch to get one)")
@@ -613,6 +642,7 @@ def bench_hybrid(args):
     print(f"# hpclars bench hybrid: {args.cores} cores as ranks x threads, global batch {args.batch_size}, "
           f"{args.warmup} untimed + {args.steps} timed steps; step ms from the training clock, the split "
           "(compute / Allreduce / optimizer, ms per step, max over ranks) over all steps")
+    print(f"# launcher: {' '.join([_mpiexec(), *args.mpiexec_args])} -n RANKS")
     print(f"{'ranks':>5} {'threads':>7} {'img/s':>9} {'step ms':>8} {'compute':>8} {'allreduce':>9} {'optim':>6}")
     with tempfile.TemporaryDirectory() as tmp:
         for r, t in splits:
@@ -620,7 +650,8 @@ def bench_hybrid(args):
                 print(f"{r:>5} {t:>7}   skipped: batch {args.batch_size} is not divisible by {r} ranks")
                 continue
             w = trainer_window(r, args.batch_size, args.steps, args.warmup, os.path.join(tmp, f"h{r}x{t}.h5"),
-                               threads=t, chunk_size=args.chunk_size, data_dir=args.data_dir)
+                               threads=t, chunk_size=args.chunk_size, data_dir=args.data_dir,
+                               mpiexec_args=args.mpiexec_args)
             print(f"{r:>5} {t:>7} {w['images_per_s']:>9.0f} {w['step_ms']:>8.1f} {w['compute_ms']:>8.1f} "
                   f"{w['allreduce_ms']:>9.2f} {w['optim_ms']:>6.2f}", flush=True)
 
@@ -767,6 +798,9 @@ def add_parser(sub, parser_class):
     w.add_argument("--repeats", type=int, default=1,
                    help="run the rank counts this many times, interleaved, and report medians; each "
                         "repeat's efficiency is against its own 1-rank run (default 1)")
+    w.add_argument("--mpiexec-args", type=_launcher_args, default=(), metavar="ARGS",
+                   help="launcher options put before -n, one quoted string, e.g. --mpiexec-args='--bind-to core' "
+                        "(Open MPI binds 1-2 ranks to a core each unless told otherwise; default: none)")
     w.add_argument("--keep-logs", default="", metavar="DIR",
                    help="keep the hpclars run logs (weak-n<ranks>.h5, weak-n<ranks>-r<repeat>.h5 with "
                         "--repeats) in DIR, e.g. for "
@@ -793,6 +827,9 @@ def add_parser(sub, parser_class):
     h.add_argument("--chunk-size", type=int, default=C.Config.chunk_size,
                    help=f"images per kernel call (default {C.Config.chunk_size})")
     h.add_argument("--data-dir", default="", help="MNIST directory (default: $HPCLARS_DATA, else the per-user cache)")
+    h.add_argument("--mpiexec-args", type=_launcher_args, default=(), metavar="ARGS",
+                   help="launcher options put before -n, one quoted string, e.g. --mpiexec-args='--bind-to core' "
+                        "(Open MPI binds 1-2 ranks to a core each unless told otherwise; default: none)")
     m = bsub.add_parser("machine", help="the machine's own per-rank compute and memory rates; run under mpiexec",
                         description="In every rank at once: in-register FMA peak, cache-resident sgemm and "
                                     "STREAM triad (hpclars/machine.py). Run under mpiexec -n N to see what N "

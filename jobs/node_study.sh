@@ -1,10 +1,17 @@
 #!/bin/bash
 # The whole single-node scaling study in one command (84 s on 2 cores, 2026-11-30; estimated
-# 4-6 minutes on 16, not yet run there): what the
-# machine itself delivers per rank, hpclars's weak scaling beside it, ranks x threads, and the
-# single-core step against sgemm.  Writes one text file per part and a summary under OUT_DIR.
+# 4-6 minutes on 16): hpclars's weak scaling beside the machine's own per-rank rates at the
+# same rank counts and bindings, ranks x threads, the single-core step against sgemm (and
+# PyTorch, if installed), and the probes' absolute rates.  Writes one text file per part under
+# OUT_DIR; each part runs even if an earlier one failed, and the script exits non-zero if any did.
 #
 #   bash jobs/node_study.sh OUT_DIR [CORES]        # CORES: default all (nproc)
+#
+# Environment: TORCH=0 skips the PyTorch baselines (DDP and the single-core step; they need
+# torch installed and add about a minute on 16 cores).
+# Bindings: one thread per rank is bound to a core (--bind-to core: the probes and the trainer
+# alike, and what Open MPI does by default only up to 2 ranks); the ranks x threads study is
+# unbound (--bind-to none), since a rank of T threads bound to one core would run them on it.
 #
 # Needs hpclars installed (pip install -e .) and MNIST where hpclars finds it ($HPCLARS_DATA,
 # else the per-user cache).  Every figure is a median over repeats, and each file starts with
@@ -12,12 +19,13 @@
 # they are (BENCHMARKS.md says where they went).  Nothing here is hpclars-specific to a
 # cluster: run it on a compute node with srun, or on a workstation.  With Open MPI as root (a
 # container), export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 first.
-set -euo pipefail
+set -uo pipefail
 OUT_DIR=${1:?usage: bash jobs/node_study.sh OUT_DIR [CORES]}
 NPROC=$(OMP_NUM_THREADS='' nproc --all)   # nproc alone honours OMP_NUM_THREADS
 CORES=${2:-$NPROC}
-mkdir -p "$OUT_DIR"
+mkdir -p "$OUT_DIR" || exit 1
 export OMP_NUM_THREADS=1
+NO_TORCH=$([ "${TORCH:-1}" = 0 ] && echo --no-torch)
 
 RANKS=()
 for ((k = 1; k < CORES; k *= 2)); do RANKS+=("$k"); done
@@ -26,30 +34,40 @@ LIST=$(IFS=,; echo "${RANKS[*]}")
 
 {
     echo "# node study $(date '+%Y-%m-%dT%H:%M:%S%z') on $(hostname): $CORES cores of $NPROC"
-    lscpu | grep -E 'Model name|Socket|Core|Thread|NUMA node\(s\)|L2|L3' || true
+    lscpu | grep -E 'Model name|Socket|Core|Thread|NUMA node\(s\)|L2|L3|MHz' || true
+    mpiexec --version 2>&1 | head -2
 } | tee "$OUT_DIR/machine.txt"
 
-step() {   # step NAME COMMAND...: run, keep its output, say how long it took
+FAILED=()
+step() {   # step NAME COMMAND...: run, keep its output, say how long it took; go on if it fails
     local name=$1; shift
     local t0=$SECONDS
     echo "== $name: $*"
     "$@" 2>&1 | tee "$OUT_DIR/$name.txt"
-    echo "== $name took $((SECONDS - t0)) s"
+    local rc=${PIPESTATUS[0]}
+    echo "== $name took $((SECONDS - t0)) s (exit $rc)"
+    [ "$rc" = 0 ] || FAILED+=("$name")
 }
 
-# 1. The machine's own ceiling at every rank count (no hpclars code).
-for k in "${RANKS[@]}"; do
-    step "probes-n$k" mpiexec -n "$k" hpclars bench machine --seconds 0.5
-done
-# 2. Weak scaling, 256 images per rank, beside the probes at the same rank counts; 3 repeats
-#    with the rank counts interleaved, each repeat's efficiency against its own 1-rank run.
-step scaling hpclars bench scaling --ranks "$LIST" --batch-per-rank 256 --steps 30 --warmup 5 --repeats 3 \
-    --no-torch --keep-logs "$OUT_DIR/scaling-logs"
-# 3. Ranks x threads on all cores, one global batch.
-step hybrid hpclars bench hybrid --cores "$CORES" --batch-size 4096 --steps 20 --warmup 5
-# 4. One core: the training step against the same run's sgemm, and evaluation against training;
-#    then where the step's time goes, part by part.
-step train hpclars bench train --batch-sizes 256,1024 --threads 1 --repeats 7 --no-torch
+# 1. Weak scaling, 256 images per rank, beside the machine's probes at the same rank counts
+#    and bindings; 3 repeats with the rank counts interleaved, each repeat's efficiency against
+#    its own 1-rank run; PyTorch DDP (gloo) in the last repeat.
+step scaling hpclars bench scaling --ranks "$LIST" --batch-per-rank 256 --steps 40 --warmup 10 --repeats 3 \
+    --mpiexec-args="--bind-to core" $NO_TORCH --keep-logs "$OUT_DIR/scaling-logs"
+# 2. Ranks x threads on all cores, one global batch.
+step hybrid hpclars bench hybrid --cores "$CORES" --batch-size 4096 --steps 20 --warmup 5 \
+    --mpiexec-args="--bind-to none"
+# 3. One core: the training step against the same run's sgemm (and PyTorch), and evaluation
+#    against training; then where the step's time goes, part by part.
+step train hpclars bench train --batch-sizes 256,1024 --threads 1 --repeats 7 $NO_TORCH
 step step-parts hpclars bench step --batch 256 --threads 1 --repeats 21
+# 4. The machine's own rates in absolute units at every rank count (no hpclars code).
+for k in "${RANKS[@]}"; do
+    step "probes-n$k" mpiexec --bind-to core -n "$k" hpclars bench machine --seconds 0.5
+done
 
+if [ ${#FAILED[@]} -gt 0 ]; then
+    echo "node study: failed parts: ${FAILED[*]} (see their files in $OUT_DIR)"
+    exit 1
+fi
 echo "node study done: $OUT_DIR"
