@@ -841,6 +841,9 @@ def add_parser(sub, parser_class):
     return p
 
 
+LAUNCHERS = ("scaling", "hybrid")  # the benches that run mpiexec themselves
+
+
 def main(args):
     for name in ("repeats", "iters", "threads", "batch", "chunk_size", "batch_size", "steps", "cores"):
         value = getattr(args, name, 1)
@@ -851,12 +854,25 @@ def main(args):
     if args.bench == "machine" and (args.seconds <= 0 or args.triad_mib < 1):
         raise SystemExit("hpclars bench: error: --seconds and --triad-mib must be positive, "
                          f"got {args.seconds} and {args.triad_mib}")
-    from .comm import Comm
+    if args.bench in LAUNCHERS:
+        # These start mpiexec themselves, so this process must not be an MPI process: Open MPI's
+        # mpiexec, started from a process that ran MPI_Init (a singleton), inherits its OMPI_ /
+        # PMIX_ environment and fails with nothing on stderr.  So MPI is not initialised here
+        # (before anything imports mpi4py.MPI); MPI_Get_library_version needs no MPI_Init
+        # (MPI-3.1, section 8.1.1).
+        import mpi4py
+
+        mpi4py.rc.initialize = mpi4py.rc.finalize = False
     from .machine import bench_machine
     from .provenance import describe, environment
 
-    if Comm().is_root:  # the code and the machine, as every run log records them
+    if args.bench in LAUNCHERS:
         print(describe(environment()), flush=True)
+    else:
+        from .comm import Comm
+
+        if Comm().is_root:  # the code and the machine, as every run log records them
+            print(describe(environment()), flush=True)
     {"train": bench_train, "step": bench_step, "kernels": bench_kernels, "allreduce": bench_allreduce,
      "scaling": bench_scaling, "machine": bench_machine, "hybrid": bench_hybrid}[args.bench](args)
     return 0

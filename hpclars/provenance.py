@@ -64,7 +64,16 @@ def mpi_library():
     """The MPI library and its version, one line (e.g. "MPICH Version: 4.2.0")."""
     from mpi4py import MPI
 
-    return " ".join(MPI.Get_library_version().splitlines()[0].split())
+    return first_line(MPI.Get_library_version())
+
+
+def first_line(text):
+    """The first line of a library's version text, whitespace runs made one space and NUL
+    characters dropped: Open MPI 4.1's ``MPI_Get_library_version`` string ends in its C
+    terminator, and HDF5's variable-length strings (the run log's attributes) refuse an
+    embedded NUL."""
+    lines = text.replace("\x00", "").splitlines()
+    return " ".join(lines[0].split()) if lines else ""
 
 
 def blas():

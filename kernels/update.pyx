@@ -84,7 +84,9 @@ cdef const long long[::1] _checked_offsets(offsets, Py_ssize_t n) except *:
     _checked(offsets, "offsets", np.int64, None)
     if offsets.ndim != 1 or offsets.shape[0] < 1:
         raise ValueError(f"offsets must be 1-D with at least one entry, got shape {offsets.shape}")
-    if offsets[0] != 0 or offsets[-1] != n or (offsets.shape[0] > 1 and (np.diff(offsets) < 0).any()):
+    # offsets[-1] would not wrap: the kernels compile with wraparound=False, and some Cython
+    # versions then hand -1 to NumPy's item lookup unadjusted (IndexError on Cython 3.x, Open MPI node)
+    if offsets[0] != 0 or offsets[offsets.shape[0] - 1] != n or (offsets.shape[0] > 1 and (np.diff(offsets) < 0).any()):
         raise ValueError(f"offsets must rise from 0 to the length {n}, got {offsets.tolist()}")
     return offsets
 

@@ -136,3 +136,45 @@ def test_bench_step_accounts_for_the_whole_step():
     assert 80 < shares < 120, shares
     assert rows["conv2 bwd"][2] != "-" and rows["optimizer"][2] == "-"
     assert "% of sgemm" in proc.stdout.splitlines()[-1]
+
+
+def _bench_in_child(args):
+    """Run ``hpclars bench ARGS`` in a fresh Python, then report whether that process had
+    initialised MPI.  Returns (exit code, stdout, stderr)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom hpclars.cli import main\nrc = main(sys.argv[1:])\n"
+            "from mpi4py import MPI\nprint('MPI initialised:', MPI.Is_initialized(), flush=True)\n")
+    proc = subprocess.run([sys.executable, "-c", code, "bench", *args], capture_output=True, text=True,
+                          timeout=300)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_launcher_benches_are_not_mpi_processes_and_pass_the_launcher_options(data_dir):
+    # Open MPI's mpiexec fails, silently, when started from a process that ran MPI_Init: a
+    # bench that launches runs must leave MPI alone.  Its launcher options reach mpiexec.
+    args = ["hybrid", "--cores", "1", "--batch-size", "8192", "--steps", "1", "--warmup", "1",
+            "--data-dir", str(data_dir), "--mpiexec-args=--bind-to none"]
+    rc, out, err = _bench_in_child(args)
+    assert rc == 0, err
+    assert "-n RANKS" in out and "--bind-to none -n RANKS" in out
+    assert "MPI initialised: False" in out
+    rows = [line.split() for line in out.splitlines() if line.split()[:2] == ["1", "1"]]
+    assert len(rows) == 1 and float(rows[0][2]) > 0           # the 1 x 1 split ran: img/s
+    # An option the launcher does not know fails the run, by name, before any step.
+    rc, out, err = _bench_in_child(args[:-1] + ["--mpiexec-args=--no-such-launcher-option"])
+    assert rc != 0 and "the 1-rank run failed" in err
+
+
+@pytest.mark.parametrize("text, message", [
+    ("-n 3", "-n is set by hpclars"),
+    ("--bind-to core -np 2", "-np is set by hpclars"),
+    ("'unclosed", "cannot split"),
+])
+def test_launcher_options_are_refused_before_any_run(text, message):
+    from _util import run
+
+    proc = run(["bench", "scaling", f"--mpiexec-args={text}"])
+    assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) <= 3           # usage + one line naming the problem

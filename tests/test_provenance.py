@@ -65,3 +65,23 @@ def test_bench_output_starts_with_the_environment():
     env = provenance.environment()
     assert [line.split(":")[0] for line in head] == [f"# {k}" for k in env]
     assert head[4] == f"# kernel_path: {env['kernel_path']}"
+
+
+# Open MPI 4.1.6's MPI_Get_library_version, as it came back on the lent 16-core node
+# (Debian's package): one line ending in the C string's terminator.
+OPEN_MPI_416 = "Open MPI v4.1.6, package: Debian OpenMPI, ident: 4.1.6, repo rev: v4.1.6, Sep 30, 2023\x00"
+
+
+@pytest.mark.parametrize("text, line", [
+    (OPEN_MPI_416, "Open MPI v4.1.6, package: Debian OpenMPI, ident: 4.1.6, repo rev: v4.1.6, Sep 30, 2023"),
+    ("MPICH Version:      5.0.2\nMPICH Release date: unreleased\n", "MPICH Version: 5.0.2"),
+    ("", ""),
+])
+def test_the_mpi_library_line_drops_nul_and_can_be_logged(tmp_path, text, line):
+    import h5py
+
+    got = provenance.first_line(text)
+    assert got == line
+    with h5py.File(tmp_path / "a.h5", "w") as f:   # HDF5 refuses the NUL; the run log stores this line
+        f.attrs["mpi_library"] = got
+        assert f.attrs["mpi_library"] == line
