@@ -319,18 +319,29 @@ def step_parts(batch, threads, chunk_size, optimizer, repeats, between=None):
 
 
 def bench_step(args):
-    print(f"# hpclars bench step: where one training step's time goes; batch {args.batch}, "
-          f"{args.threads} thread(s), chunk {args.chunk_size}, optimizer {args.optimizer}, median of "
-          f"{args.repeats} steps")
-    print("# each kernel call timed as the trainer makes it (conv = conv -> max pool -> ReLU in one "
-          "kernel); rest = the step minus its parts (Python, zeroing the gradient, the timers)")
+    """Where one training step's time goes, part by part (rank 0's table).  Under ``mpiexec -n
+    N`` every rank runs the same timed steps at once, with no communication between them (the
+    per-rank compute of an N-rank run, without its Allreduce), and rank 0 adds one row per rank
+    (its own sgemm rate and step) and what the spread costs a synchronous step, which waits for
+    the slowest rank."""
+    from .comm import Comm
+
+    comm = Comm()
+    say = print if comm.is_root else (lambda *a, **k: None)
+    say(f"# hpclars bench step: where one training step's time goes; batch {args.batch}, "
+        f"{args.threads} thread(s), chunk {args.chunk_size}, optimizer {args.optimizer}, median of "
+        f"{args.repeats} steps" + (f"; {comm.size} ranks timing at once, rank 0's parts shown" if comm.size > 1
+                                   else ""))
+    say("# each kernel call timed as the trainer makes it (conv = conv -> max pool -> ReLU in one "
+        "kernel); rest = the step minus its parts (Python, zeroing the gradient, the timers)")
     sgemm, sgemm_flops = sgemm_call()
+    comm.barrier()  # the ranks start their timed steps together
     t = step_parts(args.batch, args.threads, args.chunk_size, args.optimizer, args.repeats, between=sgemm)
     med = {part: statistics.median(v) for part, v in t.items() if v}
     rate = sgemm_flops / med["between"] / 1e9
-    print(f"# sgemm 1024^3 (scipy OpenBLAS, 1 call before each step, median): {rate:.1f} GFLOP/s; "
-          "at sgemm = the part's time were it to run at that rate")
-    print(f"{'part':>15} {'ms':>8} {'% step':>7} {'GFLOP/s':>8} {'% sgemm':>8} {'at sgemm':>9}")
+    say(f"# sgemm 1024^3 (scipy OpenBLAS, 1 call before each step, median): {rate:.1f} GFLOP/s; "
+        "at sgemm = the part's time were it to run at that rate")
+    say(f"{'part':>15} {'ms':>8} {'% step':>7} {'GFLOP/s':>8} {'% sgemm':>8} {'at sgemm':>9}")
     bound = 0.0
     for part in STEP_PARTS:
         flops = PART_FLOPS.get(part, 0) * args.batch
@@ -338,12 +349,48 @@ def bench_step(args):
         bound += at if flops else med[part]
         cols = (f"{flops / med[part] / 1e9:8.1f} {100 * flops / med[part] / 1e9 / rate:7.1f}% {1e3 * at:9.3f}"
                 if flops and med[part] > 0 else f"{'-':>8} {'-':>8} {'-':>9}")
-        print(f"{part:>15} {1e3 * med[part]:8.3f} {100 * med[part] / med['step']:6.1f}% {cols}")
+        say(f"{part:>15} {1e3 * med[part]:8.3f} {100 * med[part] / med['step']:6.1f}% {cols}")
     step_rate = TRAIN_FLOPS * args.batch / med["step"] / 1e9
-    print(f"{'step':>15} {1e3 * med['step']:8.3f} {100.0:6.1f}% {step_rate:8.1f} {100 * step_rate / rate:7.1f}% "
-          f"{1e3 * bound:9.3f}")
-    print(f"# every FLOP at the sgemm rate and the parts without FLOPs as measured: a {1e3 * bound:.3f} ms "
-          f"step, {100 * TRAIN_FLOPS * args.batch / bound / 1e9 / rate:.1f}% of sgemm")
+    say(f"{'step':>15} {1e3 * med['step']:8.3f} {100.0:6.1f}% {step_rate:8.1f} {100 * step_rate / rate:7.1f}% "
+        f"{1e3 * bound:9.3f}")
+    say(f"# every FLOP at the sgemm rate and the parts without FLOPs as measured: a {1e3 * bound:.3f} ms "
+        f"step, {100 * TRAIN_FLOPS * args.batch / bound / 1e9 / rate:.1f}% of sgemm")
+    rows = comm.gather_obj((comm.rank, rate, med["step"]))
+    if comm.size > 1 and comm.is_root:
+        print_rank_spread(rows, TRAIN_FLOPS * args.batch)
+
+
+def rank_spread(step_s):
+    """What a spread of per-rank step times costs synchronous data parallelism.
+
+    step_s   per-rank compute time of one step, seconds (sequence of floats > 0, one per rank)
+    Returns {"median_s", "slowest_s", "synchronous", "balanced"}:
+      synchronous  median / slowest: the pace of a step that waits for the slowest rank (as the
+                   Allreduce does), relative to the median rank's own pace (1.0 = no loss)
+      balanced     (sum of 1 / t_i) / (N / slowest): how much faster the N ranks together would
+                   be if each rank's share of the global batch followed its speed
+    Raises ValueError if step_s is empty or holds a time <= 0.
+    """
+    t = np.asarray(step_s, dtype=float)
+    if t.size == 0 or not (t > 0).all():
+        raise ValueError(f"per-rank step times must be a non-empty list of positive seconds, got {t.tolist()}")
+    return {"median_s": float(np.median(t)), "slowest_s": float(t.max()),
+            "synchronous": float(np.median(t) / t.max()), "balanced": float((1.0 / t).sum() * t.max() / t.size)}
+
+
+def print_rank_spread(rows, flops):
+    """rows: (rank, sgemm GFLOP/s, step s) per rank; flops: FLOPs of one step."""
+    print("# every rank at once: its own sgemm 1024^3 rate and training step (medians over its steps)")
+    print(f"{'rank':>5} {'sgemm GFLOP/s':>13} {'step ms':>8} {'GFLOP/s':>8} {'% sgemm':>8}")
+    for rank, rate, step in rows:
+        print(f"{rank:>5} {rate:>13.1f} {1e3 * step:>8.3f} {flops / step / 1e9:>8.1f} "
+              f"{100 * flops / step / 1e9 / rate:>7.1f}%")
+    rates = [r for _, r, _ in rows]
+    s = rank_spread([t for _, _, t in rows])
+    print(f"# spread: sgemm {min(rates):.1f}-{max(rates):.1f} GFLOP/s over ranks, step {1e3 * min(t for *_, t in rows):.3f}"
+          f"-{1e3 * s['slowest_s']:.3f} ms (median {1e3 * s['median_s']:.3f})")
+    print(f"# a synchronous step waits for the slowest rank: {100 * s['synchronous']:.1f}% of the median rank's pace; "
+          f"shares of the batch by speed would be {s['balanced']:.2f}x the synchronous rate (rank_spread)")
 
 
 def _kernel_cases(batch, threads):
@@ -564,7 +611,7 @@ def bench_scaling(args):
     mpiexec = _mpiexec()
     from .machine import traffic_per_image
 
-    have_torch = torch_step(1, 1) is not None and not args.no_torch
+    have_torch = not args.no_torch and torch_step(1, 1) is not None
     bytes_per_image = sum(r + w for _, r, w, _ in traffic_per_image())
     repeats = args.repeats
     print(f"# hpclars bench scaling: weak scaling, {args.batch_per_rank} images per rank, 1 thread per rank, "
@@ -576,22 +623,24 @@ def bench_scaling(args):
               "1-rank run; img/s, ms and efficiency: medians over the repeats, eff range: their min-max")
     print("# machine: per-rank rates of hpclars bench machine at the same rank count, relative to 1 rank "
           "(fma: in-register peak, sgemm: cache-resident, triad: STREAM memory bandwidth); "
-          "vs ceiling = hpclars efficiency / the lowest of the three; needs GB/s = the memory traffic per rank "
+          "vs ceiling = hpclars efficiency / the lowest of the three (medians over ranks); vs slowest = the same "
+          "against the slowest rank's rate in the lowest probe, the pace of a synchronous step; needs GB/s = the memory traffic per rank "
           "if every activation went to memory (hpclars.machine.traffic_per_image: "
           f"{bytes_per_image / 1e3:.0f} KB per image), beside the triad's GB/s per rank")
     print(f"{'ranks':>5} {'hpclars img/s':>14} {'efficiency':>10} " + (f"{'eff range':>13} " if repeats > 1 else "")
           + f"{'compute ms':>10} {'allreduce ms':>12} "
-          f"{'fma':>6} {'sgemm':>6} {'triad':>6} {'vs ceiling':>10} {'needs GB/s':>10} {'triad GB/s':>10} "
+          f"{'fma':>6} {'sgemm':>6} {'triad':>6} {'vs ceiling':>10} {'vs slowest':>11} {'needs GB/s':>10} {'triad GB/s':>10} "
           f"{'DDP img/s':>10} {'efficiency':>10} {'ratio':>6}")
     if args.keep_logs:
         os.makedirs(args.keep_logs, exist_ok=True)
-    rates = {}
+    rates, slowest = {}, {}
     for n in args.ranks:
         probe = subprocess.run([mpiexec, *args.mpiexec_args, "-n", str(n), sys.executable, "-m", "hpclars", "bench",
                                 "machine", "--json", "--seconds", "0.3"], capture_output=True, text=True)
         if probe.returncode:
             raise SystemExit(f"hpclars bench: the {n}-rank machine probe failed:\n{probe.stderr}")
-        rates[n] = json.loads(probe.stdout.strip().splitlines()[-1])["median"]
+        got = json.loads(probe.stdout.strip().splitlines()[-1])
+        rates[n], slowest[n] = got["median"], got["min"]
     first = args.ranks[0]  # efficiencies are against the first rank count (1 by default)
     windows, ddp_base = {n: [] for n in args.ranks}, None
     with tempfile.TemporaryDirectory() as tmp:
@@ -610,12 +659,14 @@ def bench_scaling(args):
                 effs = [w["images_per_s"] / n / (b["images_per_s"] / first) for w, b in zip(ws, windows[first])]
                 eff = float(np.median(effs))
                 rel = {p: rates[n][p] / rates[first][p] for p in rates[n]}
+                low = min(slowest[n][p] / rates[first][p] for p in rates[n])
                 row = (f"{n:>5} {ips:>14.0f} {100 * eff:>9.1f}% "
                        + (f"{f'{100 * min(effs):.1f}-{100 * max(effs):.1f}%':>13} " if repeats > 1 else "")
                        + f"{np.median([w['compute_ms'] for w in ws]):>10.1f} "
                        f"{np.median([w['allreduce_ms'] for w in ws]):>12.2f} "
                        f"{100 * rel['fma_gflops']:>5.0f}% {100 * rel['sgemm_gflops']:>5.0f}% "
                        f"{100 * rel['triad_gbs']:>5.0f}% {100 * eff / min(rel.values()):>9.1f}% "
+                       f"{100 * eff / low:>10.1f}% "
                        f"{bytes_per_image * ips / n / 1e9:>10.2f} {rates[n]['triad_gbs']:>10.2f}")
                 if have_torch:
                     try:  # a failing baseline must not lose hpclars's row or the rank counts after it
@@ -630,7 +681,9 @@ def bench_scaling(args):
                         eff_ddp = f"{100 * d / (n * ddp_base):>9.1f}%" if ddp_base else f"{'-':>10}"
                         row += f" {d:>10.0f} {eff_ddp} {ips / d:>6.2f}"
                 print(row, flush=True)
-    if not have_torch:
+    if args.no_torch:
+        print("# no PyTorch baseline (--no-torch)")
+    elif not have_torch:
         print("# no PyTorch baseline (install torch to get one)")
 
 

@@ -178,3 +178,35 @@ def test_launcher_options_are_refused_before_any_run(text, message):
     proc = run(["bench", "scaling", f"--mpiexec-args={text}"])
     assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) <= 3           # usage + one line naming the problem
+
+
+def test_rank_spread_is_what_a_synchronous_step_loses():
+    from hpclars.bench import rank_spread
+
+    even = rank_spread([0.01] * 4)
+    assert even["synchronous"] == pytest.approx(1.0) and even["balanced"] == pytest.approx(1.0)
+    s = rank_spread([1.0, 1.0, 2.0])
+    assert s["median_s"] == 1.0 and s["slowest_s"] == 2.0
+    assert s["synchronous"] == pytest.approx(0.5)              # every step waits for the 2 s rank
+    assert s["balanced"] == pytest.approx((1 + 1 + 0.5) * 2.0 / 3)   # rates summed vs 3 at the slowest's
+    for bad in ([], [0.01, 0.0], [0.01, float("nan")]):
+        with pytest.raises(ValueError, match="positive seconds"):
+            rank_spread(bad)
+
+
+def test_bench_step_on_two_ranks_times_both_and_prints_once():
+    from _util import run
+
+    proc = run(["bench", "step", "--batch", "16", "--repeats", "3"], ranks=2)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert out.count("# hpclars bench step:") == 1 and out.count("           step ") == 1   # rank 0's table only
+    rows = {}
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[:2] == ["rank", "sgemm"])
+    for line in lines[start + 1:start + 3]:
+        rank, sgemm, step_ms, gflops, pct = line.split()
+        rows[int(rank)] = (float(sgemm), float(step_ms))
+    assert sorted(rows) == [0, 1] and all(g > 0 and ms > 0 for g, ms in rows.values())
+    slowest = max(ms for _, ms in rows.values())
+    assert f"-{slowest:.3f} ms" in out and "a synchronous step waits for the slowest rank" in out
