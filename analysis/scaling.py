@@ -1,8 +1,10 @@
 """Scaling: images/s and parallel efficiency against ranks, with the step's time split.
 
 Reads the logs of a scaling study (``jobs/scaling.sbatch`` names them
-``strong-n<k>.h5`` and ``weak-n<k>.h5``; any other logs form one series named
-after their label).  Images/s over each run's timed window (``common.timed_window``:
+``strong-n<k>.h5`` and ``weak-n<k>.h5``, ``hpclars bench scaling --repeats R --keep-logs``
+``weak-n<k>-r<repeat>.h5``; any other logs form one series named after their label).
+Repeats of one rank count are summarised by their medians, the images/s with the repeats'
+min-max as an error bar.  Images/s over each run's timed window (``common.timed_window``:
 the steps after its warm-up, on the training clock), and from its last epoch the
 per-step seconds in forward+backward (``time_compute``), ``time_allreduce`` and
 ``time_optim`` (maxima over ranks).  Efficiency: strong, ips(k) / (k ips(1));
@@ -20,12 +22,13 @@ import numpy as np
 
 import common
 
-SERIES = re.compile(r"^(?P<kind>strong|weak)-n(?P<n>\d+)$")
+SERIES = re.compile(r"^(?P<kind>strong|weak)-n(?P<n>\d+)(?:-r\d+)?$")
 
 
 def series(runs):
-    """{name: sorted [(ranks, images/s, compute, allreduce, optim) per step]}"""
-    out = defaultdict(list)
+    """{name: [(ranks, images/s, compute, allreduce, optim, images/s min, images/s max, repeats)]}
+    sorted by ranks; images/s and the per-step seconds are medians over a rank count's repeats."""
+    per = defaultdict(list)
     for r in runs:
         m = SERIES.match(Path(r.path).stem)
         name = m.group("kind") if m else common.label_of(r)
@@ -35,8 +38,13 @@ def series(runs):
             continue
         e = r.epochs
         ips, _ = common.timed_window(r)
-        out[name].append((r.world_size, ips, e["time_compute"][-1] / n_steps,
-                          e["time_allreduce"][-1] / n_steps, e["time_optim"][-1] / n_steps))
+        per[name, r.world_size].append((ips, e["time_compute"][-1] / n_steps,
+                                        e["time_allreduce"][-1] / n_steps, e["time_optim"][-1] / n_steps))
+    out = defaultdict(list)
+    for (name, ranks), reps in per.items():
+        cols = np.array(reps)
+        out[name].append((ranks, *np.median(cols, axis=0).tolist(), float(cols[:, 0].min()),
+                          float(cols[:, 0].max()), len(reps)))
     return {k: sorted(v) for k, v in out.items()}
 
 
@@ -48,7 +56,10 @@ def make(runs, out):
     for i, (name, rows) in enumerate(sorted(data.items())):
         ranks = np.array([r[0] for r in rows])
         ips = np.array([r[1] for r in rows])
-        axes[0].plot(ranks, ips, "o-", color=f"C{i}", label=name)
+        spread = np.array([[r[1] - r[5] for r in rows], [r[6] - r[1] for r in rows]])
+        reps = max(r[7] for r in rows)
+        axes[0].errorbar(ranks, ips, yerr=spread if reps > 1 else None, fmt="o-", color=f"C{i}", capsize=3,
+                         label=name + (f" (median of {reps}, min-max)" if reps > 1 else ""))
         base = ips[0] / ranks[0]
         axes[1].plot(ranks, 100 * ips / (ranks * base), "o-", color=f"C{i}", label=name)
         width = 0.38

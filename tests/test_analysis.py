@@ -129,3 +129,29 @@ def test_metric_figure_legend_is_outside_the_data(logs, tmp_path, monkeypatch):
         assert len(legends) == 1
         box = legends[0].get_window_extent()
         assert all(box.x0 >= ax.get_window_extent().x1 for ax in fig.axes), stem
+
+
+def test_scaling_figure_takes_repeats_and_agrees_with_bench_scaling(tmp_path):
+    # The 4-repeat logs of the 16-core node study (`bench scaling --repeats 4 --keep-logs`,
+    # weak-n<k>-r<repeat>.h5): the analysis's medians over repeats, from each log's own timed
+    # window, are the images/s that bench scaling printed in the same run.
+    study = ROOT / "results/node-16core-2026-11-30/run2"
+    printed = {int(f[0]): float(f[1]) for f in (line.split() for line in (study / "scaling.txt").read_text()
+                                                  .splitlines()) if f and f[0].isdigit()}
+    sys.path.insert(0, str(ANALYSIS))
+    try:
+        import common
+        import scaling
+        rows = scaling.series(common.load_runs([study / "sc4"], statuses=("completed",)))
+    finally:
+        sys.path.remove(str(ANALYSIS))
+    assert sorted(rows) == ["weak"]
+    got = {r[0]: r for r in rows["weak"]}
+    assert sorted(got) == sorted(printed) == [1, 2, 4, 8, 16]
+    for n, r in got.items():
+        assert r[7] == 4 and r[5] <= r[1] <= r[6]           # 4 repeats, the median within their range
+        assert r[1] == pytest.approx(printed[n], abs=0.6)    # bench printed it rounded to 1 image/s
+    proc = subprocess.run([sys.executable, ANALYSIS / "scaling.py", study / "sc4", "--out", tmp_path],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "scaling.png").stat().st_size > 10_000 and (tmp_path / "scaling.pdf").exists()
