@@ -1,9 +1,10 @@
 #!/bin/bash
-# The whole single-node scaling study in one command (about 4 minutes on the lent 16-core node,
-# 2026-11-30, and 96 s on 2 cores): hpclars's weak scaling beside the machine's own per-rank
-# rates at the same rank counts and bindings, ranks x threads, the single-core step against
-# sgemm (and PyTorch, if installed), every core timing the step at once, and the probes'
-# absolute rates.  Writes one text file per part under OUT_DIR; each part runs even if an
+# The whole single-node scaling study in one command (4 minutes on the lent 16-core node on
+# 2026-11-30, before parts 5-6 and the back-to-back step were added, which should add about
+# 1.5): hpclars's weak scaling beside the machine's own per-rank rates at the same rank counts
+# and bindings, ranks x threads, the single-core step against sgemm (and PyTorch, if
+# installed), every core timing the step at once, the bare Allreduce, weak scaling at a second
+# per-rank batch, and the probes' absolute rates.  Writes one text file per part under OUT_DIR; each part runs even if an
 # earlier one failed, and the script exits non-zero if any did.
 #
 #   bash jobs/node_study.sh OUT_DIR [CORES]        # CORES: default all (nproc)
@@ -62,10 +63,19 @@ step hybrid hpclars bench hybrid --cores "$CORES" --batch-size 4096 --steps 20 -
 #    against training; then where the step's time goes, part by part.
 step train hpclars bench train --batch-sizes 256,1024 --threads 1 --repeats 7 $NO_TORCH
 step step-parts hpclars bench step --batch 256 --threads 1 --repeats 21
+#    The same steps back to back, as the trainer runs them (on the 2026-11-30 node the trainer's
+#    1-rank step was 1.4x faster than bench step's, each of whose steps follows an sgemm).
+step step-b2b hpclars bench step --batch 256 --threads 1 --repeats 21 --back-to-back
 # 4. Every core at once: each rank times the same steps with no communication, so the spread of
 #    per-rank compute (and what it costs a synchronous step) is seen without the Allreduce.
 step step-concurrent mpiexec --bind-to core -n "$CORES" hpclars bench step --batch 256 --threads 1 --repeats 21
-# 5. The machine's own rates in absolute units at every rank count (no hpclars code).
+# 5. The bare Allreduce of the gradient on all cores, beside the step's compute.
+step allreduce mpiexec --bind-to core -n "$CORES" hpclars bench allreduce --batch-size $((256 * CORES)) --threads 1
+# 6. Weak scaling at a second per-rank batch, one repeat: with the first, the step times that
+#    analysis/time_to_target.py --step-times fits a(N) B/N + c(N) to.
+step scaling-b64 hpclars bench scaling --ranks "$LIST" --batch-per-rank 64 --steps 40 --warmup 10 --no-torch \
+    --mpiexec-args="--bind-to core" --keep-logs "$OUT_DIR/scaling-logs-b64"
+# 7. The machine's own rates in absolute units at every rank count (no hpclars code).
 for k in "${RANKS[@]}"; do
     step "probes-n$k" mpiexec --bind-to core -n "$k" hpclars bench machine --seconds 0.5
 done

@@ -210,3 +210,13 @@ def test_bench_step_on_two_ranks_times_both_and_prints_once():
     assert sorted(rows) == [0, 1] and all(g > 0 and ms > 0 for g, ms in rows.values())
     slowest = max(ms for _, ms in rows.values())
     assert f"-{slowest:.3f} ms" in out and "a synchronous step waits for the slowest rank" in out
+
+
+def test_bench_step_back_to_back_times_the_steps_without_an_sgemm_between():
+    from _util import run
+
+    proc = run(["bench", "step", "--batch", "16", "--repeats", "3", "--back-to-back"])
+    assert proc.returncode == 0, proc.stderr
+    assert "3 calls before and 3 after the steps, which run back to back" in proc.stdout
+    steps = [float(f[1]) for f in (line.split() for line in proc.stdout.splitlines()) if f[:1] == ["step"]]
+    assert len(steps) == 1 and steps[0] > 0
