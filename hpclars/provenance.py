@@ -70,8 +70,9 @@ def mpi_library():
 def first_line(text):
     """The first line of a library's version text, whitespace runs made one space and NUL
     characters dropped: Open MPI 4.1's ``MPI_Get_library_version`` string ends in its C
-    terminator, and HDF5's variable-length strings (the run log's attributes) refuse an
-    embedded NUL."""
+    terminator, which went into every benchmark header (grep then takes the output file for
+    binary) and, JSON-escaped, into the run log's environment; HDF5's variable-length strings
+    would refuse it raw."""
     lines = text.replace("\x00", "").splitlines()
     return " ".join(lines[0].split()) if lines else ""
 

@@ -82,6 +82,6 @@ def test_the_mpi_library_line_drops_nul_and_can_be_logged(tmp_path, text, line):
 
     got = provenance.first_line(text)
     assert got == line
-    with h5py.File(tmp_path / "a.h5", "w") as f:   # HDF5 refuses the NUL; the run log stores this line
+    with h5py.File(tmp_path / "a.h5", "w") as f:   # HDF5 strings refuse a NUL; the cleaned line is one
         f.attrs["mpi_library"] = got
         assert f.attrs["mpi_library"] == line
