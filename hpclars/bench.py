@@ -392,12 +392,13 @@ def print_rank_spread(rows, flops):
     for rank, rate, step in rows:
         print(f"{rank:>5} {rate:>13.1f} {1e3 * step:>8.3f} {flops / step / 1e9:>8.1f} "
               f"{100 * flops / step / 1e9 / rate:>7.1f}%")
-    rates = [r for _, r, _ in rows]
-    s = rank_spread([t for _, _, t in rows])
-    print(f"# spread: sgemm {min(rates):.1f}-{max(rates):.1f} GFLOP/s over ranks, step {1e3 * min(t for *_, t in rows):.3f}"
+    rates, steps = [r for _, r, _ in rows], [t for _, _, t in rows]
+    s = rank_spread(steps)
+    print(f"# spread: sgemm {min(rates):.1f}-{max(rates):.1f} GFLOP/s over ranks, step {1e3 * min(steps):.3f}"
           f"-{1e3 * s['slowest_s']:.3f} ms (median {1e3 * s['median_s']:.3f})")
-    print(f"# a synchronous step waits for the slowest rank: {100 * s['synchronous']:.1f}% of the median rank's pace; "
-          f"shares of the batch by speed would be {s['balanced']:.2f}x the synchronous rate (rank_spread)")
+    print(f"# a synchronous step waits for the slowest rank: {100 * s['synchronous']:.1f}% of the median "
+          f"rank's pace; shares of the batch by speed would be {s['balanced']:.2f}x the synchronous rate "
+          "(rank_spread)")
 
 
 def _kernel_cases(batch, threads):
@@ -581,8 +582,8 @@ def trainer_window(ranks, batch, steps, warmup, out, threads=1, chunk_size=256, 
     mpiexec = _mpiexec()
     total = warmup + steps
     epochs = -(-total // (TRAIN_SIZE // batch))
-    cmd = [mpiexec, *mpiexec_args, "-n", str(ranks), sys.executable, "-m", "hpclars", "train", "--no-progress",
-           "--overwrite",
+    cmd = [mpiexec, *mpiexec_args, "-n", str(ranks), sys.executable, "-m", "hpclars", "train",
+           "--no-progress", "--overwrite",
            "--batch-size", str(batch), "--threads", str(threads), "--chunk-size", str(chunk_size),
            "--epochs", str(epochs), "--max-steps", str(total), "--eval-every", str(epochs),
            "--eval-every-steps", str(math.gcd(warmup, steps)), "--out", out, *extra]
@@ -630,13 +631,15 @@ def bench_scaling(args):
               "1-rank run; img/s, ms and efficiency: medians over the repeats, eff range: their min-max")
     print("# machine: per-rank rates of hpclars bench machine at the same rank count, relative to 1 rank "
           "(fma: in-register peak, sgemm: cache-resident, triad: STREAM memory bandwidth); "
-          "vs ceiling = hpclars efficiency / the lowest of the three (medians over ranks); vs slowest = the same "
-          "against the slowest rank's rate in the lowest probe, the pace of a synchronous step; needs GB/s = the memory traffic per rank "
-          "if every activation went to memory (hpclars.machine.traffic_per_image: "
+          "vs ceiling = hpclars efficiency / the lowest of the three (medians over ranks); vs slowest = the "
+          "same against the slowest rank's rate in the lowest probe, the pace of a synchronous step; "
+          "needs GB/s = the memory traffic per rank if every activation went to memory "
+          "(hpclars.machine.traffic_per_image: "
           f"{bytes_per_image / 1e3:.0f} KB per image), beside the triad's GB/s per rank")
     print(f"{'ranks':>5} {'hpclars img/s':>14} {'efficiency':>10} " + (f"{'eff range':>13} " if repeats > 1 else "")
           + f"{'compute ms':>10} {'allreduce ms':>12} "
-          f"{'fma':>6} {'sgemm':>6} {'triad':>6} {'vs ceiling':>10} {'vs slowest':>11} {'needs GB/s':>10} {'triad GB/s':>10} "
+          f"{'fma':>6} {'sgemm':>6} {'triad':>6} {'vs ceiling':>10} {'vs slowest':>11} {'needs GB/s':>10} "
+          f"{'triad GB/s':>10} "
           f"{'DDP img/s':>10} {'efficiency':>10} {'ratio':>6}")
     if args.keep_logs:
         os.makedirs(args.keep_logs, exist_ok=True)
@@ -680,8 +683,6 @@ def bench_scaling(args):
                         d = ddp_images_per_s(n, args.batch_per_rank, args.steps, args.warmup)
                     except (RuntimeError, OSError) as err:
                         print(f"hpclars bench: the {n}-rank PyTorch DDP baseline failed: {err}", file=sys.stderr)
-                        d = None
-                    if d is None:
                         row += f" {'failed':>10}"
                     else:
                         ddp_base = d / n if n == first else ddp_base
@@ -814,6 +815,14 @@ def _ints(text):
     return [int(v) for v in text.split(",") if v]
 
 
+def _add_launcher_option(parser):
+    """``--mpiexec-args`` for the benches that start mpiexec themselves (:data:`LAUNCHERS`)."""
+    parser.add_argument("--mpiexec-args", type=_launcher_args, default=(), metavar="ARGS",
+                        help="launcher options put before -n, one quoted string, e.g. "
+                             "--mpiexec-args='--bind-to core' (Open MPI binds 1-2 ranks to a core each "
+                             "unless told otherwise; default: none)")
+
+
 def add_parser(sub, parser_class):
     p = sub.add_parser("bench", help="benchmarks against a baseline in the same run",
                        description="Speed benchmarks. Never asserted in tests; see BENCHMARKS.md.")
@@ -862,9 +871,7 @@ def add_parser(sub, parser_class):
     w.add_argument("--repeats", type=int, default=1,
                    help="run the rank counts this many times, interleaved, and report medians; each "
                         "repeat's efficiency is against its own 1-rank run (default 1)")
-    w.add_argument("--mpiexec-args", type=_launcher_args, default=(), metavar="ARGS",
-                   help="launcher options put before -n, one quoted string, e.g. --mpiexec-args='--bind-to core' "
-                        "(Open MPI binds 1-2 ranks to a core each unless told otherwise; default: none)")
+    _add_launcher_option(w)
     w.add_argument("--keep-logs", default="", metavar="DIR",
                    help="keep the hpclars run logs (weak-n<ranks>.h5, weak-n<ranks>-r<repeat>.h5 with "
                         "--repeats) in DIR, e.g. for "
@@ -891,9 +898,7 @@ def add_parser(sub, parser_class):
     h.add_argument("--chunk-size", type=int, default=C.Config.chunk_size,
                    help=f"images per kernel call (default {C.Config.chunk_size})")
     h.add_argument("--data-dir", default="", help="MNIST directory (default: $HPCLARS_DATA, else the per-user cache)")
-    h.add_argument("--mpiexec-args", type=_launcher_args, default=(), metavar="ARGS",
-                   help="launcher options put before -n, one quoted string, e.g. --mpiexec-args='--bind-to core' "
-                        "(Open MPI binds 1-2 ranks to a core each unless told otherwise; default: none)")
+    _add_launcher_option(h)
     m = bsub.add_parser("machine", help="the machine's own per-rank compute and memory rates; run under mpiexec",
                         description="In every rank at once: in-register FMA peak, cache-resident sgemm and "
                                     "STREAM triad (hpclars/machine.py). Run under mpiexec -n N to see what N "
@@ -927,16 +932,16 @@ def main(args):
         import mpi4py
 
         mpi4py.rc.initialize = mpi4py.rc.finalize = False
-    from .machine import bench_machine
-    from .provenance import describe, environment
-
-    if args.bench in LAUNCHERS:
-        print(describe(environment()), flush=True)
+        is_root = True
     else:
         from .comm import Comm
 
-        if Comm().is_root:  # the code and the machine, as every run log records them
-            print(describe(environment()), flush=True)
+        is_root = Comm().is_root
+    from .machine import bench_machine
+    from .provenance import describe, environment
+
+    if is_root:  # the code and the machine, as every run log records them
+        print(describe(environment()), flush=True)
     {"train": bench_train, "step": bench_step, "kernels": bench_kernels, "allreduce": bench_allreduce,
      "scaling": bench_scaling, "machine": bench_machine, "hybrid": bench_hybrid}[args.bench](args)
     return 0
