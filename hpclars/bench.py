@@ -78,16 +78,24 @@ def sgemm_gflops(n=1024, repeats=5):
     return flops / median_time(call, repeats) / 1e9
 
 
-def interleaved_times(fns, repeats, warmup=2):
-    """{name: [seconds per call]}: each repeat calls every function of ``fns`` (a dict) once,
-    back to back, so a machine whose speed drifts (a shared VM) slows all of them alike and
-    each repeat's ratios stay fair; ``warmup`` untimed rounds first."""
+def interleaved_times(fns, repeats, warmup=2, rewarm=True):
+    """{name: [seconds per call]}: each repeat times every function of ``fns`` (a dict) once,
+    in turn, so a machine whose speed drifts (a shared VM) slows all of them alike and each
+    repeat's ratios stay fair; ``warmup`` untimed rounds first.
+
+    With ``rewarm`` (the default) each timed call follows an untimed call of the same
+    function, so it runs with its own data in cache, as a training step does in the trainer,
+    where steps follow steps.  Without it a step would be timed right after the sgemm before
+    it, whose 12 MB evict the step's buffers: 7-10% slower at batch 256 on the 2-core Xeon
+    (BENCHMARKS.md, session 12).  Costs twice the calls."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     times = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
+            if rewarm:
+                fn()
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
@@ -186,7 +194,8 @@ def bench_train(args):
     print(f"# hpclars bench train: {args.threads} thread(s), chunk {args.chunk_size}, {args.repeats} "
           f"repeats, {TRAIN_FLOPS / 1e6:.2f} MFLOP per image, optimizer {args.optimizer}")
     print("# interleaved: each repeat times one sgemm 1024^3 (scipy OpenBLAS, 1 call), the training "
-          "step, the evaluation and PyTorch's step back to back; every figure is a median over "
+          "step, the evaluation and PyTorch's step in turn, each call after an untimed call of itself "
+          "(its own data in cache, as in a loop of steps); every figure is a median over "
           "repeats, each ratio the median of the repeats' own ratios (% sgemm: the step's GFLOP/s "
           "over the same repeat's sgemm GFLOP/s, with its min-max); best: the fastest step over the "
           "fastest sgemm of all repeats, the machine's undisturbed rates where neighbours come and go")
@@ -281,7 +290,9 @@ def step_parts(batch, threads, chunk_size, optimizer, repeats, between=None):
     :class:`TimedKernels`, the input conversion and the optimizer timed around their calls,
     "rest" the step minus every part (Python, zeroing the gradient, the timers themselves).
     ``between``, if given, is called and timed (as "between") before each step, e.g. the
-    sgemm the step is compared with, so that both see the same machine."""
+    sgemm the step is compared with, so that both see the same machine; an untimed step then
+    follows it, so that the timed step finds its own data in cache, as the trainer's steps do
+    (see :func:`interleaved_times`)."""
     from . import kernels
 
     timed = TimedKernels(kernels)
@@ -299,10 +310,13 @@ def step_parts(batch, threads, chunk_size, optimizer, repeats, between=None):
     out = {part: [] for part in (*STEP_PARTS, "step", "between")}
     for rep in range(repeats + 2):  # 2 untimed warm-up steps
         if between is not None:
+            between()  # untimed, as in interleaved_times: the timed call finds its data in cache
             t0 = time.perf_counter()
             between()
             if rep >= 2:
                 out["between"].append(time.perf_counter() - t0)
+            s.forward_backward()  # untimed: the between call evicted the step's data
+            s.update()
         timed.seconds = dict.fromkeys(STEP_PARTS, 0.0)
         t0 = time.perf_counter()
         s.forward_backward()
@@ -343,7 +357,8 @@ def bench_step(args):
         sgemm_s, where = statistics.median(calls), "3 calls before and 3 after the steps, which run back to back"
     else:
         t = step_parts(args.batch, args.threads, args.chunk_size, args.optimizer, args.repeats, between=sgemm)
-        sgemm_s, where = statistics.median(t["between"]), "1 call before each step"
+        sgemm_s, where = statistics.median(t["between"]), ("1 call before each step, after an untimed one; "
+                                                      "an untimed step between it and the timed step")
     med = {part: statistics.median(v) for part, v in t.items() if v}
     rate = sgemm_flops / sgemm_s / 1e9
     say(f"# sgemm 1024^3 (scipy OpenBLAS, {where}, median): {rate:.1f} GFLOP/s; "

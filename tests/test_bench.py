@@ -66,9 +66,14 @@ def test_interleaved_times_calls_every_function_once_per_repeat_in_turn():
     calls = []
     fns = {name: (lambda name=name: calls.append(name)) for name in ("sgemm", "step", "eval")}
     times = interleaved_times(fns, repeats=3, warmup=1)
-    assert calls == ["sgemm", "step", "eval"] * 4       # 1 warm-up round, then 3 timed ones
+    # 1 warm-up round, then 3 rounds in which each call is made twice (untimed, then timed),
+    # so that the timed call finds its own data in cache, not the previous function's
+    assert calls == ["sgemm", "step", "eval"] + ["sgemm", "sgemm", "step", "step", "eval", "eval"] * 3
     assert {k: len(v) for k, v in times.items()} == {"sgemm": 3, "step": 3, "eval": 3}
     assert all(t >= 0 for v in times.values() for t in v)
+    calls.clear()
+    interleaved_times(fns, repeats=2, warmup=0, rewarm=False)
+    assert calls == ["sgemm", "step", "eval"] * 2
 
 
 def test_bench_train_reports_the_median_share_of_sgemm_inside_its_range():
