@@ -78,15 +78,15 @@ def sgemm_gflops(n=1024, repeats=5):
     return flops / median_time(call, repeats) / 1e9
 
 
-def interleaved_times(fns, repeats, warmup=2, rewarm=True):
+def interleaved_times(fns, repeats, warmup=2):
     """{name: [seconds per call]}: each repeat times every function of ``fns`` (a dict) once,
     in turn, so a machine whose speed drifts (a shared VM) slows all of them alike and each
     repeat's ratios stay fair; ``warmup`` untimed rounds first.
 
-    With ``rewarm`` (the default) each timed call follows an untimed call of the same
-    function, so it runs with its own data in cache, as a training step does in the trainer,
-    where steps follow steps.  Without it a step would be timed right after the sgemm before
-    it, whose 12 MB evict the step's buffers: 7-10% slower at batch 256 on the 2-core Xeon
+    Each timed call follows an untimed call of the same function, so it runs with its own
+    data in cache, as a training step does in the trainer, where steps follow steps.  Without
+    that a step would be timed right after the sgemm before it, whose 12 MB evict the step's
+    buffers: 7-9% slower at batch 256 on the 2-core Xeon
     (BENCHMARKS.md, session 12).  Costs twice the calls."""
     for _ in range(warmup):
         for fn in fns.values():
@@ -94,8 +94,7 @@ def interleaved_times(fns, repeats, warmup=2, rewarm=True):
     times = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            if rewarm:
-                fn()
+            fn()  # untimed: the timed call below finds its own data in cache
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
