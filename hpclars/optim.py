@@ -205,20 +205,28 @@ class Momentum(Optimizer):
     def step(self, params, grads, lr):
         """Update ``params`` in place from the (already averaged) ``grads``: every tensor's
         norms in one kernel call, the local rates in Python, every tensor's update in one more
-        (:func:`hpclars.kernels.momentum_update_segments`).  The same values, bit for bit, as
+        (:func:`hpclars.kernels.momentum_update_segments`); without a trust ratio (SGD) the
+        norms come from the update's own pass, one kernel call in all.  The same values, bit for bit, as
         the tensor-by-tensor loop of :meth:`Optimizer.step`: each tensor's rate depends only on
         that tensor's own weights and gradient before the update.
 
         params, grads: float32 (layout.size,), C-contiguous; lr: the global rate (float).
         """
-        layout = self.layout
+        if self.trust is None:
+            # No rate depends on a norm: the norms (for the log) come from the update's own pass.
+            self._rates[...] = np.float32(lr)  # local = 1: lr rounded as the per-tensor path rounds it
+            kernels.momentum_update_segments(params, grads, self.state["momentum"], self._offsets, self._decays,
+                                             self._rates, self.m, self.nesterov, self.after, self.w_norm, self.g_norm)
+            np.sqrt(self.w_norm, out=self.w_norm)
+            np.sqrt(self.g_norm, out=self.g_norm)
+            self.t += 1
+            return
         kernels.sumsq_segments(params, self._offsets, self.w_norm)
         kernels.sumsq_segments(grads, self._offsets, self.g_norm)
         np.sqrt(self.w_norm, out=self.w_norm)
         np.sqrt(self.g_norm, out=self.g_norm)
-        if self.trust is not None:
-            for i, sl in enumerate(layout.slices):
-                self.local[i] = self._rate(i, params[sl], grads[sl], lr)
+        for i, sl in enumerate(self.layout.slices):
+            self.local[i] = self._rate(i, params[sl], grads[sl], lr)
         # Each entry rounded to float32 as the one-tensor kernel's `float rate` argument is.
         np.multiply(self.local, lr, out=self._rates64)
         self._rates[...] = self._rates64

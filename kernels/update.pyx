@@ -28,14 +28,50 @@ include "_checks.pxi"
 
 cdef extern from *:
     """
-    /* s = sum of x[i]^2 in double; eight partial sums so the loop vectorizes. */
-    static double hpc_sumsq(const float* x, long n) {
-        double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    #if defined(__AVX512F__) || defined(__AVX__)
+    #include <immintrin.h>
+    #endif
+
+    /* s[j] += x[i + j]^2 (in double, each product rounded, then added) for i = 0, 8, 16, ...: the
+       eight running sums of hpc_sumsq, continued over x (n floats); entries past the last whole
+       group of eight go to s[0].  A caller that feeds a long array in pieces whose lengths are
+       multiples of 8 gets the running sums of one pass over it, bit for bit.  GCC left the scalar
+       loop scalar (-ffp-contract=off); the vector forms below add in the same order per sum. */
+    static void hpc_sumsq_acc(const float* x, long n, double s[8]) {
         long i = 0;
+    #if defined(__AVX512F__)
+        __m512d a = _mm512_loadu_pd(s);
+        for (; i + 8 <= n; i += 8) {
+            const __m512d v = _mm512_cvtps_pd(_mm256_loadu_ps(x + i));
+            a = _mm512_add_pd(a, _mm512_mul_pd(v, v));
+        }
+        _mm512_storeu_pd(s, a);
+    #elif defined(__AVX__)
+        __m256d a0 = _mm256_loadu_pd(s), a1 = _mm256_loadu_pd(s + 4);
+        for (; i + 8 <= n; i += 8) {
+            const __m256d v0 = _mm256_cvtps_pd(_mm_loadu_ps(x + i)), v1 = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4));
+            a0 = _mm256_add_pd(a0, _mm256_mul_pd(v0, v0));
+            a1 = _mm256_add_pd(a1, _mm256_mul_pd(v1, v1));
+        }
+        _mm256_storeu_pd(s, a0);
+        _mm256_storeu_pd(s + 4, a1);
+    #else
         for (; i + 8 <= n; i += 8)
             for (int j = 0; j < 8; j++) s[j] += (double)x[i + j] * (double)x[i + j];
+    #endif
         for (; i < n; i++) s[0] += (double)x[i] * (double)x[i];
+    }
+
+    static double hpc_sumsq_total(const double s[8]) {
         return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    }
+
+    /* s = sum of x[i]^2 in double: eight running sums (one per x[i] with i mod 8 = j), then
+       added pairwise. */
+    static double hpc_sumsq(const float* x, long n) {
+        double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        hpc_sumsq_acc(x, n, s);
+        return hpc_sumsq_total(s);
     }
 
     /* The momentum update of hpclars.reference.momentum_update, element by element. */
@@ -57,10 +93,31 @@ cdef extern from *:
             w[i] = w[i] - u;
         }
     }
+
+    /* hpc_momentum, with *w_ss = hpc_sumsq(w before the update) and *g_ss = hpc_sumsq(g), bit for
+       bit, in the same pass: the tensor goes through in pieces of HPC_PIECE floats (a multiple of 8,
+       so the running sums are those of one pass), each piece's w and g summed, then updated, while
+       they are in L1.  In a training step w, g and the momentum buffer arrive cold from the
+       backward pass; three passes over them (two norms, the update) fetched w and g twice. */
+    #define HPC_PIECE 2048
+    static void hpc_momentum_sumsq(float* w, const float* g, float* v, long n, float decay, float rate,
+                                   float m, int nesterov, int after, double* w_ss, double* g_ss) {
+        double sw[8] = {0, 0, 0, 0, 0, 0, 0, 0}, sg[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (long i = 0; i < n; i += HPC_PIECE) {
+            const long k = n - i < HPC_PIECE ? n - i : HPC_PIECE;
+            hpc_sumsq_acc(w + i, k, sw);
+            hpc_sumsq_acc(g + i, k, sg);
+            hpc_momentum(w + i, g + i, v + i, k, decay, rate, m, nesterov, after);
+        }
+        *w_ss = hpc_sumsq_total(sw);
+        *g_ss = hpc_sumsq_total(sg);
+    }
     """
     double hpc_sumsq(const float* x, long n) noexcept nogil
     void hpc_momentum(float* w, const float* g, float* v, long n, float decay, float rate, float m,
                       int nesterov, int after) noexcept nogil
+    void hpc_momentum_sumsq(float* w, const float* g, float* v, long n, float decay, float rate, float m,
+                            int nesterov, int after, double* w_ss, double* g_ss) noexcept nogil
 
 
 def sumsq(x):
@@ -113,7 +170,7 @@ def sumsq_segments(x, offsets, out):
 
 
 def momentum_update_segments(w, g, v, offsets, decay, rate, float momentum, bint nesterov=False,
-                             bint after=False):
+                             bint after=False, w_sumsq=None, g_sumsq=None):
     """:func:`momentum_update` of every segment [offsets[i], offsets[i + 1]) in one call.
 
     w, v    (n,)     INOUT float32, C-contiguous, 1-D
@@ -121,8 +178,14 @@ def momentum_update_segments(w, g, v, offsets, decay, rate, float momentum, bint
     offsets (k + 1,) IN    int64, rising from 0 to n
     decay   (k,)     IN    float32: each segment's weight decay
     rate    (k,)     IN    float32: each segment's rate (lr x its local rate)
+    w_sumsq (k,)     OUT   float64 or None: :func:`sumsq` of each segment of w before the update
+    g_sumsq (k,)     OUT   float64 or None: :func:`sumsq` of each segment of g
     Segment i gets exactly ``momentum_update(w[s], g[s], v[s], decay[i], rate[i], momentum,
-    nesterov, after)``, bit for bit.  Raises ValueError naming a bad array.
+    nesterov, after)``, bit for bit.  With w_sumsq and g_sumsq (both or neither) the norms an
+    optimizer without a trust ratio logs are taken in the same pass, bit for bit those of
+    :func:`sumsq_segments` on w and g before the call: each piece of 2048 floats is summed,
+    then updated, while it is in L1, so w and g are fetched once, not twice.  Raises ValueError
+    naming a bad array, or for only one of w_sumsq and g_sumsq.
     """
     _checked(w, "w", np.float32, None, out=True)
     if w.ndim != 1:
@@ -133,6 +196,14 @@ def momentum_update_segments(w, g, v, offsets, decay, rate, float momentum, bint
     cdef Py_ssize_t k = off.shape[0] - 1
     _checked(decay, "decay", np.float32, (k,))
     _checked(rate, "rate", np.float32, (k,))
+    if (w_sumsq is None) != (g_sumsq is None):
+        raise ValueError("w_sumsq and g_sumsq go together: give both or neither")
+    cdef bint norms = w_sumsq is not None
+    if norms:
+        _checked(w_sumsq, "w_sumsq", np.float64, (k,), out=True)
+        _checked(g_sumsq, "g_sumsq", np.float64, (k,), out=True)
+    cdef double[::1] wss = w_sumsq if norms else np.zeros(k)
+    cdef double[::1] gss = g_sumsq if norms else wss
     cdef float[::1] wv = w
     cdef const float[::1] gv = g
     cdef float[::1] vv = v
@@ -141,7 +212,13 @@ def momentum_update_segments(w, g, v, offsets, decay, rate, float momentum, bint
     cdef Py_ssize_t i
     with nogil:
         for i in range(k):
-            if off[i + 1] > off[i]:
+            if off[i + 1] == off[i]:
+                if norms:
+                    wss[i] = gss[i] = 0.0
+            elif norms:
+                hpc_momentum_sumsq(&wv[0] + off[i], &gv[0] + off[i], &vv[0] + off[i], off[i + 1] - off[i],
+                                   dv[i], rv[i], momentum, nesterov, after, &wss[i], &gss[i])
+            else:
                 hpc_momentum(&wv[0] + off[i], &gv[0] + off[i], &vv[0] + off[i], off[i + 1] - off[i],
                              dv[i], rv[i], momentum, nesterov, after)
 

@@ -22,6 +22,21 @@ def test_sumsq_is_the_float64_sum_of_squares(n):
     assert K.sumsq(x.reshape(1, -1)) == K.sumsq(x)  # any shape
 
 
+@pytest.mark.parametrize("n", [*SIZES, 2047, 2049, 4101])
+def test_sumsq_adds_in_eight_running_sums_in_order(n):
+    # The documented order, exactly: sum j holds x[i]^2 for i = j mod 8 over the whole groups of
+    # eight, added one by one (np.cumsum is sequential); the leftover entries go to sum 0; then
+    # ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)).  A vector form that regrouped the
+    # additions would differ from this in the last bits for most sizes.
+    x = np.random.default_rng(n + 1).standard_normal(n).astype(np.float32) * 3
+    sq = x.astype(np.float64) ** 2
+    whole = n // 8 * 8
+    s = [float(np.cumsum(sq[j:whole:8])[-1]) if whole else 0.0 for j in range(8)]
+    for t in sq[whole:]:
+        s[0] += float(t)
+    assert K.sumsq(x) == ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
+
+
 def test_sumsq_propagates_nan_and_inf_and_keeps_float32_overflow_finite():
     x = np.ones(20, np.float32)
     x[13] = np.inf
@@ -119,6 +134,43 @@ def test_momentum_update_segments_is_the_one_tensor_kernel_bit_for_bit(sizes, af
             K.momentum_update(w2[a:b], g[a:b], v2[a:b], decay[i], rate[i], 0.9, nesterov, after)
     np.testing.assert_array_equal(w.view(np.int32), w2.view(np.int32))
     np.testing.assert_array_equal(v.view(np.int32), v2.view(np.int32))
+
+
+@pytest.mark.parametrize("sizes", SEGMENTS)
+@pytest.mark.parametrize("after, nesterov", [(False, False), (True, True)])
+def test_momentum_update_segments_takes_the_norms_in_its_own_pass_bit_for_bit(sizes, after, nesterov):
+    # With w_sumsq and g_sumsq: the same w and v as without, and the norms sumsq_segments gives
+    # on w (before the update) and g; sizes cross the kernel's 2048-float pieces (2400, 94080).
+    off = _segments(sizes)
+    rng = np.random.default_rng(11)
+    w, g, v = (rng.standard_normal(off[-1]).astype(np.float32) for _ in range(3))
+    decay = rng.uniform(0, 1e-3, len(sizes)).astype(np.float32)
+    rate = rng.uniform(0, 0.1, len(sizes)).astype(np.float32)
+    w_ss, g_ss = np.zeros(len(sizes)), np.zeros(len(sizes))
+    K.sumsq_segments(w, off, w_ss)
+    K.sumsq_segments(g, off, g_ss)
+    w2, v2, g_before = w.copy(), v.copy(), g.copy()
+    got_w, got_g = np.full(len(sizes), -1.0), np.full(len(sizes), -1.0)
+    K.momentum_update_segments(w, g, v, off, decay, rate, 0.9, nesterov, after, got_w, got_g)
+    K.momentum_update_segments(w2, g, v2, off, decay, rate, 0.9, nesterov, after)
+    assert got_w.tolist() == w_ss.tolist() and got_g.tolist() == g_ss.tolist()
+    np.testing.assert_array_equal(w.view(np.int32), w2.view(np.int32))
+    np.testing.assert_array_equal(v.view(np.int32), v2.view(np.int32))
+    np.testing.assert_array_equal(g, g_before)
+    if off[-1]:
+        assert not np.array_equal(w, g_before)  # the update ran
+
+
+def test_momentum_update_segments_wants_both_norm_outputs_or_neither():
+    w, off = np.ones(4, np.float32), np.array([0, 1, 4], np.int64)
+    args = (w, w.copy(), w.copy(), off, np.zeros(2, np.float32), np.ones(2, np.float32), 0.9, False, False)
+    with pytest.raises(ValueError, match=r"^w_sumsq and g_sumsq go together: give both or neither$"):
+        K.momentum_update_segments(*args, np.zeros(2))
+    with pytest.raises(ValueError, match=r"^g_sumsq has shape \(3,\), expected \(2,\)$"):
+        K.momentum_update_segments(*args, np.zeros(2), np.zeros(3))
+    with pytest.raises(ValueError, match=r"^w_sumsq must have dtype float64, got float32$"):
+        K.momentum_update_segments(*args, np.zeros(2, np.float32), np.zeros(2))
+    assert (w == 1).all()
 
 
 @pytest.mark.parametrize("offsets, message", [
