@@ -29,7 +29,12 @@ pooling positions are transposed in 16 x 16 register blocks, each pooled row's t
 gradient rows are rebuilt in cache, and dw accumulates 3 channels x 5 taps per register block
 with whole vectors (no masks), no lane idle on a row's end (conv1's backward pass 39% -> 54% of
 sgemm in ``hpclars bench step``, BENCHMARKS.md session 8); a batch's last N mod 16 images go
-image by image as above.
+image by image as above.  Its fused forward pass (``hpc_fwd1_group16``, Cout 3 or 6) does the
+same: 16 images' pixels transposed into pixel vectors, each pooling window's 2 x 2 outputs x 6
+channels in 24 accumulators and pooled in registers, the pooled maps transposed back; the
+values are the image-by-image path's bit for bit.  A small gain: minima of 100 calls per 256
+images 0.57-0.65 ms against 0.59-0.88 ms, alternating, on a noisy VM (Xeon, 2026-12-01,
+results/bench-xeon-2026-12-01/conv1_fwd_ab.txt).
 
 Measured at batch 256, one thread, on the AMD EPYC (Zen 5) nodes: several times
 faster than the per-image im2col + sgemm it replaced, whose (Cout = 6 or 16) x
@@ -578,6 +583,106 @@ cdef extern from *:
         }
         for (int o = 0; o < cout; o++) db[o] += _mm512_reduce_add_ps(sdb[o]);
     }
+
+    /* OB output channels (from o0) of the fused forward below, for one pooling window per step:
+       its 2 x 2 pre-pool outputs x OB channels in 4 * OB accumulators, per tap the window's 4
+       input vectors and OB weight broadcasts for 4 * OB FMAs.  Each output's taps are summed
+       in the order (p, q) from zero and the bias added last, as hpc_fwd_body's, so the values
+       are those of the image-by-image path bit for bit; the window is then pooled as
+       hpc_pool_fwd pools (first maximum, first NaN; position 2 * row + column) and ReLU'd. */
+    static inline __attribute__((always_inline)) void hpc_fwd1_block(
+            const float* xb, const float* w, const float* b, int o0, const int OB, int ho, int wo,
+            float* pool, unsigned char* pidx) {
+        const int wp = 2 * wo + 4;
+        const long hw2 = (long)ho * wo;
+        const __m512 zero = _mm512_setzero_ps();
+        for (int rr = 0; rr < ho; rr++)
+            for (int ss = 0; ss < wo; ss++) {
+                __m512 acc[6][4];
+                _Pragma("GCC unroll 8") for (int o = 0; o < OB; o++)
+                    _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) acc[o][j] = zero;
+                const float* xw = xb + ((long)(2 * rr) * wp + 2 * ss) * 16;
+                _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++)
+                    _Pragma("GCC unroll 5") for (int q = 0; q < 5; q++) {
+                        const float* xt = xw + ((long)p * wp + q) * 16;
+                        const __m512 x00 = _mm512_loadu_ps(xt), x01 = _mm512_loadu_ps(xt + 16),
+                                     x10 = _mm512_loadu_ps(xt + wp * 16), x11 = _mm512_loadu_ps(xt + wp * 16 + 16);
+                        _Pragma("GCC unroll 8") for (int o = 0; o < OB; o++) {
+                            const __m512 wv = _mm512_set1_ps(w[(o0 + o) * 25 + p * 5 + q]);
+                            acc[o][0] = _mm512_fmadd_ps(wv, x00, acc[o][0]);
+                            acc[o][1] = _mm512_fmadd_ps(wv, x01, acc[o][1]);
+                            acc[o][2] = _mm512_fmadd_ps(wv, x10, acc[o][2]);
+                            acc[o][3] = _mm512_fmadd_ps(wv, x11, acc[o][3]);
+                        }
+                    }
+                _Pragma("GCC unroll 8") for (int o = 0; o < OB; o++) {
+                    const __m512 bv = _mm512_set1_ps(b[o0 + o]);
+                    __m512 best = _mm512_add_ps(acc[o][0], bv);
+                    __m512i arg = _mm512_setzero_si512();
+                    _Pragma("GCC unroll 4") for (int j = 1; j < 4; j++) {
+                        const __m512 v = _mm512_add_ps(acc[o][j], bv);
+                        const __mmask16 m = hpc_wins(v, best);
+                        best = _mm512_mask_mov_ps(best, m, v);
+                        arg = _mm512_mask_mov_epi32(arg, m, _mm512_set1_epi32(j));
+                    }
+                    best = _mm512_mask_mov_ps(best, _mm512_cmp_ps_mask(best, zero, _CMP_LT_OQ), zero);
+                    const long f = (long)(o0 + o) * hw2 + (long)rr * wo + ss;
+                    _mm512_storeu_ps(pool + f * 16, best);
+                    _mm_storeu_si128((__m128i*)(pidx + f * 16), _mm512_cvtepi32_epi8(arg));
+                }
+            }
+    }
+
+    /* The fused forward of conv (1 input channel, k = 5, cout 3 or 6, h and wd even) + bias + 2 x 2
+       max pooling + ReLU for 16 images at once, the images in the 16 lanes (as hpc_bwd1_group16):
+       no lane idles on a row's end (28-pixel rows filled 28 of 32 lanes image by image), every
+       load is one aligned vector, and each pooling window is pooled in registers, so the
+       pre-pool map never exists.  x (or x8, uint8 pixels times `scale` rounded to float32 as
+       hpc_pad_rows_u8; x NULL then) points at the first of the 16 images (h x wd each); out and
+       idx (cout, h/2, wd/2) each.  Scratch: xb, (h + 4) x (wd + 4) pixel vectors
+       whose border the caller zeroed; pool, cout*h*wd/4 vectors; pidx, 16 bytes per pooled
+       value.  The pooled maps go to out and idx in 16 x 16 register transposes. */
+    static void hpc_fwd1_group16(const float* x, const unsigned char* x8, float scale, const float* w,
+                                 const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
+                                 float* xb, float* pool, unsigned char* pidx) {
+        const int wp = wd + 4, ho = h / 2, wo = wd / 2;
+        const long px = (long)h * wd, pf = (long)cout * ho * wo;
+        const __m512 sv = _mm512_set1_ps(scale);
+        __m512 r[16], a[16];
+        long yy = 0, uu = 0;
+        for (long b0 = 0; b0 < px; b0 += 16) {
+            const int n = px - b0 < 16 ? (int)(px - b0) : 16;
+            const __mmask16 m = hpc_lanes(n);
+            for (int i = 0; i < 16; i++)
+                r[i] = x ? _mm512_maskz_loadu_ps(m, x + i * px + b0)
+                         : _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
+                                             _mm_maskz_loadu_epi8(m, x8 + i * px + b0))), sv);
+            hpc_tr16(r);
+            for (int j = 0; j < n; j++) {
+                _mm512_storeu_ps(xb + ((yy + 2) * wp + uu + 2) * 16, r[j]);
+                if (++uu == wd) uu = 0, yy++;
+            }
+        }
+        if (cout == 6)
+            hpc_fwd1_block(xb, w, b, 0, 6, ho, wo, pool, pidx);
+        else
+            hpc_fwd1_block(xb, w, b, 0, 3, ho, wo, pool, pidx);
+        for (long f0 = 0; f0 < pf; f0 += 16) {
+            const int n = pf - f0 < 16 ? (int)(pf - f0) : 16;
+            const __mmask16 m = hpc_lanes(n);
+            _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++) {
+                const long f = f0 + (j < n ? j : 0);  /* past the end: any value, not stored */
+                r[j] = _mm512_loadu_ps(pool + f * 16);
+                a[j] = _mm512_castsi512_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(pidx + f * 16))));
+            }
+            hpc_tr16(r);
+            hpc_tr16(a);
+            _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++) {
+                _mm512_mask_storeu_ps(out + i * pf + f0, m, r[i]);
+                _mm_mask_storeu_epi8(idx + i * pf + f0, m, _mm512_cvtepi32_epi8(_mm512_castps_si512(a[i])));
+            }
+        }
+    }
     #else
     static void hpc_fwd_pool_olanes5(const float* xp, int cin, const float* wt, const float* b,
                                      float* out, unsigned char* idx, int cout, int h, int wd,
@@ -585,6 +690,9 @@ cdef extern from *:
     static void hpc_bwd1_group16(const float* x, const float* dout, const float* y,
                                  const unsigned char* idx, int cout, int h, int wd, float* xb,
                                  float* dt, float* kt, float* g2, float* acc16, float* db) {}
+    static void hpc_fwd1_group16(const float* x, const unsigned char* x8, float scale, const float* w,
+                                 const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
+                                 float* xb, float* pool, unsigned char* pidx) {}
     #endif
 
     /* dw[o, c, p, q] += dwt[(c*kk + p*k + q)*cout + o]: the (ckk, cout) partial sums of the kernel
@@ -634,6 +742,9 @@ cdef extern from *:
     static void hpc_bwd1_group16(const float* x, const float* dout, const float* y,
                                  const unsigned char* idx, int cout, int h, int wd, float* xb,
                                  float* dt, float* kt, float* g2, float* acc16, float* db) {}
+    static void hpc_fwd1_group16(const float* x, const unsigned char* x8, float scale, const float* w,
+                                 const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
+                                 float* xb, float* pool, unsigned char* pidx) {}
     #endif
     """
     int HPC_DIRECT
@@ -661,6 +772,9 @@ cdef extern from *:
     void hpc_bwd1_group16(const float* x, const float* dout, const float* y,
                           const unsigned char* idx, int cout, int h, int wd, float* xb, float* dt,
                           float* kt, float* g2, float* acc16, float* db) noexcept nogil
+    void hpc_fwd1_group16(const float* x, const unsigned char* x8, float scale, const float* w,
+                          const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
+                          float* xb, float* pool, unsigned char* pidx) noexcept nogil
 
 
 
@@ -685,9 +799,10 @@ ctypedef struct Geom:
     # Direct path, fused kernels: dda, one image's pre-pool activations (forward) or their
     # gradient (backward), (Cout, H, W), kept in cache instead of going to memory.
     Py_ssize_t dda
-    # Direct path, fused backward of a one-channel input (conv1): 16 images at a time with the
-    # images in the lanes (hpc_bwd1_group16); its pieces after dda: the padded pixel vectors, the
-    # transposed pooled gradient and positions, two pre-pool rows of the gradient.
+    # Direct path, fused kernels of a one-channel input (conv1): 16 images at a time with the
+    # images in the lanes (hpc_bwd1_group16, hpc_fwd1_group16); the pieces after dda: the padded
+    # pixel vectors, the transposed pooled gradient and positions (the forward pass's pooled
+    # values and positions), two pre-pool rows of the gradient.
     bint blanes
     Py_ssize_t dxb, ddt, dkt, dg2
 
@@ -893,11 +1008,21 @@ cdef void _direct_forward(x, w, b, out, idx, work, int nt, float x_scale=1.0):
                 for p in range(5):
                     for q in range(5):
                         wt[((c * 5 + p) * 5 + q) * g.cout + o] = wv[o, c, p, q]
+    # conv1 (one input channel): 16 images at a time with the images in the lanes, the rest image
+    # by image below.
+    cdef bint groups = pooled and g.blanes and HPC_POOL_SIMD and (g.cout == 3 or g.cout == 6)
+    cdef Py_ssize_t i0, n16 = (nimg // 16) * 16 if groups else 0
     with nogil, parallel(num_threads=nt):
         t = threadid()
         slot = &workv[0] + g.shared + t * g.dslot
         hpc_pad_zero(g.cin, g.h, g.w, g.pad, slot + g.dxp)
-        for i in prange(nimg, schedule="static"):
+        if n16:
+            memset(slot + g.dxb, 0, 16 * <Py_ssize_t>g.plane * sizeof(float))  # the grid's zero border
+        for i0 in prange(0, n16, 16, schedule="static"):
+            hpc_fwd1_group16(NULL if u8 else &xv[i0, 0, 0, 0], &xu[i0, 0, 0, 0] if u8 else NULL, x_scale,
+                             &wv[0, 0, 0, 0], &bv[0], &ov[i0, 0, 0, 0], &iv[i0, 0, 0, 0], g.cout, g.h, g.w,
+                             slot + g.dxb, slot + g.ddt, <unsigned char*>(slot + g.dkt))
+        for i in prange(n16, nimg, schedule="static"):
             if u8:
                 hpc_pad_rows_u8(&xu[i, 0, 0, 0], g.cin, g.h, g.w, g.pad, x_scale, slot + g.dxp)
             else:

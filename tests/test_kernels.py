@@ -157,7 +157,8 @@ def test_conv2d_pool_relu_matches_reference(rng, cin, cout, h, n, nthreads):
 # blocks); Cout = 12 on rows of three 16-wide chunks.
 @pytest.mark.parametrize("n, cin, cout, h, wd, k", [(3, 2, 3, 6, 8, 3), (2, 3, 32, 6, 10, 5),
                                                     (2, 3, 16, 4, 20, 5), (1, 2, 32, 2, 28, 5),
-                                                    (3, 2, 12, 8, 34, 5), (1, 5, 4, 2, 2, 1)])
+                                                    (3, 2, 12, 8, 34, 5), (1, 5, 4, 2, 2, 1),
+                                                    (33, 1, 3, 8, 12, 5)])
 def test_conv2d_pool_relu_other_shapes_match_reference(rng, n, cin, cout, h, wd, k):
     x, w = randn(rng, n, cin, h, wd), randn(rng, cout, cin, k, k) * 0.2
     b, dout = randn(rng, cout), randn(rng, n, cout, h // 2, wd // 2)
@@ -185,6 +186,36 @@ def test_conv2d_pool_relu_forward_on_uint8_pixels_is_the_scaled_float_input(rng,
     kern.conv2d_pool_relu_forward(x, w, b, out, idx, work, nthreads)
     np.testing.assert_array_equal(out8, out)
     np.testing.assert_array_equal(idx8, idx)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # the reference on NaN and inf
+@pytest.mark.parametrize("nthreads", THREADS)
+@pytest.mark.parametrize("cout, h, wd", [(6, 28, 28), (3, 8, 12)])
+@pytest.mark.parametrize("pixels", [False, True], ids=["float32", "uint8"])
+def test_conv1_forward_sixteen_images_at_a_time_is_image_by_image_bit_for_bit(rng, cout, h, wd, pixels,
+                                                                            nthreads):
+    """conv1's fused forward takes 16 images at a time with the images in the vector lanes (the
+    AVX-512 build) and a batch's last N mod 16 one by one: a batch of 33 gives, bit for bit, the
+    outputs and positions each image gives alone (a batch of one never fills a group)."""
+    n = 33
+    x8 = rng.integers(0, 256, size=(n, 1, h, wd), dtype=np.uint8)
+    x = np.multiply(x8, np.float32(1 / 255), dtype=np.float32)
+    x[5, 0, 3, :4] = (np.nan, np.inf, -np.inf, 0.0) if not pixels else x[5, 0, 3, :4]
+    w, b = randn(rng, cout, 1, KSIZE, KSIZE) * 0.3, randn(rng, cout) * 0.1
+    pooled = (n, cout, h // 2, wd // 2)
+    extra = (1 / 255,) if pixels else ()
+    xin = x8 if pixels else x
+    out, idx = nans(pooled), np.full(pooled, 255, np.uint8)
+    K.conv2d_pool_relu_forward(xin, w, b, out, idx, fused_work(n, 1, cout, h, wd, nthreads), nthreads, *extra)
+    one, one_idx = nans(pooled), np.full(pooled, 255, np.uint8)
+    work1 = fused_work(1, 1, cout, h, wd, 1)
+    for i in range(n):
+        K.conv2d_pool_relu_forward(xin[i:i + 1], w, b, one[i:i + 1], one_idx[i:i + 1], work1, 1, *extra)
+    np.testing.assert_array_equal(out.view(np.int32), one.view(np.int32))
+    np.testing.assert_array_equal(idx, one_idx)
+    out_ref, idx_ref = nans(pooled), np.full(pooled, 255, np.uint8)
+    R.conv2d_pool_relu_forward(x, w, b, out_ref, idx_ref, None)
+    assert_same_specials(out, out_ref, "conv2d_pool_relu_forward")
 
 
 def test_uint8_input_needs_its_scale_and_only_it_takes_one():

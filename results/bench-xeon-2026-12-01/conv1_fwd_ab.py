@@ -1,0 +1,22 @@
+"""conv1's fused forward (batch 256, 1 thread, warm; "cold": after a 4 MB write), median of 40,
+in this build or, given a path, in a checkout built in place there (git worktree add ... && python setup.py build_ext --inplace).
+    python results/bench-xeon-2026-12-01/conv1_fwd_ab.py ""; python results/bench-xeon-2026-12-01/conv1_fwd_ab.py /tmp/kb/base  (alternate, from /tmp)"""
+import sys, numpy as np, time
+if sys.argv[1]: sys.path.insert(0, sys.argv[1])
+from hpclars.kernels import conv
+rng=np.random.default_rng(0); n=256
+x8=rng.integers(0,256,(n,1,28,28),dtype=np.uint8); x=np.multiply(x8,np.float32(1/255),dtype=np.float32)
+w=(rng.standard_normal((6,1,5,5))*0.2).astype(np.float32); b=np.zeros(6,np.float32)
+out=np.empty((n,6,14,14),np.float32); idx=np.empty((n,6,14,14),np.uint8)
+work=np.empty(conv.conv2d_pool_relu_work_size(n,1,28,28,6,5,1),np.float32)
+junk=np.zeros(1_000_000,np.float32)
+res=[]
+for label,args in [("f32",(x,w,b,out,idx,work,1)),("u8",(x8,w,b,out,idx,work,1,1/255))]:
+  for cold in (0,1):
+    ts=[]
+    for r in range(40):
+        conv.conv2d_pool_relu_forward(*args)
+        if cold: junk+=1
+        t=time.perf_counter(); conv.conv2d_pool_relu_forward(*args); ts.append(time.perf_counter()-t)
+    res.append("%s%s %.3f"%(label,"-cold" if cold else "", np.median(ts)*1e3))
+print(("base " if sys.argv[1] else "new  ")+"  ".join(res))
