@@ -84,6 +84,7 @@ cdef extern from *:
     #if defined(__AVX512F__)
     #include <immintrin.h>
     #define HPC_DIRECT 1
+    #define HPC_OLANES 1
 
     /* Lanes of the 16-wide chunk of a row that starts `left` columns before the row's end. */
     static inline __mmask16 hpc_tail(int left) {
@@ -371,7 +372,7 @@ cdef extern from *:
             hpc_dw_olanes5_body(xp, g, gt, dwt, cin, cout, h, wd);
     }
 
-    #if HPC_POOL_SIMD
+    #if HPC_POOL_AVX512
     /* r[i][j] -> r[j][i] for a 16 x 16 block in registers (unpack 32- and 64-bit pairs, then
        exchange 128-bit lanes twice). */
     static inline void hpc_tr16(__m512 r[16]) {
@@ -720,9 +721,234 @@ cdef extern from *:
         for (long j = 0; j < m; j++) dw[j] += _mm512_reduce_add_ps(_mm512_loadu_ps(acc16 + 16 * j));
     }
 
+    #elif defined(__AVX2__) && defined(__FMA__)
+    /* AVX2 + FMA without AVX-512 (AMD Zen 1-3, Intel Haswell to Comet Lake): the same direct
+       convolution with 8-lane vectors, so these CPUs do not fall back to im2col + sgemm, whose
+       per-image calls on LeNet's small matrices ran at 4-17 GFLOP/s (AMD EPYC, 2026-12-01).  The
+       fused conv -> pool -> ReLU blocks keep each image's pre-pool map in cache as on AVX-512 (with
+       hpc_pool.h's 8-lane pooling); the lane-transposed kernels above stay AVX-512 only. */
+    #include <immintrin.h>
+    #define HPC_DIRECT 1
+    #define HPC_OLANES 0
+
+    /* As the AVX-512 versions above: zero nc padded planes and 16 floats of slack after them. */
+    static void hpc_pad_zero(int nc, int h, int wd, int pad, float* dst) {
+        memset(dst, 0, ((size_t)nc * (h + 2 * pad) * (wd + 2 * pad) + 16) * sizeof(float));
+    }
+
+    /* dst[c, y + pad, u + pad] = src[c, y, u] into planes zeroed by hpc_pad_zero. */
+    static void hpc_pad_rows(const float* src, int nc, int h, int wd, int pad, float* dst) {
+        const int wp = wd + 2 * pad;
+        const long plane = (long)(h + 2 * pad) * wp;
+        for (int c = 0; c < nc; c++)
+            for (int y = 0; y < h; y++)
+                memcpy(dst + c * plane + (long)(y + pad) * wp + pad, src + ((long)c * h + y) * wd,
+                       (size_t)wd * sizeof(float));
+    }
+
+    /* hpc_pad_rows for uint8 pixels, each times `scale` rounded to float32 (as to_float). */
+    static void hpc_pad_rows_u8(const unsigned char* src, int nc, int h, int wd, int pad, float scale,
+                                float* dst) {
+        const int wp = wd + 2 * pad;
+        const long plane = (long)(h + 2 * pad) * wp;
+        for (int c = 0; c < nc; c++)
+            for (int y = 0; y < h; y++) {
+                const unsigned char* s = src + ((long)c * h + y) * wd;
+                float* d = dst + c * plane + (long)(y + pad) * wp + pad;
+                for (int u = 0; u < wd; u++) d[u] = (float)s[u] * scale;
+            }
+    }
+
+    /* out[o0:o0+OB, y0:y0+RB, :] = sum over (c, p, q) of w[o, c, p, q] * xp[c, y + p, u + q] (+ b[o]),
+       8 output columns per accumulator: OB * RB accumulators + RB input rows + a broadcast within
+       AVX2's 16 registers.  Taps summed in the order (c, p, q) from zero, the bias added last (as
+       the AVX-512 kernel).  A chunk's lanes past the row's end compute on the padding and the next
+       row (finite or not) and are never stored. */
+    #define HPC_FWD8(OB, RB)                                                                         \
+    static void hpc_fwd8_##OB##x##RB(const float* xp, int cin, long plane, int wp, int k,           \
+                                     const float* w, const float* b, float* out, int h, int wd,      \
+                                     int o0, int y0) {                                               \
+        const int kk = k * k;                                                                        \
+        const long ckk = (long)cin * kk;                                                             \
+        for (int x0 = 0; x0 < wd; x0 += 8) {                                                         \
+            __m256 acc[OB][RB];                                                                      \
+            _Pragma("GCC unroll 16") for (int o = 0; o < OB; o++)                                    \
+            _Pragma("GCC unroll 16") for (int r = 0; r < RB; r++) acc[o][r] = _mm256_setzero_ps();  \
+            for (int c = 0; c < cin; c++)                                                            \
+                for (int p = 0; p < k; p++) {                                                        \
+                    const float* xr = xp + c * plane + (long)(y0 + p) * wp + x0;                     \
+                    const float* wr = w + o0 * ckk + c * kk + p * k;                                 \
+                    for (int q = 0; q < k; q++) {                                                    \
+                        __m256 xv[RB];                                                               \
+                        _Pragma("GCC unroll 16") for (int r = 0; r < RB; r++)                        \
+                            xv[r] = _mm256_loadu_ps(xr + r * wp + q);                                \
+                        _Pragma("GCC unroll 16") for (int o = 0; o < OB; o++) {                      \
+                            const __m256 wv = _mm256_broadcast_ss(wr + o * ckk + q);                 \
+                            _Pragma("GCC unroll 16") for (int r = 0; r < RB; r++)                    \
+                                acc[o][r] = _mm256_fmadd_ps(wv, xv[r], acc[o][r]);                   \
+                        }                                                                            \
+                    }                                                                                \
+                }                                                                                    \
+            const __m256i m = hpc_lanes8(wd - x0);                                                    \
+            _Pragma("GCC unroll 16") for (int o = 0; o < OB; o++) {                                  \
+                const __m256 bv = _mm256_set1_ps(b ? b[o0 + o] : 0.0f);                              \
+                _Pragma("GCC unroll 16") for (int r = 0; r < RB; r++) {                              \
+                    float* d = out + ((long)(o0 + o) * h + y0 + r) * wd + x0;                        \
+                    const __m256 v = _mm256_add_ps(acc[o][r], bv);                                   \
+                    if (wd - x0 >= 8) _mm256_storeu_ps(d, v);                                        \
+                    else _mm256_maskstore_ps(d, m, v);                                               \
+                }                                                                                    \
+            }                                                                                        \
+        }                                                                                            \
+    }
+
+    HPC_FWD8(6, 2)
+    HPC_FWD8(4, 3)
+    HPC_FWD8(4, 2)
+    HPC_FWD8(3, 4)
+    HPC_FWD8(2, 4)
+    HPC_FWD8(2, 2)
+    HPC_FWD8(1, 4)
+    HPC_FWD8(1, 1)
+
+    typedef void (*hpc_fwd_fn)(const float*, int, long, int, int, const float*, const float*, float*,
+                               int, int, int, int);
+
+    /* As the AVX-512 hpc_fwd_planes: the first register block whose sizes divide (cout, h). */
+    static void hpc_fwd_planes(const float* xp, int cin, int k, const float* w, const float* b,
+                               float* out, int cout, int h, int wd) {
+        static const struct { int ob, rb; hpc_fwd_fn fn; } blocks[] = {
+            {6, 2, hpc_fwd8_6x2}, {4, 3, hpc_fwd8_4x3}, {4, 2, hpc_fwd8_4x2}, {3, 4, hpc_fwd8_3x4},
+            {2, 4, hpc_fwd8_2x4}, {2, 2, hpc_fwd8_2x2}, {1, 4, hpc_fwd8_1x4}, {1, 1, hpc_fwd8_1x1}};
+        const int pad = k / 2, wp = wd + 2 * pad;
+        const long plane = (long)(h + 2 * pad) * wp;
+        int i = 0;
+        while (cout % blocks[i].ob != 0 || h % blocks[i].rb != 0) i++;
+        for (int o0 = 0; o0 < cout; o0 += blocks[i].ob)
+            for (int y0 = 0; y0 < h; y0 += blocks[i].rb)
+                blocks[i].fn(xp, cin, plane, wp, k, w, b, out, h, wd, o0, y0);
+    }
+
+    /* acc16[o, c, p, q0 + j, 0:8] (8 lanes of each 16-float slot, summed at the end) +=
+       g[o, y, u] * xp[c, y + p, u + q0 + j] over (y, u), for o in [o0, o0 + OB), j < QB.  The OB
+       channels' dout stay in registers while the QB shifted input rows stream past.  In a row's
+       last chunk the lanes past its end load g and xp as zero (0 * inf would be NaN). */
+    #define HPC_DW8(OB, QB)                                                                          \
+    static void hpc_dw8_##OB##x##QB(const float* xp, const float* g, float* acc16, int cin,          \
+                                    long plane, int wp, int k, int h, int wd, int c, int p, int o0,  \
+                                    int q0) {                                                        \
+        const long hw = (long)h * wd;                                                                \
+        __m256 acc[OB][QB];                                                                          \
+        float* a[OB];                                                                                \
+        _Pragma("GCC unroll 16") for (int o = 0; o < OB; o++) {                                      \
+            a[o] = acc16 + ((((long)(o0 + o) * cin + c) * k + p) * k + q0) * 16;                     \
+            _Pragma("GCC unroll 16") for (int j = 0; j < QB; j++)                                    \
+                acc[o][j] = _mm256_loadu_ps(a[o] + 16 * j);                                          \
+        }                                                                                            \
+        const int full = wd & ~7;                                                                    \
+        const __m256i m = hpc_lanes8(wd - full);                                                      \
+        for (int y = 0; y < h; y++) {                                                                \
+            const float* xr = xp + c * plane + (long)(y + p) * wp + q0;                              \
+            const float* gr = g + o0 * hw + (long)y * wd;                                            \
+            for (int x0 = 0; x0 <= wd - 8; x0 += 8) {                                                \
+                __m256 d[OB];                                                                        \
+                _Pragma("GCC unroll 16") for (int o = 0; o < OB; o++)                                \
+                    d[o] = _mm256_loadu_ps(gr + o * hw + x0);                                        \
+                _Pragma("GCC unroll 16") for (int j = 0; j < QB; j++) {                              \
+                    const __m256 xv = _mm256_loadu_ps(xr + x0 + j);                                  \
+                    _Pragma("GCC unroll 16") for (int o = 0; o < OB; o++)                            \
+                        acc[o][j] = _mm256_fmadd_ps(d[o], xv, acc[o][j]);                            \
+                }                                                                                    \
+            }                                                                                        \
+            if (full < wd) {                                                                         \
+                __m256 d[OB];                                                                        \
+                _Pragma("GCC unroll 16") for (int o = 0; o < OB; o++)                                \
+                    d[o] = _mm256_maskload_ps(gr + o * hw + full, m);                                \
+                _Pragma("GCC unroll 16") for (int j = 0; j < QB; j++) {                              \
+                    const __m256 xv = _mm256_maskload_ps(xr + full + j, m);                          \
+                    _Pragma("GCC unroll 16") for (int o = 0; o < OB; o++)                            \
+                        acc[o][j] = _mm256_fmadd_ps(d[o], xv, acc[o][j]);                            \
+                }                                                                                    \
+            }                                                                                        \
+        }                                                                                            \
+        _Pragma("GCC unroll 16") for (int o = 0; o < OB; o++)                                        \
+            _Pragma("GCC unroll 16") for (int j = 0; j < QB; j++)                                    \
+                _mm256_storeu_ps(a[o] + 16 * j, acc[o][j]);                                          \
+    }
+
+    HPC_DW8(2, 5)
+    HPC_DW8(1, 5)
+    HPC_DW8(2, 1)
+    HPC_DW8(1, 1)
+
+    typedef void (*hpc_dw_fn)(const float*, const float*, float*, int, long, int, int, int, int, int,
+                              int, int, int);
+
+    /* acc16[o, c, p, q, 0:8] += lane-wise partial sums of dw for one image (as the AVX-512
+       hpc_dw_image; lanes 8-15 of each slot stay zero). */
+    static void hpc_dw_image(const float* xp, const float* g, float* acc16, int cin, int cout, int h,
+                             int wd, int k) {
+        const int pad = k / 2, wp = wd + 2 * pad;
+        const long plane = (long)(h + 2 * pad) * wp;
+        const int ob = cout % 2 == 0 ? 2 : 1;
+        const hpc_dw_fn wide = ob == 2 ? hpc_dw8_2x5 : hpc_dw8_1x5;
+        const hpc_dw_fn narrow = ob == 2 ? hpc_dw8_2x1 : hpc_dw8_1x1;
+        for (int c = 0; c < cin; c++)
+            for (int p = 0; p < k; p++)
+                for (int o0 = 0; o0 < cout; o0 += ob) {
+                    int q0 = 0;
+                    for (; q0 + 5 <= k; q0 += 5)
+                        wide(xp, g, acc16, cin, plane, wp, k, h, wd, c, p, o0, q0);
+                    for (; q0 < k; q0++)
+                        narrow(xp, g, acc16, cin, plane, wp, k, h, wd, c, p, o0, q0);
+                }
+    }
+
+    /* The sum of the 8 lanes of v. */
+    static inline float hpc_sum8(__m256 v) {
+        __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        return _mm_cvtss_f32(s);
+    }
+
+    /* db[o] += sum of g[o, :, :] for one image's dout g (cout, h, wd). */
+    static void hpc_db_image(const float* g, int cout, int h, int wd, float* db) {
+        const long hw = (long)h * wd;
+        for (int o = 0; o < cout; o++) {
+            const float* go = g + o * hw;
+            __m256 s = _mm256_setzero_ps();
+            long i = 0;
+            for (; i + 8 <= hw; i += 8) s = _mm256_add_ps(s, _mm256_loadu_ps(go + i));
+            s = _mm256_add_ps(s, _mm256_maskload_ps(go + i, hpc_lanes8((int)(hw - i))));
+            db[o] += hpc_sum8(s);
+        }
+    }
+
+    /* dw[j] += the sum of the 8 used lanes of acc16[j, :], j < m. */
+    static void hpc_dw_reduce(const float* acc16, long m, float* dw) {
+        for (long j = 0; j < m; j++) dw[j] += hpc_sum8(_mm256_loadu_ps(acc16 + 16 * j));
+    }
+
+    /* AVX-512 only; never called here (HPC_OLANES and HPC_POOL_AVX512 are 0). */
+    static void hpc_dw_image_olanes5(const float* xp, const float* g, float* gt, float* dwt, int cin,
+                                     int cout, int h, int wd) {}
+    static void hpc_dwt_reduce(const float* dwt, int cout, long ckk, float* dw) {}
+    static void hpc_fwd_pool_olanes5(const float* xp, int cin, const float* wt, const float* b,
+                                     float* out, unsigned char* idx, int cout, int h, int wd,
+                                     float* rows, float* pool, unsigned char* pidx) {}
+    static void hpc_bwd1_group16(const float* x, const float* dout, const float* y,
+                                 const unsigned char* idx, int cout, int h, int wd, float* xb,
+                                 float* dt, float* kt, float* g2, float* acc16, float* db) {}
+    static void hpc_fwd1_group16(const float* x, const unsigned char* x8, float scale, const float* w,
+                                 const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
+                                 float* xb, float* pool, unsigned char* pidx) {}
+
     #else
-    /* Without AVX-512 the kernels take the im2col + sgemm path; these are never called. */
+    /* Without AVX-512 or AVX2 + FMA the kernels take the im2col + sgemm path; these are never
+       called. */
     #define HPC_DIRECT 0
+    #define HPC_OLANES 0
     static void hpc_pad_zero(int nc, int h, int wd, int pad, float* dst) {}
     static void hpc_pad_rows(const float* src, int nc, int h, int wd, int pad, float* dst) {}
     static void hpc_pad_rows_u8(const unsigned char* src, int nc, int h, int wd, int pad, float scale,
@@ -748,7 +974,9 @@ cdef extern from *:
     #endif
     """
     int HPC_DIRECT
+    int HPC_OLANES
     int HPC_POOL_SIMD
+    int HPC_POOL_AVX512
     void hpc_pool_fwd(const float* x, long planes, int h, int wd, float* out,
                       unsigned char* idx, int relu) noexcept nogil
     void hpc_pool_bwd(const float* g, const unsigned char* idx, long planes, int ho, int wo,
@@ -780,8 +1008,8 @@ cdef extern from *:
 
 include "_checks.pxi"
 
-#: True where this build has the direct AVX-512 convolution; False: the portable
-#: im2col + sgemm path (HPCLARS_NO_NATIVE=1, or a compiler target without AVX-512F).
+#: True where this build has the direct convolution (AVX-512, or AVX2 + FMA with 8-lane vectors);
+#: False: the portable im2col + sgemm path (HPCLARS_NO_NATIVE=1, or a compiler target with neither).
 DIRECT = bool(HPC_DIRECT)
 
 
@@ -828,7 +1056,7 @@ cdef Geom _geom(Py_ssize_t cin, Py_ssize_t h, Py_ssize_t w, Py_ssize_t cout,
     g.dxp = 0
     g.dgp = g.dxp + _up16(<Py_ssize_t>cin * g.plane + 16)
     g.dacc = g.dgp + _up16(<Py_ssize_t>cout * g.plane + 16)
-    g.olanes = k == 5 and cout % 16 == 0
+    g.olanes = HPC_OLANES and k == 5 and cout % 16 == 0
     g.dgt = g.dacc + _up16(<Py_ssize_t>cout * g.ckk)
     if g.olanes:
         g.ddb = g.dgt + _up16(<Py_ssize_t>cout * h * w)
@@ -1000,7 +1228,7 @@ cdef void _direct_forward(x, w, b, out, idx, work, int nt, float x_scale=1.0):
     cdef float* slot
     cdef float* wt = &workv[0]
     # Channels in the lanes and pooling in registers where the shape allows (conv2).
-    cdef bint olanes = pooled and g.olanes and g.w >= 14 and HPC_POOL_SIMD
+    cdef bint olanes = pooled and g.olanes and g.w >= 14 and HPC_POOL_AVX512
     if olanes:
         # wt[c, p, q, o] = w[o, c, p, q]: 16 output channels' weights of a tap in one vector.
         for o in range(g.cout):
@@ -1010,7 +1238,7 @@ cdef void _direct_forward(x, w, b, out, idx, work, int nt, float x_scale=1.0):
                         wt[((c * 5 + p) * 5 + q) * g.cout + o] = wv[o, c, p, q]
     # conv1 (one input channel): 16 images at a time with the images in the lanes, the rest image
     # by image below.
-    cdef bint groups = pooled and g.blanes and HPC_POOL_SIMD and (g.cout == 3 or g.cout == 6)
+    cdef bint groups = pooled and g.blanes and HPC_POOL_AVX512 and (g.cout == 3 or g.cout == 6)
     cdef Py_ssize_t i0, n16 = (nimg // 16) * 16 if groups else 0
     with nogil, parallel(num_threads=nt):
         t = threadid()
@@ -1076,7 +1304,7 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
         memset(&workv[0] + g.shared + t * g.dslot + g.dacc, 0, (g.dslot - g.dacc) * sizeof(float))
     # conv1's fused backward (one input channel, no dx): 16 images at a time with the images in
     # the lanes, the rest image by image.  The zeroing above left the padded grid's border zero.
-    cdef bint groups = pooled and not want_dx and g.blanes and HPC_POOL_SIMD
+    cdef bint groups = pooled and not want_dx and g.blanes and HPC_POOL_AVX512
     cdef Py_ssize_t i0, n16 = (xv.shape[0] // 16) * 16 if groups else 0
     with nogil, parallel(num_threads=nt):
         t = threadid()

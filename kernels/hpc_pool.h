@@ -1,11 +1,14 @@
-/* The AVX-512 max-pooling passes (2x2, stride 2), shared by pool.pyx (maxpool2_*) and conv.pyx
-   (the fused conv2d_pool_relu_* kernels).  HPC_POOL_SIMD says whether they exist in this build. */
+/* The AVX-512 (or AVX2) max-pooling passes (2x2, stride 2), shared by pool.pyx (maxpool2_*) and
+   conv.pyx (the fused conv2d_pool_relu_* kernels).  HPC_POOL_SIMD says whether they exist in this
+   build, HPC_POOL_AVX512 whether they are the 16-lane ones (conv.pyx's lane-transposed kernels need
+   them). */
 #ifndef HPC_POOL_H
 #define HPC_POOL_H
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
 #include <immintrin.h>
 #define HPC_POOL_SIMD 1
+#define HPC_POOL_AVX512 1
 
 /* The first `left` of 16 lanes (none if left <= 0). */
 static inline __mmask16 hpc_lanes(int left) {
@@ -98,9 +101,114 @@ static void hpc_pool_bwd(const float* g, const unsigned char* idx, long planes, 
         }
 }
 
+#elif defined(__AVX2__) && defined(__FMA__)
+/* AVX2 (+ FMA, as conv.pyx's 8-lane direct path): the same passes, 8 outputs of a row at a time,
+   with the same results bit for bit (the same comparisons and products, lane by lane). */
+#include <immintrin.h>
+#include <string.h>
+#define HPC_POOL_SIMD 1
+#define HPC_POOL_AVX512 0
+
+/* The first `left` of 8 lanes (none if left <= 0), as a vmaskmov mask. */
+static inline __m256i hpc_lanes8(int left) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* Lanes where v replaces best: v > best, or v is the window's first NaN (np.argmax's rule). */
+static inline __m256 hpc_wins8(__m256 v, __m256 best) {
+    return _mm256_and_ps(_mm256_cmp_ps(v, best, _CMP_NLE_UQ), _mm256_cmp_ps(best, best, _CMP_ORD_Q));
+}
+
+/* Even and odd columns of the 16 floats a, b: [a0 a2 a4 a6 b0 b2 b4 b6] and [a1 a3 ... b7]. */
+static inline void hpc_split8(__m256 a, __m256 b, __m256* even, __m256* odd) {
+    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(
+        _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))), _MM_SHUFFLE(3, 1, 2, 0)));
+    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(
+        _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+static void hpc_pool_fwd(const float* x, long planes, int h, int wd, float* out,
+                         unsigned char* idx, int relu) {
+    const int ho = h / 2, wo = wd / 2;
+    const __m256 zero = _mm256_setzero_ps();
+    for (long pl = 0; pl < planes; pl++)
+        for (int r = 0; r < ho; r++) {
+            const float* r0 = x + (pl * h + 2 * r) * (long)wd;
+            const float* r1 = r0 + wd;
+            float* o = out + (pl * ho + r) * (long)wo;
+            unsigned char* ix = idx + (pl * ho + r) * (long)wo;
+            for (int s0 = 0; s0 < wo; s0 += 8) {
+                const int ns = wo - s0 < 8 ? wo - s0 : 8;
+                const __m256i mo = hpc_lanes8(ns), ml = hpc_lanes8(2 * ns), mh = hpc_lanes8(2 * ns - 8);
+                __m256 e0, o0, e1, o1;
+                hpc_split8(_mm256_maskload_ps(r0 + 2 * s0, ml), _mm256_maskload_ps(r0 + 2 * s0 + 8, mh), &e0, &o0);
+                hpc_split8(_mm256_maskload_ps(r1 + 2 * s0, ml), _mm256_maskload_ps(r1 + 2 * s0 + 8, mh), &e1, &o1);
+                __m256 best = e0, arg = zero, m;
+                m = hpc_wins8(o0, best);
+                best = _mm256_blendv_ps(best, o0, m);
+                arg = _mm256_blendv_ps(arg, _mm256_castsi256_ps(_mm256_set1_epi32(1)), m);
+                m = hpc_wins8(e1, best);
+                best = _mm256_blendv_ps(best, e1, m);
+                arg = _mm256_blendv_ps(arg, _mm256_castsi256_ps(_mm256_set1_epi32(2)), m);
+                m = hpc_wins8(o1, best);
+                best = _mm256_blendv_ps(best, o1, m);
+                arg = _mm256_blendv_ps(arg, _mm256_castsi256_ps(_mm256_set1_epi32(3)), m);
+                if (relu)  /* max(best, 0), NaN kept (as np.maximum) */
+                    best = _mm256_blendv_ps(best, zero, _mm256_cmp_ps(best, zero, _CMP_LT_OQ));
+                const __m256i a = _mm256_castps_si256(arg);
+                const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+                const __m128i b8 = _mm_packus_epi16(w16, w16);
+                if (ns == 8) {
+                    _mm256_storeu_ps(o + s0, best);
+                    _mm_storel_epi64((__m128i*)(ix + s0), b8);
+                } else {
+                    unsigned char t[16];
+                    _mm256_maskstore_ps(o + s0, mo, best);
+                    _mm_storeu_si128((__m128i*)t, b8);
+                    memcpy(ix + s0, t, (size_t)ns);
+                }
+            }
+        }
+}
+
+static void hpc_pool_bwd(const float* g, const unsigned char* idx, long planes, int ho, int wo,
+                         float* dx, const float* y) {
+    const int wd = 2 * wo;
+    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+    for (long pl = 0; pl < planes; pl++)
+        for (int r = 0; r < ho; r++) {
+            const float* gr = g + (pl * ho + r) * (long)wo;
+            const unsigned char* ir = idx + (pl * ho + r) * (long)wo;
+            float* d0 = dx + (pl * 2 * ho + 2 * r) * (long)wd;
+            float* d1 = d0 + wd;
+            for (int s0 = 0; s0 < wo; s0 += 8) {
+                const int ns = wo - s0 < 8 ? wo - s0 : 8;
+                const __m256i mo = hpc_lanes8(ns), ml = hpc_lanes8(2 * ns), mh = hpc_lanes8(2 * ns - 8);
+                __m256 gv = _mm256_maskload_ps(gr + s0, mo);
+                if (y)  /* the ReLU's gradient, g * (y > 0) as a product (NaN or inf times 0 is NaN) */
+                    gv = _mm256_mul_ps(gv, _mm256_and_ps(_mm256_cmp_ps(
+                        _mm256_maskload_ps(y + (pl * ho + r) * (long)wo + s0, mo), zero, _CMP_GT_OQ), one));
+                unsigned char t[16] = {0};
+                memcpy(t, ir + s0, (size_t)ns);
+                const __m256i a = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)t));
+                const __m256 v0 = _mm256_and_ps(gv, _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, _mm256_set1_epi32(0))));
+                const __m256 v1 = _mm256_and_ps(gv, _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, _mm256_set1_epi32(1))));
+                const __m256 v2 = _mm256_and_ps(gv, _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, _mm256_set1_epi32(2))));
+                const __m256 v3 = _mm256_and_ps(gv, _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, _mm256_set1_epi32(3))));
+                const __m256 l01 = _mm256_unpacklo_ps(v0, v1), h01 = _mm256_unpackhi_ps(v0, v1);
+                const __m256 l23 = _mm256_unpacklo_ps(v2, v3), h23 = _mm256_unpackhi_ps(v2, v3);
+                _mm256_maskstore_ps(d0 + 2 * s0, ml, _mm256_permute2f128_ps(l01, h01, 0x20));
+                _mm256_maskstore_ps(d0 + 2 * s0 + 8, mh, _mm256_permute2f128_ps(l01, h01, 0x31));
+                _mm256_maskstore_ps(d1 + 2 * s0, ml, _mm256_permute2f128_ps(l23, h23, 0x20));
+                _mm256_maskstore_ps(d1 + 2 * s0 + 8, mh, _mm256_permute2f128_ps(l23, h23, 0x31));
+            }
+        }
+}
+
 #else
-/* Without AVX-512 the Cython loops of pool.pyx run instead; these are never called. */
+/* Without AVX-512 or AVX2 the Cython loops of pool.pyx run instead; these are never called. */
 #define HPC_POOL_SIMD 0
+#define HPC_POOL_AVX512 0
 static void hpc_pool_fwd(const float* x, long planes, int h, int wd, float* out,
                          unsigned char* idx, int relu) {}
 static void hpc_pool_bwd(const float* g, const unsigned char* idx, long planes, int ho, int wo,
