@@ -3,7 +3,9 @@
 Compiler directives and flags are set here, once.  OpenMP is used for the
 ``nthreads`` argument of the kernels; BLAS comes from scipy.linalg.cython_blas.
 Set HPCLARS_NO_NATIVE=1 to build without -march=native (for a login node whose
-CPU differs from the compute nodes').
+CPU differs from the compute nodes': the portable im2col + sgemm path), or
+HPCLARS_MARCH to a GCC -march value to build for that CPU instead of this one
+(``znver3`` or ``haswell``: the AVX2 path; ``skylake-avx512``: the AVX-512 path).
 """
 
 import os
@@ -24,7 +26,7 @@ CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os
 # training step ran 1.065x slower (Xeon, jobs/ab_builds.py in alternation, 2026-11-30).
 compile_args = ["-O3", "-fopenmp", "-ffp-contract=fast", "-fno-wrapv"]
 if os.environ.get("HPCLARS_NO_NATIVE", "0") in ("", "0"):
-    compile_args.append("-march=native")
+    compile_args.append(f"-march={os.environ.get('HPCLARS_MARCH') or 'native'}")
 
 extensions = [
     Extension(

@@ -14,8 +14,9 @@ needs (AlgoPerf records the commit and the hardware too):
   "SkylakeX", "Haswell"): the sgemm rate every "% of sgemm" figure is measured against
   depends on it, so two machines' ratios compare only where it is the same.
 - ``kernel_path``: which convolution the compiled kernels take: "avx512" (direct, with
-  intrinsics; the default ``-march=native`` build on an AVX-512 CPU) or "portable" (im2col +
-  sgemm; ``HPCLARS_NO_NATIVE=1`` or a CPU without AVX-512), :data:`hpclars.kernels.KERNEL_PATH`.
+  intrinsics; the default ``-march=native`` build on an AVX-512 CPU), "avx2" (the same with
+  8-lane AVX2 + FMA intrinsics, on a CPU without AVX-512) or "portable" (im2col + sgemm;
+  ``HPCLARS_NO_NATIVE=1`` or a CPU with neither), :data:`hpclars.kernels.KERNEL_PATH`.
 
 The trainer stores it as the log's ``environment`` attribute (JSON), ``hpclars bench`` prints
 it as its first lines.  Deliberately left out: anything that identifies a user, and timing.
@@ -86,7 +87,7 @@ def blas():
 
 
 def kernel_path():
-    """"avx512" or "portable": the convolution the compiled kernels were built to take."""
+    """"avx512", "avx2" or "portable": the convolution the compiled kernels were built to take."""
     from .kernels import KERNEL_PATH
 
     return KERNEL_PATH

@@ -84,6 +84,7 @@ cdef extern from *:
     #if defined(__AVX512F__)
     #include <immintrin.h>
     #define HPC_DIRECT 1
+    #define HPC_AVX512 1
     #define HPC_OLANES 1
 
     /* Lanes of the 16-wide chunk of a row that starts `left` columns before the row's end. */
@@ -729,6 +730,7 @@ cdef extern from *:
        hpc_pool.h's 8-lane pooling); the lane-transposed kernels above stay AVX-512 only. */
     #include <immintrin.h>
     #define HPC_DIRECT 1
+    #define HPC_AVX512 0
     #define HPC_OLANES 0
 
     /* As the AVX-512 versions above: zero nc padded planes and 16 floats of slack after them. */
@@ -948,6 +950,7 @@ cdef extern from *:
     /* Without AVX-512 or AVX2 + FMA the kernels take the im2col + sgemm path; these are never
        called. */
     #define HPC_DIRECT 0
+    #define HPC_AVX512 0
     #define HPC_OLANES 0
     static void hpc_pad_zero(int nc, int h, int wd, int pad, float* dst) {}
     static void hpc_pad_rows(const float* src, int nc, int h, int wd, int pad, float* dst) {}
@@ -974,6 +977,7 @@ cdef extern from *:
     #endif
     """
     int HPC_DIRECT
+    int HPC_AVX512
     int HPC_OLANES
     int HPC_POOL_SIMD
     int HPC_POOL_AVX512
@@ -1011,6 +1015,8 @@ include "_checks.pxi"
 #: True where this build has the direct convolution (AVX-512, or AVX2 + FMA with 8-lane vectors);
 #: False: the portable im2col + sgemm path (HPCLARS_NO_NATIVE=1, or a compiler target with neither).
 DIRECT = bool(HPC_DIRECT)
+#: Which convolution: "avx512" (16 lanes), "avx2" (AVX2 + FMA, 8 lanes) or "portable" (sgemm).
+ISA = "avx512" if HPC_AVX512 else "avx2" if HPC_DIRECT else "portable"
 
 
 ctypedef struct Geom:

@@ -20,6 +20,7 @@ from cython.parallel cimport prange
 
 cdef extern from "hpc_pool.h":
     int HPC_POOL_SIMD
+    int HPC_POOL_AVX512
     void hpc_pool_fwd(const float* x, long planes, int h, int wd, float* out,
                       unsigned char* idx, int relu) noexcept nogil
     void hpc_pool_bwd(const float* g, const unsigned char* idx, long planes, int ho, int wo,
@@ -28,8 +29,10 @@ cdef extern from "hpc_pool.h":
 
 include "_checks.pxi"
 
-#: True where this build has the AVX-512 (F, BW, VL) pooling passes; False: the Cython loops.
+#: True where this build has the vector pooling passes of hpc_pool.h; False: the Cython loops.
 SIMD = bool(HPC_POOL_SIMD)
+#: Which passes: "avx512" (F, BW, VL; 16 lanes), "avx2" (AVX2 + FMA; 8 lanes) or "portable".
+ISA = "avx512" if HPC_POOL_AVX512 else "avx2" if HPC_POOL_SIMD else "portable"
 
 
 def maxpool2_forward(x, out, idx, int nthreads=1):

@@ -1,13 +1,15 @@
-"""Both kernel builds are tested on every change: the portable one is built here.
+"""Every kernel build is tested on every change: the ones this CPU does not get are built here.
 
 The installed build is whatever ``pip install -e .`` compiled on this machine: on a CPU
-with AVX-512 the direct AVX-512 kernels (``hpclars.kernels.KERNEL_PATH == "avx512"``),
-elsewhere the portable im2col + sgemm path.  This module compiles the other build, the
-portable one (``HPCLARS_NO_NATIVE=1``, no ``-march=native``, so no AVX-512 intrinsics), in
-a scratch copy of the sources, and runs the kernel tests (every kernel against the NumPy
-references, special values, argument checks; the optimizer update kernels) and the model
-tests (whole-model finite differences, compiled model against the reference model) against it
-in a subprocess.
+with AVX-512 the direct AVX-512 kernels (``hpclars.kernels.KERNEL_PATH == "avx512"``), on
+one with AVX2 + FMA only the 8-lane direct kernels (``"avx2"``), elsewhere the portable
+im2col + sgemm path.  This module compiles the others, in scratch copies of the sources:
+the portable one (``HPCLARS_NO_NATIVE=1``, no ``-march``, so no vector intrinsics) and the
+AVX2 one (``HPCLARS_MARCH=haswell``; run where the CPU has AVX2 and FMA and the installed
+build is not already it).  Against each it runs the kernel tests (every kernel against the
+NumPy references, special values, argument checks; the optimizer update kernels) and the
+model tests (whole-model finite differences, compiled model against the reference model) in
+a subprocess.
 
 Needs a C compiler and Cython (both already needed by ``pip install -e .``; Cython comes
 with the ``test`` extra).
@@ -23,6 +25,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_THERE = ["tests/test_kernels.py", "tests/test_update_kernels.py", "tests/test_model.py"]
+# The scratch builds: (KERNEL_PATH they must report, the environment that selects them).
+BUILDS = {"portable": {"HPCLARS_NO_NATIVE": "1"}, "avx2": {"HPCLARS_MARCH": "haswell"}}
+
+
+def _cpu_flags():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
 
 
 def _copy_sources(dst):
@@ -32,35 +46,46 @@ def _copy_sources(dst):
         shutil.copytree(ROOT / d, dst / d, ignore=ignore)
 
 
-@pytest.fixture(scope="module")
-def portable_build(tmp_path_factory):
+@pytest.fixture(scope="module", params=sorted(BUILDS))
+def build(request, tmp_path_factory):
+    """(the scratch build's directory, the KERNEL_PATH it must report)."""
+    path = request.param
     pytest.importorskip("Cython", reason="the test extra installs Cython: pip install -e '.[test]'")
-    dst = tmp_path_factory.mktemp("portable")
+    if path == "avx2":
+        import hpclars.kernels as k
+
+        if not {"avx2", "fma"} <= _cpu_flags():
+            pytest.skip("this CPU has no AVX2 + FMA (or no /proc/cpuinfo to say so)")
+        if k.KERNEL_PATH == "avx2":
+            pytest.skip("the installed build is the AVX2 one: the whole suite tests it")
+    dst = tmp_path_factory.mktemp(path)
     _copy_sources(dst)
-    env = {**os.environ, "HPCLARS_NO_NATIVE": "1"}
+    env = {k: v for k, v in os.environ.items() if k not in ("HPCLARS_NO_NATIVE", "HPCLARS_MARCH")}
     # setup.py compiles the extensions in parallel, one per core.
-    proc = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=dst, env=env,
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, f"portable build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return dst
+    proc = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=dst,
+                          env={**env, **BUILDS[path]}, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{path} build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return dst, path
 
 
-def _in(build, *args):
+def _in(build_dir, *args):
     """Run python with the scratch copy first on sys.path (ahead of the editable install)."""
-    env = {**os.environ, "PYTHONPATH": str(build)}
-    return subprocess.run([sys.executable, *args], cwd=build, env=env, capture_output=True, text=True)
+    env = {**os.environ, "PYTHONPATH": str(build_dir)}
+    return subprocess.run([sys.executable, *args], cwd=build_dir, env=env, capture_output=True, text=True)
 
 
-def test_portable_build_takes_the_portable_path(portable_build):
-    proc = _in(portable_build, "-c", "import hpclars.kernels as k; print(k.__file__); print(k.KERNEL_PATH)")
+def test_scratch_build_takes_its_path(build):
+    build_dir, path = build
+    proc = _in(build_dir, "-c", "import hpclars.kernels as k; print(k.__file__); print(k.KERNEL_PATH)")
     assert proc.returncode == 0, proc.stderr
-    where, path = proc.stdout.split()
-    assert Path(where).is_relative_to(portable_build), f"imported {where}, not the scratch build"
-    assert path == "portable"
+    where, got = proc.stdout.split()
+    assert Path(where).is_relative_to(build_dir), f"imported {where}, not the scratch build"
+    assert got == path
 
 
-def test_portable_kernels_pass_the_kernel_and_model_tests(portable_build):
-    proc = _in(portable_build, "-m", "pytest", "-q", "-p", "no:cacheprovider", *RUN_THERE)
+def test_scratch_build_passes_the_kernel_and_model_tests(build):
+    build_dir, path = build
+    proc = _in(build_dir, "-m", "pytest", "-q", "-p", "no:cacheprovider", *RUN_THERE)
     tail = proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert proc.returncode == 0, f"the portable kernels fail tests:\n{tail}"
+    assert proc.returncode == 0, f"the {path} kernels fail tests:\n{tail}"
     assert " passed" in proc.stdout and " failed" not in proc.stdout, tail

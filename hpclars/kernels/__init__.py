@@ -5,21 +5,24 @@ which is the NumPy oracle for every function exported here.
 
 ``KERNEL_PATH`` names the code path this build compiled: ``"avx512"`` (direct
 convolution and pooling with AVX-512 intrinsics, the ``-march=native`` build on a
-CPU with AVX-512F/BW/VL) or ``"portable"`` (im2col + BLAS sgemm convolution and
-plain Cython pooling: ``HPCLARS_NO_NATIVE=1``, or a CPU without AVX-512).  A build
-with only one of the two fast paths reports ``"mixed"``.  ``CONV_POOL_FUSED`` says
-whether ``conv2d_pool_relu_*`` keep each image's pre-pool activations in cache (both
-fast paths) or run the separate kernels over the batch.
+CPU with AVX-512F/BW/VL), ``"avx2"`` (the same direct convolution and pooling with
+8-lane AVX2 + FMA intrinsics, on a CPU with those and without AVX-512: AMD Zen 1-3,
+Intel Haswell to Comet Lake; the lane-transposed conv1 kernels are AVX-512 only) or
+``"portable"`` (im2col + BLAS sgemm convolution and plain Cython pooling:
+``HPCLARS_NO_NATIVE=1``, or a CPU with neither).  A build whose convolution and pooling
+took different paths reports ``"mixed"``.  ``CONV_POOL_FUSED`` says whether
+``conv2d_pool_relu_*`` keep each image's pre-pool activations in cache (direct
+convolution and vector pooling) or run the separate kernels over the batch.
 """
 
 try:
-    from .conv import DIRECT as _CONV_DIRECT
+    from .conv import ISA as _CONV_ISA
     from .conv import FUSED as CONV_POOL_FUSED
     from .conv import conv2d_backward, conv2d_forward, conv2d_work_size
     from .conv import conv2d_pool_relu_backward, conv2d_pool_relu_forward, conv2d_pool_relu_work_size
     from .dense import dense_backward, dense_forward
     from .elementwise import relu_backward, relu_forward, scale_u8, softmax_xent
-    from .pool import SIMD as _POOL_SIMD
+    from .pool import ISA as _POOL_ISA
     from .pool import maxpool2_backward, maxpool2_forward
     from .update import momentum_update, momentum_update_segments, sumsq, sumsq_segments
 except ImportError as exc:  # pragma: no cover - depends on how hpclars was installed
@@ -32,7 +35,7 @@ except ImportError as exc:  # pragma: no cover - depends on how hpclars was inst
         "after `pip install .`"
     ) from exc
 
-KERNEL_PATH = {(True, True): "avx512", (False, False): "portable"}.get((_CONV_DIRECT, _POOL_SIMD), "mixed")
+KERNEL_PATH = _CONV_ISA if _CONV_ISA == _POOL_ISA else "mixed"
 
 __all__ = [
     "KERNEL_PATH",
