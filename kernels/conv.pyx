@@ -487,6 +487,32 @@ cdef extern from *:
         }
     }
 
+    /* The 16 images' pixels (x float32, or x8 uint8 pixels times `scale` rounded to float32, as
+       hpc_pad_rows_u8; x NULL then; h x wd each, consecutive) transposed into pixel vectors, lane i
+       image i, in the interior of the padded grid xb ((h + 4) x (wd + 4) vectors), in 16 x 16
+       register transposes.  Shared by the 16-image backward and forward kernels below. */
+    static void hpc_pixels16(const float* x, const unsigned char* x8, float scale, int h, int wd,
+                             float* xb) {
+        const int wp = wd + 4;
+        const long px = (long)h * wd;
+        const __m512 sv = _mm512_set1_ps(scale);
+        __m512 r[16];
+        long yy = 0, uu = 0;
+        for (long b0 = 0; b0 < px; b0 += 16) {
+            const int n = px - b0 < 16 ? (int)(px - b0) : 16;
+            const __mmask16 m = hpc_lanes(n);
+            for (int i = 0; i < 16; i++)
+                r[i] = x ? _mm512_maskz_loadu_ps(m, x + i * px + b0)
+                         : _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
+                                             _mm_maskz_loadu_epi8(m, x8 + i * px + b0))), sv);
+            hpc_tr16(r);
+            for (int j = 0; j < n; j++) {
+                _mm512_storeu_ps(xb + ((yy + 2) * wp + uu + 2) * 16, r[j]);
+                if (++uu == wd) uu = 0, yy++;
+            }
+        }
+    }
+
     /* The backward pass of conv (1 input channel, k = 5, cout a multiple of 3 up to 8, h and wd even)
        -> 2x2 max pooling -> ReLU for 16 images at once, the images in the 16 lanes: every load in
        the weight gradient's loop is a whole vector (no masks) and no lane idles on a row's end.
@@ -499,21 +525,10 @@ cdef extern from *:
                                  const unsigned char* idx, int cout, int h, int wd, float* xb,
                                  float* dt, float* kt, float* g2, float* acc16, float* db) {
         const int wp = wd + 4, ho = h / 2, wo = wd / 2;
-        const long px = (long)h * wd, pf = (long)cout * ho * wo;
+        const long pf = (long)cout * ho * wo;
         const __m512 one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
         __m512 r[16], k[16];
-        /* the 16 images' pixels, transposed to pixel vectors in the padded grid */
-        long yy = 0, uu = 0;
-        for (long b0 = 0; b0 < px; b0 += 16) {
-            const int n = px - b0 < 16 ? (int)(px - b0) : 16;
-            const __mmask16 m = hpc_lanes(n);
-            for (int i = 0; i < 16; i++) r[i] = _mm512_maskz_loadu_ps(m, x + i * px + b0);
-            hpc_tr16(r);
-            for (int j = 0; j < n; j++) {
-                _mm512_storeu_ps(xb + ((yy + 2) * wp + uu + 2) * 16, r[j]);
-                if (++uu == wd) uu = 0, yy++;
-            }
-        }
+        hpc_pixels16(x, NULL, 1.0f, h, wd, xb);  /* the 16 images' pixels, as pixel vectors */
         /* the pooled gradient times the ReLU's (dout * (y > 0), a product as hpc_pool_bwd's: NaN or
            inf times 0 stays NaN) and the pooling positions, transposed */
         for (long b0 = 0; b0 < pf; b0 += 16) {
@@ -647,24 +662,10 @@ cdef extern from *:
     static void hpc_fwd1_group16(const float* x, const unsigned char* x8, float scale, const float* w,
                                  const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
                                  float* xb, float* pool, unsigned char* pidx) {
-        const int wp = wd + 4, ho = h / 2, wo = wd / 2;
-        const long px = (long)h * wd, pf = (long)cout * ho * wo;
-        const __m512 sv = _mm512_set1_ps(scale);
+        const int ho = h / 2, wo = wd / 2;
+        const long pf = (long)cout * ho * wo;
         __m512 r[16], a[16];
-        long yy = 0, uu = 0;
-        for (long b0 = 0; b0 < px; b0 += 16) {
-            const int n = px - b0 < 16 ? (int)(px - b0) : 16;
-            const __mmask16 m = hpc_lanes(n);
-            for (int i = 0; i < 16; i++)
-                r[i] = x ? _mm512_maskz_loadu_ps(m, x + i * px + b0)
-                         : _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
-                                             _mm_maskz_loadu_epi8(m, x8 + i * px + b0))), sv);
-            hpc_tr16(r);
-            for (int j = 0; j < n; j++) {
-                _mm512_storeu_ps(xb + ((yy + 2) * wp + uu + 2) * 16, r[j]);
-                if (++uu == wd) uu = 0, yy++;
-            }
-        }
+        hpc_pixels16(x, x8, scale, h, wd, xb);
         if (cout == 6)
             hpc_fwd1_block(xb, w, b, 0, 6, ho, wo, pool, pidx);
         else

@@ -4,8 +4,10 @@ SGD and LARS in one pass over a tensor.
 NumPy runs the update as one pass per operation (weight decay, scaling, momentum, the
 subtraction) and the two norms as a float64 copy each; in a training step the tensors
 arrive cold from the backward pass, so those passes cost 5% of a batch-256 step
-(``hpclars bench step``, Xeon, 2026-11-30).  Here each tensor is read once for its norm and
-once for the update.
+(``hpclars bench step``, Xeon, 2026-11-30).  Here LARS reads each tensor once for its norms and
+once for the update (its rates need the norms first); SGD, whose norms are only logged, takes
+them in the update's own pass (:func:`momentum_update_segments` with ``w_sumsq``), so each tensor
+is read once.
 
 This module is built with ``-ffp-contract=off`` (setup.py): every multiply and add is rounded
 on its own, as in NumPy, so :func:`momentum_update` gives the values of the float32
@@ -24,6 +26,10 @@ import numpy as np
 
 
 include "_checks.pxi"
+
+# Stands in for w_sumsq when no norms are asked for (never read then): keeps the memoryview typed
+# without allocating per call.
+_NO_NORMS = np.zeros(0)
 
 
 cdef extern from *:
@@ -202,7 +208,7 @@ def momentum_update_segments(w, g, v, offsets, decay, rate, float momentum, bint
     if norms:
         _checked(w_sumsq, "w_sumsq", np.float64, (k,), out=True)
         _checked(g_sumsq, "g_sumsq", np.float64, (k,), out=True)
-    cdef double[::1] wss = w_sumsq if norms else np.zeros(k)
+    cdef double[::1] wss = w_sumsq if norms else _NO_NORMS
     cdef double[::1] gss = g_sumsq if norms else wss
     cdef float[::1] wv = w
     cdef const float[::1] gv = g
