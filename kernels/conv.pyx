@@ -1027,10 +1027,78 @@ cdef extern from *:
             for (int o = 0; o < cout; o++) dw[(long)o * ckk + j] += dwt[j * cout + o];
     }
 
-    /* AVX-512 only; never called here (HPC_POOL_AVX512 is 0). */
+    /* The fused forward with the output channels in the lanes (k == 5, cout a multiple of 8, h and
+       wd even, wd >= 7; conv2), as the AVX-512 kernel of that name with 8-channel blocks: per
+       output row, strips of 7 pixels in 7 accumulators (from the bias, taps added in the order
+       (c, p, q)), a kernel row's 5 weight vectors in registers and each input pixel broadcast
+       once for up to 5 FMAs (35 FMAs per 16 loads, no lane idle; the lanes-along-rows blocks
+       leave 2 of every 16 idle on 14-pixel rows).  Each row pair is pooled from `rows` (2 x wd
+       vectors) as hpc_pool_fwd pools, into `pool` (pixel-major, then out and idx). */
     static void hpc_fwd_pool_olanes5(const float* xp, int cin, const float* wt, const float* b,
                                      float* out, unsigned char* idx, int cout, int h, int wd,
-                                     float* rows, float* pool, unsigned char* pidx) {}
+                                     float* rows, float* pool, unsigned char* pidx) {
+        const int wp = wd + 4, ho = h / 2, wo = wd / 2;
+        const long plane = (long)(h + 4) * wp, hw2 = (long)ho * wo;
+        const __m256 zero = _mm256_setzero_ps();
+        for (int o0 = 0; o0 < cout; o0 += 8) {
+            const __m256 bv = _mm256_loadu_ps(b + o0);
+            for (int y = 0; y < h; y++) {
+                for (int ub = 0; ub < wd; ub += 7) {
+                    const int u0 = ub + 7 <= wd ? ub : wd - 7;
+                    __m256 acc[7];
+                    _Pragma("GCC unroll 8") for (int u = 0; u < 7; u++) acc[u] = bv;
+                    for (int c = 0; c < cin; c++)
+                        for (int p = 0; p < 5; p++) {
+                            const float* xr = xp + c * plane + (long)(y + p) * wp + u0;
+                            const float* wr = wt + (long)(c * 5 + p) * 5 * cout + o0;
+                            __m256 wv[5];
+                            _Pragma("GCC unroll 8") for (int q = 0; q < 5; q++)
+                                wv[q] = _mm256_loadu_ps(wr + (long)q * cout);
+                            _Pragma("GCC unroll 16") for (int j = 0; j < 11; j++) {
+                                const __m256 xb = _mm256_broadcast_ss(xr + j);
+                                _Pragma("GCC unroll 8") for (int q = 0; q < 5; q++)
+                                    if (j - q >= 0 && j - q < 7)
+                                        acc[j - q] = _mm256_fmadd_ps(wv[q], xb, acc[j - q]);
+                            }
+                        }
+                    float* rr = rows + ((long)(y % 2) * wd + u0) * 8;
+                    _Pragma("GCC unroll 8") for (int u = 0; u < 7; u++) _mm256_storeu_ps(rr + u * 8, acc[u]);
+                }
+                if (y % 2 == 0) continue;
+                for (int s = 0; s < wo; s++) {
+                    const float* r0 = rows + (long)(2 * s) * 8;
+                    const float* r1 = rows + ((long)wd + 2 * s) * 8;
+                    __m256 best = _mm256_loadu_ps(r0), arg = zero, v, m;
+                    v = _mm256_loadu_ps(r0 + 8);
+                    m = hpc_wins8(v, best);
+                    best = _mm256_blendv_ps(best, v, m);
+                    arg = _mm256_blendv_ps(arg, _mm256_castsi256_ps(_mm256_set1_epi32(1)), m);
+                    v = _mm256_loadu_ps(r1);
+                    m = hpc_wins8(v, best);
+                    best = _mm256_blendv_ps(best, v, m);
+                    arg = _mm256_blendv_ps(arg, _mm256_castsi256_ps(_mm256_set1_epi32(2)), m);
+                    v = _mm256_loadu_ps(r1 + 8);
+                    m = hpc_wins8(v, best);
+                    best = _mm256_blendv_ps(best, v, m);
+                    arg = _mm256_blendv_ps(arg, _mm256_castsi256_ps(_mm256_set1_epi32(3)), m);
+                    best = _mm256_blendv_ps(best, zero, _mm256_cmp_ps(best, zero, _CMP_LT_OQ));
+                    const long j = (long)(y / 2) * wo + s;
+                    const __m256i a = _mm256_castps_si256(arg);
+                    const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+                    _mm256_storeu_ps(pool + j * 8, best);
+                    _mm_storel_epi64((__m128i*)(pidx + j * 8), _mm_packus_epi16(w16, w16));
+                }
+            }
+            /* pool and pidx (pixel-major) -> out and idx (channel-major) */
+            for (long j = 0; j < hw2; j++)
+                _Pragma("GCC unroll 8") for (int o = 0; o < 8; o++) {
+                    out[(long)(o0 + o) * hw2 + j] = pool[j * 8 + o];
+                    idx[(long)(o0 + o) * hw2 + j] = pidx[j * 8 + o];
+                }
+        }
+    }
+
+    /* AVX-512 only; never called here (HPC_POOL_AVX512 is 0). */
     static void hpc_bwd1_group16(const float* x, const float* dout, const float* y,
                                  const unsigned char* idx, int cout, int h, int wd, float* xb,
                                  float* dt, float* kt, float* g2, float* acc16, float* db) {}
@@ -1326,7 +1394,7 @@ cdef void _direct_forward(x, w, b, out, idx, work, int nt, float x_scale=1.0):
     cdef float* slot
     cdef float* wt = &workv[0]
     # Channels in the lanes and pooling in registers where the shape allows (conv2).
-    cdef bint olanes = pooled and g.olanes and g.w >= 14 and HPC_POOL_AVX512
+    cdef bint olanes = pooled and g.olanes and g.w >= 14 and HPC_POOL_SIMD
     if olanes:
         # wt[c, p, q, o] = w[o, c, p, q]: 16 output channels' weights of a tap in one vector.
         for o in range(g.cout):
