@@ -697,6 +697,10 @@ cdef extern from *:
                                  const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
                                  float* xb, float* pool, unsigned char* pidx) {}
     #endif
+    /* The AVX2 build's; never called here. */
+    static void hpc_bwd1_group8(const float* x, const float* dout, const float* y,
+                                const unsigned char* idx, int cout, int h, int wd, float* xb,
+                                float* dt, float* kt, float* g2, float* acc16, float* db) {}
 
     /* dw[o, c, p, q] += dwt[(c*kk + p*k + q)*cout + o]: the (ckk, cout) partial sums of the kernel
        above, back in dw's (cout, ckk) order. */
@@ -1098,6 +1102,122 @@ cdef extern from *:
         }
     }
 
+    /* r[i][j] -> r[j][i] for an 8 x 8 block in registers. */
+    static inline void hpc_tr8(__m256 r[8]) {
+        __m256 t[8], u[8];
+        for (int i = 0; i < 8; i += 2) {
+            t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+            t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+        }
+        for (int i = 0; i < 8; i += 4) {
+            u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+            u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+            u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+            u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+        }
+        for (int i = 0; i < 4; i++) {
+            r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+            r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+        }
+    }
+
+    /* The backward pass of conv (1 input channel, k = 5, cout even up to 8, h and wd even) -> 2x2
+       max pooling -> ReLU for 8 images at once, the images in the 8 lanes, as the AVX-512
+       hpc_bwd1_group16 with 8-float vectors: per pixel of a row, one input load and 2 gradient loads
+       feed 10 FMAs (2 channels x the 5 taps of a kernel row; the lanes-along-rows dw kernel gets
+       10 per 7 loads and leaves 4 of every 32 lanes idle on 28-pixel rows).  x, dout, y, idx point
+       at the first of the 8 images.  Scratch as hpc_bwd1_group16's (vectors of 8 floats here):
+       xb, (h + 4) x (wd + 4) pixel vectors whose border is zero; dt and kt, cout*h*wd/4 vectors
+       each; g2, 2*cout*wd vectors.  Adds to acc16[o, p, q, 0:8] (summed over the lanes later, as
+       hpc_dw_image's) and to db[o]. */
+    static void hpc_bwd1_group8(const float* x, const float* dout, const float* y,
+                                const unsigned char* idx, int cout, int h, int wd, float* xb,
+                                float* dt, float* kt, float* g2, float* acc16, float* db) {
+        const int wp = wd + 4, ho = h / 2, wo = wd / 2;
+        const long px = (long)h * wd, pf = (long)cout * ho * wo;
+        const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+        __m256 r[8], k[8];
+        /* the 8 images' pixels, transposed to pixel vectors in the padded grid */
+        long yy = 0, uu = 0;
+        for (long b0 = 0; b0 < px; b0 += 8) {
+            const int n = px - b0 < 8 ? (int)(px - b0) : 8;
+            const __m256i m = hpc_lanes8(n);
+            for (int i = 0; i < 8; i++) r[i] = _mm256_maskload_ps(x + i * px + b0, m);
+            hpc_tr8(r);
+            for (int j = 0; j < n; j++) {
+                _mm256_storeu_ps(xb + ((yy + 2) * wp + uu + 2) * 8, r[j]);
+                if (++uu == wd) uu = 0, yy++;
+            }
+        }
+        /* the pooled gradient times the ReLU's (dout * (y > 0), a product as hpc_pool_bwd's) and
+           the pooling positions, transposed */
+        for (long b0 = 0; b0 < pf; b0 += 8) {
+            const int n = pf - b0 < 8 ? (int)(pf - b0) : 8;
+            const __m256i m = hpc_lanes8(n);
+            for (int i = 0; i < 8; i++) {
+                const __m256 d = _mm256_maskload_ps(dout + i * pf + b0, m);
+                const __m256 yv = _mm256_maskload_ps(y + i * pf + b0, m);
+                r[i] = _mm256_mul_ps(d, _mm256_and_ps(_mm256_cmp_ps(yv, zero, _CMP_GT_OQ), one));
+                unsigned char t8[16] = {0};
+                memcpy(t8, idx + i * pf + b0, (size_t)n);
+                k[i] = _mm256_castsi256_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)t8)));
+            }
+            hpc_tr8(r);
+            hpc_tr8(k);
+            for (int j = 0; j < n; j++) {
+                _mm256_storeu_ps(dt + (b0 + j) * 8, r[j]);
+                _mm256_storeu_ps(kt + (b0 + j) * 8, k[j]);
+            }
+        }
+        __m256 sdb[8];
+        for (int o = 0; o < cout; o++) sdb[o] = zero;
+        for (int rr = 0; rr < ho; rr++) {
+            /* the pooled row's two pre-pool rows' gradient into g2 (the pooled gradient at each
+               window's pooled position, 0 at the other three) */
+            for (int o = 0; o < cout; o++)
+                for (int ss = 0; ss < wo; ss++) {
+                    const long f = ((long)o * ho + rr) * wo + ss;
+                    const __m256 d = _mm256_loadu_ps(dt + f * 8);
+                    sdb[o] = _mm256_add_ps(sdb[o], d);
+                    const __m256i a = _mm256_castps_si256(_mm256_loadu_ps(kt + f * 8));
+                    float* g0 = g2 + ((long)o * 2 * wd + 2 * ss) * 8;
+                    for (int pos = 0; pos < 4; pos++) {
+                        const __m256 at = _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, _mm256_set1_epi32(pos)));
+                        _mm256_storeu_ps(g0 + ((pos >> 1) * wd + (pos & 1)) * 8, _mm256_and_ps(at, d));
+                    }
+                }
+            for (int dy = 0; dy < 2; dy++)
+                for (int o0 = 0; o0 < cout; o0 += 2)
+                    for (int p = 0; p < 5; p++) {
+                        float* ac = acc16 + ((long)o0 * 25 + p * 5) * 16;
+                        const float* xr = xb + (long)(2 * rr + dy + p) * wp * 8;
+                        const float* gr = g2 + ((long)o0 * 2 + dy) * wd * 8;
+                        __m256 acc[2][5];
+                        for (int o = 0; o < 2; o++)
+                            for (int q = 0; q < 5; q++)
+                                acc[o][q] = _mm256_loadu_ps(ac + (o * 25 + q) * 16);
+                        __m256 x0 = _mm256_loadu_ps(xr), x1 = _mm256_loadu_ps(xr + 8),
+                               x2 = _mm256_loadu_ps(xr + 16), x3 = _mm256_loadu_ps(xr + 24);
+                        for (int u = 0; u < wd; u++) {
+                            const __m256 x4 = _mm256_loadu_ps(xr + (u + 4) * 8);
+                            for (int o = 0; o < 2; o++) {
+                                const __m256 gv = _mm256_loadu_ps(gr + ((long)o * 2 * wd + u) * 8);
+                                acc[o][0] = _mm256_fmadd_ps(gv, x0, acc[o][0]);
+                                acc[o][1] = _mm256_fmadd_ps(gv, x1, acc[o][1]);
+                                acc[o][2] = _mm256_fmadd_ps(gv, x2, acc[o][2]);
+                                acc[o][3] = _mm256_fmadd_ps(gv, x3, acc[o][3]);
+                                acc[o][4] = _mm256_fmadd_ps(gv, x4, acc[o][4]);
+                            }
+                            x0 = x1; x1 = x2; x2 = x3; x3 = x4;
+                        }
+                        for (int o = 0; o < 2; o++)
+                            for (int q = 0; q < 5; q++)
+                                _mm256_storeu_ps(ac + (o * 25 + q) * 16, acc[o][q]);
+                    }
+        }
+        for (int o = 0; o < cout; o++) db[o] += hpc_sum8(sdb[o]);
+    }
+
     /* AVX-512 only; never called here (HPC_POOL_AVX512 is 0). */
     static void hpc_bwd1_group16(const float* x, const float* dout, const float* y,
                                  const unsigned char* idx, int cout, int h, int wd, float* xb,
@@ -1131,6 +1251,9 @@ cdef extern from *:
     static void hpc_bwd1_group16(const float* x, const float* dout, const float* y,
                                  const unsigned char* idx, int cout, int h, int wd, float* xb,
                                  float* dt, float* kt, float* g2, float* acc16, float* db) {}
+    static void hpc_bwd1_group8(const float* x, const float* dout, const float* y,
+                                const unsigned char* idx, int cout, int h, int wd, float* xb,
+                                float* dt, float* kt, float* g2, float* acc16, float* db) {}
     static void hpc_fwd1_group16(const float* x, const unsigned char* x8, float scale, const float* w,
                                  const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
                                  float* xb, float* pool, unsigned char* pidx) {}
@@ -1164,6 +1287,9 @@ cdef extern from *:
     void hpc_bwd1_group16(const float* x, const float* dout, const float* y,
                           const unsigned char* idx, int cout, int h, int wd, float* xb, float* dt,
                           float* kt, float* g2, float* acc16, float* db) noexcept nogil
+    void hpc_bwd1_group8(const float* x, const float* dout, const float* y,
+                         const unsigned char* idx, int cout, int h, int wd, float* xb, float* dt,
+                         float* kt, float* g2, float* acc16, float* db) noexcept nogil
     void hpc_fwd1_group16(const float* x, const unsigned char* x8, float scale, const float* w,
                           const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
                           float* xb, float* pool, unsigned char* pidx) noexcept nogil
@@ -1470,18 +1596,27 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
         memset(&workv[0] + g.shared + t * g.dslot + g.dacc, 0, (g.dslot - g.dacc) * sizeof(float))
     # conv1's fused backward (one input channel, no dx): 16 images at a time with the images in
     # the lanes, the rest image by image.  The zeroing above left the padded grid's border zero.
-    cdef bint groups = pooled and not want_dx and g.blanes and HPC_POOL_AVX512
-    cdef Py_ssize_t i0, n16 = (xv.shape[0] // 16) * 16 if groups else 0
+    # (8 images at a time on the AVX2 build, cout even there.)
+    cdef bint groups = (pooled and not want_dx and g.blanes and HPC_POOL_SIMD
+                        and (HPC_POOL_AVX512 or g.cout % 2 == 0))
+    cdef int gsz = 16 if HPC_POOL_AVX512 else 8
+    cdef Py_ssize_t i0, grp, n16 = (xv.shape[0] // gsz) * gsz if groups else 0
     with nogil, parallel(num_threads=nt):
         t = threadid()
         slot = &workv[0] + g.shared + t * g.dslot
         hpc_pad_zero(g.cin, g.h, g.w, g.pad, slot + g.dxp)
         if want_dx:
             hpc_pad_zero(g.cout, g.h, g.w, g.pad, slot + g.dgp)
-        for i0 in prange(0, n16, 16, schedule="static"):
-            hpc_bwd1_group16(&xv[i0, 0, 0, 0], &gv[i0, 0, 0, 0], &yv[i0, 0, 0, 0], &iv[i0, 0, 0, 0],
-                             g.cout, g.h, g.w, slot + g.dxb, slot + g.ddt, slot + g.dkt, slot + g.dg2,
-                             slot + g.dacc, slot + g.ddb)
+        for grp in prange(n16 // gsz, schedule="static"):
+            i0 = grp * gsz
+            if HPC_POOL_AVX512:
+                hpc_bwd1_group16(&xv[i0, 0, 0, 0], &gv[i0, 0, 0, 0], &yv[i0, 0, 0, 0], &iv[i0, 0, 0, 0],
+                                 g.cout, g.h, g.w, slot + g.dxb, slot + g.ddt, slot + g.dkt, slot + g.dg2,
+                                 slot + g.dacc, slot + g.ddb)
+            else:
+                hpc_bwd1_group8(&xv[i0, 0, 0, 0], &gv[i0, 0, 0, 0], &yv[i0, 0, 0, 0], &iv[i0, 0, 0, 0],
+                                g.cout, g.h, g.w, slot + g.dxb, slot + g.ddt, slot + g.dkt, slot + g.dg2,
+                                slot + g.dacc, slot + g.ddb)
         for i in prange(n16, xv.shape[0], schedule="static"):
             if pooled:
                 hpc_pool_bwd(&gv[i, 0, 0, 0], &iv[i, 0, 0, 0], g.cout, g.h // 2, g.w // 2,
