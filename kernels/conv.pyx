@@ -1031,6 +1031,25 @@ cdef extern from *:
             for (int o = 0; o < cout; o++) dw[(long)o * ckk + j] += dwt[j * cout + o];
     }
 
+    /* r[i][j] -> r[j][i] for an 8 x 8 block in registers. */
+    static inline void hpc_tr8(__m256 r[8]) {
+        __m256 t[8], u[8];
+        for (int i = 0; i < 8; i += 2) {
+            t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+            t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+        }
+        for (int i = 0; i < 8; i += 4) {
+            u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+            u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+            u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+            u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+        }
+        for (int i = 0; i < 4; i++) {
+            r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+            r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+        }
+    }
+
     /* The fused forward with the output channels in the lanes (k == 5, cout a multiple of 8, h and
        wd even, wd >= 7; conv2), as the AVX-512 kernel of that name with 8-channel blocks: per
        output row, strips of 7 pixels in 7 accumulators (from the bias, taps added in the order
@@ -1093,31 +1112,36 @@ cdef extern from *:
                     _mm_storel_epi64((__m128i*)(pidx + j * 8), _mm_packus_epi16(w16, w16));
                 }
             }
-            /* pool and pidx (pixel-major) -> out and idx (channel-major) */
-            for (long j = 0; j < hw2; j++)
-                _Pragma("GCC unroll 8") for (int o = 0; o < 8; o++) {
-                    out[(long)(o0 + o) * hw2 + j] = pool[j * 8 + o];
-                    idx[(long)(o0 + o) * hw2 + j] = pidx[j * 8 + o];
+            /* pool and pidx (pixel-major) -> out and idx (channel-major), 8 pixels at a time in
+               8 x 8 register transposes (the positions widened to 32 bits for it) */
+            for (long j0 = 0; j0 < hw2; j0 += 8) {
+                const int n = hw2 - j0 < 8 ? (int)(hw2 - j0) : 8;
+                const __m256i m = hpc_lanes8(n);
+                __m256 r[8], a[8];
+                _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {
+                    const long jj = j0 + (i < n ? i : 0);  /* past the end: any pixel, not stored */
+                    r[i] = _mm256_loadu_ps(pool + jj * 8);
+                    a[i] = _mm256_castsi256_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(pidx + jj * 8))));
                 }
-        }
-    }
-
-    /* r[i][j] -> r[j][i] for an 8 x 8 block in registers. */
-    static inline void hpc_tr8(__m256 r[8]) {
-        __m256 t[8], u[8];
-        for (int i = 0; i < 8; i += 2) {
-            t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-            t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-        }
-        for (int i = 0; i < 8; i += 4) {
-            u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-            u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-            u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-            u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-        }
-        for (int i = 0; i < 4; i++) {
-            r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
-            r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+                hpc_tr8(r);
+                hpc_tr8(a);
+                _Pragma("GCC unroll 8") for (int o = 0; o < 8; o++) {
+                    const __m256i ai = _mm256_castps_si256(a[o]);
+                    const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(ai), _mm256_extracti128_si256(ai, 1));
+                    const __m128i b8 = _mm_packus_epi16(w16, w16);
+                    float* od = out + (long)(o0 + o) * hw2 + j0;
+                    unsigned char* id = idx + (long)(o0 + o) * hw2 + j0;
+                    if (n == 8) {
+                        _mm256_storeu_ps(od, r[o]);
+                        _mm_storel_epi64((__m128i*)id, b8);
+                    } else {
+                        unsigned char t8[16];
+                        _mm256_maskstore_ps(od, m, r[o]);
+                        _mm_storeu_si128((__m128i*)t8, b8);
+                        memcpy(id, t8, (size_t)n);
+                    }
+                }
+            }
         }
     }
 
