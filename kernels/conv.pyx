@@ -41,7 +41,17 @@ faster than the per-image im2col + sgemm it replaced, whose (Cout = 6 or 16) x
 (CKK = 25 or 150) x (H*W) products are too small for BLAS to reach its peak, and
 whose im2col copies cost as much as the products for conv1.
 
-Without AVX-512 (``HPCLARS_NO_NATIVE=1`` or another CPU) the kernels fall back
+Where the compiler targets AVX2 + FMA but not AVX-512 (``-march=native`` on AMD Zen 1-3 or
+Intel Haswell to Comet Lake; ``HPCLARS_MARCH=haswell``): the same direct convolution, fused
+conv -> pool -> ReLU and pooling (kernels/hpc_pool.h) with 8-lane vectors and AVX2's 16
+registers: forward blocks of two rows by 6 channels (then 4, 2, 1), dw by 2 channels x 5 taps,
+conv2's dw and fused forward with 8 output channels per vector, conv1's fused backward 8 images
+at a time (``hpc_bwd1_group8``).  conv1's fused forward goes image by image there.  A training
+step ran 3.7x as fast as on the im2col path below, evaluation 4.4x (AMD EPYC Zen 3, 2026-12-01,
+BENCHMARKS.md session 14).  The sums run in other orders than the AVX-512 kernels', so the two
+builds agree to rounding, not bit for bit.
+
+Without either (``HPCLARS_NO_NATIVE=1`` or another CPU) the kernels fall back
 to that portable path: per image, im2col into the thread's slice of ``work``,
 then one BLAS sgemm (``scipy.linalg.cython_blas``, single-threaded BLAS called
 from inside the OpenMP threads), on a *padded-width grid*: output position
