@@ -91,7 +91,9 @@ cdef extern from *:
     #include <string.h>
     #include "hpc_pool.h"
 
-    #if defined(__AVX512F__)
+    /* The same condition as hpc_pool.h's: a CPU with AVX-512F but not BW and VL (Knights Landing)
+       takes the AVX2 path in both, never AVX-512 convolutions beside AVX2 pooling. */
+    #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
     #include <immintrin.h>
     #define HPC_DIRECT 1
     #define HPC_AVX512 1
