@@ -744,7 +744,9 @@ cdef extern from *:
        convolution with 8-lane vectors, so these CPUs do not fall back to im2col + sgemm, whose
        per-image calls on LeNet's small matrices ran at 4-17 GFLOP/s (AMD EPYC, 2026-12-01).  The
        fused conv -> pool -> ReLU blocks keep each image's pre-pool map in cache as on AVX-512 (with
-       hpc_pool.h's 8-lane pooling); the lane-transposed kernels above stay AVX-512 only. */
+       hpc_pool.h's 8-lane pooling).  Of the kernels above with the images in the lanes, conv1's
+       backward pass has an 8-image version here (hpc_bwd1_group8); its forward pass stays
+       AVX-512 only. */
     #include <immintrin.h>
     #define HPC_DIRECT 1
     #define HPC_AVX512 0
@@ -1814,7 +1816,8 @@ def conv2d_backward(x, w, dout, dx, dw, db, work, int nthreads=1):
 
 
 #: True where conv2d_pool_relu_* keep each image's pre-pool activations in the thread's scratch
-#: (direct AVX-512 convolution and pooling); False: they run the separate kernels over the batch.
+#: (direct AVX-512 or AVX2 convolution and pooling); False: they run the separate kernels over the
+#: batch.
 FUSED = bool(HPC_DIRECT and HPC_POOL_SIMD)
 
 

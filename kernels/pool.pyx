@@ -9,7 +9,9 @@ over the batch axis.  Where the compiler targets AVX-512 (the default
 ``-march=native`` build on the AVX-512 machines), both passes run 16 outputs of a
 row at a time in C with intrinsics (measured at batch 256, one thread, about
 10x faster than the scalar loops, whose data-dependent branches mispredict on
-ReLU output); otherwise the scalar Cython loops run.  Deliberately left out:
+ReLU output); where it targets AVX2 + FMA without AVX-512, 8 outputs at a time with
+the same comparisons (kernels/hpc_pool.h; conv1's maps 6.0-6.5 -> 0.74-0.78 ms, AMD
+EPYC, 2026-12-01, BENCHMARKS.md session 14); otherwise the scalar Cython loops run.  Deliberately left out:
 other window sizes and strides.
 """
 
