@@ -148,7 +148,10 @@ def test_resume_on_another_rank_count_logs_it_and_matches_up_to_rounding(tmp_pat
     # flip a ReLU or a max-pool choice, and runs that differ only in the chunk size end
     # 2.5e-4 to 7.2e-4 apart (max |difference| / max |w|, measured with both the kernels of
     # 956f32f and those after it).  A learning rate 1% off ends 4.8e-3 away; one step fewer,
-    # 1.8e-3 (the step check above catches that).
+    # 1.8e-3 (the step check above catches that).  Test accuracy moves with such rounding by a
+    # few of the 10000 images: up to 3 with the AVX-512 kernels, 4 with the AVX2 ones (1 -> 2
+    # ranks, 2026-12-01), whose sums run in other orders; 10 leaves room without hiding a wrong
+    # resume, which the parameter check catches first.
     a, b = flat_params(log), flat_params(ref)
     assert np.max(np.abs(a - b)) <= 2e-3 * np.max(np.abs(b))
-    np.testing.assert_allclose(log.epochs["test_acc"], ref.epochs["test_acc"], atol=3e-4)
+    np.testing.assert_allclose(log.epochs["test_acc"], ref.epochs["test_acc"], atol=1e-3)
