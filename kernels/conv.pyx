@@ -91,6 +91,22 @@ cdef extern from *:
     #include <string.h>
     #include "hpc_pool.h"
 
+    /* Plain C, the same in every build (the portable one never calls them). */
+
+    /* Zero nc padded (h + 2 pad, wd + 2 pad) planes and the 16 floats of slack after the last one
+       (read by the full-width loads of its last row).  Once per thread and call: hpc_pad_rows
+       rewrites only the interior, so the border stays zero for every image after it. */
+    static void hpc_pad_zero(int nc, int h, int wd, int pad, float* dst) {
+        memset(dst, 0, ((size_t)nc * (h + 2 * pad) * (wd + 2 * pad) + 16) * sizeof(float));
+    }
+
+    /* dw[o, c, p, q] += dwt[(c*kk + p*k + q)*cout + o]: the (ckk, cout) partial sums of the
+       channel-lane dw kernels (hpc_dw_image_olanes5), back in dw's (cout, ckk) order. */
+    static void hpc_dwt_reduce(const float* dwt, int cout, long ckk, float* dw) {
+        for (long j = 0; j < ckk; j++)
+            for (int o = 0; o < cout; o++) dw[(long)o * ckk + j] += dwt[j * cout + o];
+    }
+
     /* The same condition as hpc_pool.h's: a CPU with AVX-512F but not BW and VL (Knights Landing)
        takes the AVX2 path in both, never AVX-512 convolutions beside AVX2 pooling. */
     #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
@@ -102,13 +118,6 @@ cdef extern from *:
     /* Lanes of the 16-wide chunk of a row that starts `left` columns before the row's end. */
     static inline __mmask16 hpc_tail(int left) {
         return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
-    }
-
-    /* Zero nc padded (h + 2 pad, wd + 2 pad) planes and the 16 floats of slack after the last one
-       (read by the full-width loads of its last row).  Once per thread and call: hpc_pad_rows
-       rewrites only the interior, so the border stays zero for every image after it. */
-    static void hpc_pad_zero(int nc, int h, int wd, int pad, float* dst) {
-        memset(dst, 0, ((size_t)nc * (h + 2 * pad) * (wd + 2 * pad) + 16) * sizeof(float));
     }
 
     /* dst[c, y + pad, u + pad] = src[c, y, u]: the interior of planes zeroed by hpc_pad_zero, one
@@ -714,13 +723,6 @@ cdef extern from *:
                                 const unsigned char* idx, int cout, int h, int wd, float* xb,
                                 float* dt, float* kt, float* g2, float* acc16, float* db) {}
 
-    /* dw[o, c, p, q] += dwt[(c*kk + p*k + q)*cout + o]: the (ckk, cout) partial sums of the kernel
-       above, back in dw's (cout, ckk) order. */
-    static void hpc_dwt_reduce(const float* dwt, int cout, long ckk, float* dw) {
-        for (long j = 0; j < ckk; j++)
-            for (int o = 0; o < cout; o++) dw[(long)o * ckk + j] += dwt[j * cout + o];
-    }
-
     /* db[o] += sum of g[o, :, :] for one image's dout g (cout, h, wd). */
     static void hpc_db_image(const float* g, int cout, int h, int wd, float* db) {
         const long hw = (long)h * wd;
@@ -751,11 +753,6 @@ cdef extern from *:
     #define HPC_DIRECT 1
     #define HPC_AVX512 0
     #define HPC_OLANES 1
-
-    /* As the AVX-512 versions above: zero nc padded planes and 16 floats of slack after them. */
-    static void hpc_pad_zero(int nc, int h, int wd, int pad, float* dst) {
-        memset(dst, 0, ((size_t)nc * (h + 2 * pad) * (wd + 2 * pad) + 16) * sizeof(float));
-    }
 
     /* dst[c, y + pad, u + pad] = src[c, y, u] into planes zeroed by hpc_pad_zero. */
     static void hpc_pad_rows(const float* src, int nc, int h, int wd, int pad, float* dst) {
@@ -1039,12 +1036,6 @@ cdef extern from *:
             hpc_dw_olanes8_body(xp, g, gt, dwt, cin, cout, h, wd);
     }
 
-    /* dw[o, c, p, q] += dwt[(c*kk + p*k + q)*cout + o], as the AVX-512 build's. */
-    static void hpc_dwt_reduce(const float* dwt, int cout, long ckk, float* dw) {
-        for (long j = 0; j < ckk; j++)
-            for (int o = 0; o < cout; o++) dw[(long)o * ckk + j] += dwt[j * cout + o];
-    }
-
     /* r[i][j] -> r[j][i] for an 8 x 8 block in registers. */
     static inline void hpc_tr8(__m256 r[8]) {
         __m256 t[8], u[8];
@@ -1105,25 +1096,13 @@ cdef extern from *:
                 for (int s = 0; s < wo; s++) {
                     const float* r0 = rows + (long)(2 * s) * 8;
                     const float* r1 = rows + ((long)wd + 2 * s) * 8;
-                    __m256 best = _mm256_loadu_ps(r0), arg = zero, v, m;
-                    v = _mm256_loadu_ps(r0 + 8);
-                    m = hpc_wins8(v, best);
-                    best = _mm256_blendv_ps(best, v, m);
-                    arg = _mm256_blendv_ps(arg, _mm256_castsi256_ps(_mm256_set1_epi32(1)), m);
-                    v = _mm256_loadu_ps(r1);
-                    m = hpc_wins8(v, best);
-                    best = _mm256_blendv_ps(best, v, m);
-                    arg = _mm256_blendv_ps(arg, _mm256_castsi256_ps(_mm256_set1_epi32(2)), m);
-                    v = _mm256_loadu_ps(r1 + 8);
-                    m = hpc_wins8(v, best);
-                    best = _mm256_blendv_ps(best, v, m);
-                    arg = _mm256_blendv_ps(arg, _mm256_castsi256_ps(_mm256_set1_epi32(3)), m);
+                    __m256i a;
+                    __m256 best = hpc_pool4x8(_mm256_loadu_ps(r0), _mm256_loadu_ps(r0 + 8),
+                                              _mm256_loadu_ps(r1), _mm256_loadu_ps(r1 + 8), &a);
                     best = _mm256_blendv_ps(best, zero, _mm256_cmp_ps(best, zero, _CMP_LT_OQ));
                     const long j = (long)(y / 2) * wo + s;
-                    const __m256i a = _mm256_castps_si256(arg);
-                    const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
                     _mm256_storeu_ps(pool + j * 8, best);
-                    _mm_storel_epi64((__m128i*)(pidx + j * 8), _mm_packus_epi16(w16, w16));
+                    _mm_storel_epi64((__m128i*)(pidx + j * 8), hpc_bytes8(a));
                 }
             }
             /* pool and pidx (pixel-major) -> out and idx (channel-major), 8 pixels at a time in
@@ -1140,9 +1119,7 @@ cdef extern from *:
                 hpc_tr8(r);
                 hpc_tr8(a);
                 _Pragma("GCC unroll 8") for (int o = 0; o < 8; o++) {
-                    const __m256i ai = _mm256_castps_si256(a[o]);
-                    const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(ai), _mm256_extracti128_si256(ai, 1));
-                    const __m128i b8 = _mm_packus_epi16(w16, w16);
+                    const __m128i b8 = hpc_bytes8(_mm256_castps_si256(a[o]));
                     float* od = out + (long)(o0 + o) * hw2 + j0;
                     unsigned char* id = idx + (long)(o0 + o) * hw2 + j0;
                     if (n == 8) {
@@ -1270,7 +1247,6 @@ cdef extern from *:
     #define HPC_DIRECT 0
     #define HPC_AVX512 0
     #define HPC_OLANES 0
-    static void hpc_pad_zero(int nc, int h, int wd, int pad, float* dst) {}
     static void hpc_pad_rows(const float* src, int nc, int h, int wd, int pad, float* dst) {}
     static void hpc_pad_rows_u8(const unsigned char* src, int nc, int h, int wd, int pad, float scale,
                                 float* dst) {}
@@ -1282,7 +1258,6 @@ cdef extern from *:
     static void hpc_dw_reduce(const float* acc16, long m, float* dw) {}
     static void hpc_dw_image_olanes5(const float* xp, const float* g, float* gt, float* dwt, int cin,
                                      int cout, int h, int wd) {}
-    static void hpc_dwt_reduce(const float* dwt, int cout, long ckk, float* dw) {}
     static void hpc_fwd_pool_olanes5(const float* xp, int cin, const float* wt, const float* b,
                                      float* out, unsigned char* idx, int cout, int h, int wd,
                                      float* rows, float* pool, unsigned char* pidx) {}

@@ -127,6 +127,30 @@ static inline void hpc_split8(__m256 a, __m256 b, __m256* even, __m256* odd) {
         _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))), _MM_SHUFFLE(3, 1, 2, 0)));
 }
 
+/* The max of a 2x2 window's four positions v0..v3 (row-major), and in *arg its position 0-3 as
+   int32 lanes: strict '>' in position order keeps the first maximum on ties, a NaN the first NaN
+   (hpc_wins8).  Shared by hpc_pool_fwd and conv.pyx's fused forward with channels in the lanes. */
+static inline __m256 hpc_pool4x8(__m256 v0, __m256 v1, __m256 v2, __m256 v3, __m256i* arg) {
+    __m256 best = v0, a = _mm256_setzero_ps(), m;
+    m = hpc_wins8(v1, best);
+    best = _mm256_blendv_ps(best, v1, m);
+    a = _mm256_blendv_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(1)), m);
+    m = hpc_wins8(v2, best);
+    best = _mm256_blendv_ps(best, v2, m);
+    a = _mm256_blendv_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(2)), m);
+    m = hpc_wins8(v3, best);
+    best = _mm256_blendv_ps(best, v3, m);
+    a = _mm256_blendv_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(3)), m);
+    *arg = _mm256_castps_si256(a);
+    return best;
+}
+
+/* Eight int32 lanes in 0..255 as eight bytes, in the low 64 bits (saturating packs). */
+static inline __m128i hpc_bytes8(__m256i a) {
+    const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+    return _mm_packus_epi16(w16, w16);
+}
+
 static void hpc_pool_fwd(const float* x, long planes, int h, int wd, float* out,
                          unsigned char* idx, int relu) {
     const int ho = h / 2, wo = wd / 2;
@@ -143,21 +167,11 @@ static void hpc_pool_fwd(const float* x, long planes, int h, int wd, float* out,
                 __m256 e0, o0, e1, o1;
                 hpc_split8(_mm256_maskload_ps(r0 + 2 * s0, ml), _mm256_maskload_ps(r0 + 2 * s0 + 8, mh), &e0, &o0);
                 hpc_split8(_mm256_maskload_ps(r1 + 2 * s0, ml), _mm256_maskload_ps(r1 + 2 * s0 + 8, mh), &e1, &o1);
-                __m256 best = e0, arg = zero, m;
-                m = hpc_wins8(o0, best);
-                best = _mm256_blendv_ps(best, o0, m);
-                arg = _mm256_blendv_ps(arg, _mm256_castsi256_ps(_mm256_set1_epi32(1)), m);
-                m = hpc_wins8(e1, best);
-                best = _mm256_blendv_ps(best, e1, m);
-                arg = _mm256_blendv_ps(arg, _mm256_castsi256_ps(_mm256_set1_epi32(2)), m);
-                m = hpc_wins8(o1, best);
-                best = _mm256_blendv_ps(best, o1, m);
-                arg = _mm256_blendv_ps(arg, _mm256_castsi256_ps(_mm256_set1_epi32(3)), m);
+                __m256i a;
+                __m256 best = hpc_pool4x8(e0, o0, e1, o1, &a);
                 if (relu)  /* max(best, 0), NaN kept (as np.maximum) */
                     best = _mm256_blendv_ps(best, zero, _mm256_cmp_ps(best, zero, _CMP_LT_OQ));
-                const __m256i a = _mm256_castps_si256(arg);
-                const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
-                const __m128i b8 = _mm_packus_epi16(w16, w16);
+                const __m128i b8 = hpc_bytes8(a);
                 if (ns == 8) {
                     _mm256_storeu_ps(o + s0, best);
                     _mm_storel_epi64((__m128i*)(ix + s0), b8);
