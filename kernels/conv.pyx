@@ -46,9 +46,10 @@ Intel Haswell to Comet Lake; ``HPCLARS_MARCH=haswell``): the same direct convolu
 conv -> pool -> ReLU and pooling (kernels/hpc_pool.h) with 8-lane vectors and AVX2's 16
 registers: forward blocks of two rows by 6 channels (then 4, 2, 1), dw by 2 channels x 5 taps,
 conv2's dw and fused forward with 8 output channels per vector, conv1's fused backward 8 images
-at a time (``hpc_bwd1_group8``).  conv1's fused forward goes image by image there.  A training
-step ran 3.7x as fast as on the im2col path below, evaluation 4.4x (AMD EPYC Zen 3, 2026-12-01,
-BENCHMARKS.md session 14).  The sums run in other orders than the AVX-512 kernels', so the two
+at a time (``hpc_bwd1_group8``) and its fused forward too (``hpc_fwd1_group8``, 3 channels x a
+2 x 2 pooling window in 12 accumulators, pooled in registers; 0.90 against 1.41 ms per 256
+images, min of 100, BENCHMARKS.md session 15).  A training step ran 3.7x as fast as on the
+im2col path below, evaluation 4.4x (AMD EPYC Zen 3, 2026-12-01, BENCHMARKS.md session 14).  The sums run in other orders than the AVX-512 kernels', so the two
 builds agree to rounding, not bit for bit.
 
 Without either (``HPCLARS_NO_NATIVE=1`` or another CPU) the kernels fall back
@@ -67,7 +68,8 @@ CKK = Cin*K*K and HWp = H*Wp:
 BLAS is column-major, so a row-major (r, c) array is passed as its (c, r)
 transpose and the row-major ``C = A @ B`` is computed as ``C^T = B^T @ A^T``.
 
-Layout of ``work`` (float32, each piece starting on a 64-byte boundary).  Direct
+Layout of ``work`` (float32, from its first 64-byte boundary: every work size holds 16 floats of
+slack for that; each piece starts on a 64-byte boundary).  Direct
 path: a shared ``wf`` (the flipped weights, Cout*CKK), then per thread ``xp``
 (Cin padded planes + 16 floats of slack), ``gp`` (Cout padded planes + slack,
 the padded dout), ``acc16`` (Cout*CKK*16; or, on the channel-lane dw path, ``dwt``
@@ -75,8 +77,8 @@ the padded dout), ``acc16`` (Cout*CKK*16; or, on the channel-lane dw path, ``dwt
 thread: ``xp`` the padded image (reused for the padded dx), ``cols`` (CKK*HWp;
 reused for dcols), ``outp`` (Cout*HWp; the padded dout on the backward pass),
 ``dw_t`` (Cout*CKK), ``db_t`` (Cout).  On the conv1 shape (Cin 1, K 5, Cout a multiple of 3 up
-to 8, even H and W) a direct-path slot also holds, after ``dda``, the 16-image pieces of
-``hpc_bwd1_group16`` (``dxb``, ``ddt``, ``dkt``, ``dg2``).  Deliberately left out: strides,
+to 8, even H and W) a direct-path slot also holds, after ``dda``, the 16-image (AVX2: 8) pieces
+of ``hpc_bwd1_group16`` and ``hpc_fwd1_group16`` (``dxb``, ``ddt``, ``dkt``, ``dg2``).  Deliberately left out: strides,
 dilation, groups, even K, and any padding other than K // 2.
 """
 
@@ -722,6 +724,9 @@ cdef extern from *:
     static void hpc_bwd1_group8(const float* x, const float* dout, const float* y,
                                 const unsigned char* idx, int cout, int h, int wd, float* xb,
                                 float* dt, float* kt, float* g2, float* acc16, float* db) {}
+    static void hpc_fwd1_group8(const float* x, const unsigned char* x8, float scale, const float* w,
+                                const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
+                                float* xb, float* pool, unsigned char* pidx) {}
 
     /* db[o] += sum of g[o, :, :] for one image's dout g (cout, h, wd). */
     static void hpc_db_image(const float* g, int cout, int h, int wd, float* db) {
@@ -747,8 +752,7 @@ cdef extern from *:
        per-image calls on LeNet's small matrices ran at 4-17 GFLOP/s (AMD EPYC, 2026-12-01).  The
        fused conv -> pool -> ReLU blocks keep each image's pre-pool map in cache as on AVX-512 (with
        hpc_pool.h's 8-lane pooling).  Of the kernels above with the images in the lanes, conv1's
-       backward pass has an 8-image version here (hpc_bwd1_group8); its forward pass stays
-       AVX-512 only. */
+       passes have 8-image versions here (hpc_bwd1_group8, hpc_fwd1_group8). */
     #include <immintrin.h>
     #define HPC_DIRECT 1
     #define HPC_AVX512 0
@@ -1136,6 +1140,125 @@ cdef extern from *:
         }
     }
 
+    /* The 8 images' pixels (x float32, or x8 uint8 pixels times `scale` rounded to float32, as
+       hpc_pad_rows_u8; x NULL then; h x wd each, consecutive) transposed into pixel vectors, lane i
+       image i, in the interior of the padded grid xb ((h + 4) x (wd + 4) vectors), in 8 x 8
+       register transposes (hpc_pixels16's, 8 lanes).  Shared by the 8-image kernels below. */
+    static void hpc_pixels8(const float* x, const unsigned char* x8, float scale, int h, int wd,
+                            float* xb) {
+        const int wp = wd + 4;
+        const long px = (long)h * wd;
+        const __m256 sv = _mm256_set1_ps(scale);
+        __m256 r[8];
+        long yy = 0, uu = 0;
+        for (long b0 = 0; b0 < px; b0 += 8) {
+            const int n = px - b0 < 8 ? (int)(px - b0) : 8;
+            const __m256i m = hpc_lanes8(n);
+            for (int i = 0; i < 8; i++) {
+                if (x) {
+                    r[i] = _mm256_maskload_ps(x + i * px + b0, m);
+                } else {
+                    unsigned char t8[16] = {0};
+                    memcpy(t8, x8 + i * px + b0, (size_t)n);
+                    r[i] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
+                                             _mm_loadl_epi64((const __m128i*)t8))), sv);
+                }
+            }
+            hpc_tr8(r);
+            for (int j = 0; j < n; j++) {
+                _mm256_storeu_ps(xb + ((yy + 2) * wp + uu + 2) * 8, r[j]);
+                if (++uu == wd) uu = 0, yy++;
+            }
+        }
+    }
+
+    /* OB output channels (from o0) of hpc_fwd1_group8, one pooling window per step: its 2 x 2
+       pre-pool outputs x OB channels in 4 * OB accumulators, per tap the window's 4 input vectors
+       and OB weight broadcasts for 4 * OB FMAs.  Each output's taps are summed in the order (p, q)
+       from zero and the bias added last, as HPC_FWD8's, so the values are those of the
+       image-by-image path bit for bit; the window is then pooled as hpc_pool_fwd pools
+       (hpc_pool4x8) and ReLU'd. */
+    static inline __attribute__((always_inline)) void hpc_fwd1_block8(
+            const float* xb, const float* w, const float* b, int o0, const int OB, int ho, int wo,
+            float* pool, unsigned char* pidx) {
+        const int wp = 2 * wo + 4;
+        const long hw2 = (long)ho * wo;
+        const __m256 zero = _mm256_setzero_ps();
+        for (int rr = 0; rr < ho; rr++)
+            for (int ss = 0; ss < wo; ss++) {
+                __m256 acc[3][4];
+                _Pragma("GCC unroll 4") for (int o = 0; o < OB; o++)
+                    _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) acc[o][j] = zero;
+                const float* xw = xb + ((long)(2 * rr) * wp + 2 * ss) * 8;
+                _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++)
+                    _Pragma("GCC unroll 5") for (int q = 0; q < 5; q++) {
+                        const float* xt = xw + ((long)p * wp + q) * 8;
+                        const __m256 x00 = _mm256_loadu_ps(xt), x01 = _mm256_loadu_ps(xt + 8),
+                                     x10 = _mm256_loadu_ps(xt + wp * 8), x11 = _mm256_loadu_ps(xt + wp * 8 + 8);
+                        _Pragma("GCC unroll 4") for (int o = 0; o < OB; o++) {
+                            const __m256 wv = _mm256_broadcast_ss(w + (o0 + o) * 25 + p * 5 + q);
+                            acc[o][0] = _mm256_fmadd_ps(wv, x00, acc[o][0]);
+                            acc[o][1] = _mm256_fmadd_ps(wv, x01, acc[o][1]);
+                            acc[o][2] = _mm256_fmadd_ps(wv, x10, acc[o][2]);
+                            acc[o][3] = _mm256_fmadd_ps(wv, x11, acc[o][3]);
+                        }
+                    }
+                _Pragma("GCC unroll 4") for (int o = 0; o < OB; o++) {
+                    const __m256 bv = _mm256_set1_ps(b[o0 + o]);
+                    __m256i a;
+                    __m256 best = hpc_pool4x8(_mm256_add_ps(acc[o][0], bv), _mm256_add_ps(acc[o][1], bv),
+                                              _mm256_add_ps(acc[o][2], bv), _mm256_add_ps(acc[o][3], bv), &a);
+                    best = _mm256_blendv_ps(best, zero, _mm256_cmp_ps(best, zero, _CMP_LT_OQ));
+                    const long f = (long)(o0 + o) * hw2 + (long)rr * wo + ss;
+                    _mm256_storeu_ps(pool + f * 8, best);
+                    _mm_storel_epi64((__m128i*)(pidx + f * 8), hpc_bytes8(a));
+                }
+            }
+    }
+
+    /* The fused forward of conv (1 input channel, k = 5, cout 3 or 6, h and wd even) + bias + 2 x 2
+       max pooling + ReLU for 8 images at once, the images in the 8 lanes, as the AVX-512
+       hpc_fwd1_group16 with 8-float vectors and blocks of 3 channels (12 accumulators within AVX2's
+       16 registers; 2-channel blocks took 0.97-0.98 ms per 256 images against 0.90-0.94, min of 100,
+       AMD EPYC, 2026-12-01): no lane idles on a row's end (28-pixel rows filled 28 of 32 lanes image by
+       image), and each pooling window is pooled in registers, so the pre-pool map never exists.
+       x (or x8 with `scale`; x NULL then) points at the first of the 8 images (h x wd each); out
+       and idx (cout, h/2, wd/2) each.  Scratch: xb, (h + 4) x (wd + 4) pixel vectors whose border
+       the caller zeroed; pool, cout*h*wd/4 vectors; pidx, 8 bytes per pooled value.  The pooled
+       maps go to out and idx in 8 x 8 register transposes. */
+    static void hpc_fwd1_group8(const float* x, const unsigned char* x8, float scale, const float* w,
+                                const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
+                                float* xb, float* pool, unsigned char* pidx) {
+        const int ho = h / 2, wo = wd / 2;
+        const long pf = (long)cout * ho * wo;
+        __m256 r[8], a[8];
+        hpc_pixels8(x, x8, scale, h, wd, xb);
+        for (int o0 = 0; o0 < cout; o0 += 3) hpc_fwd1_block8(xb, w, b, o0, 3, ho, wo, pool, pidx);
+        for (long f0 = 0; f0 < pf; f0 += 8) {
+            const int n = pf - f0 < 8 ? (int)(pf - f0) : 8;
+            const __m256i m = hpc_lanes8(n);
+            _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) {
+                const long f = f0 + (j < n ? j : 0);  /* past the end: any value, not stored */
+                r[j] = _mm256_loadu_ps(pool + f * 8);
+                a[j] = _mm256_castsi256_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(pidx + f * 8))));
+            }
+            hpc_tr8(r);
+            hpc_tr8(a);
+            _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {
+                const __m128i b8 = hpc_bytes8(_mm256_castps_si256(a[i]));
+                if (n == 8) {
+                    _mm256_storeu_ps(out + i * pf + f0, r[i]);
+                    _mm_storel_epi64((__m128i*)(idx + i * pf + f0), b8);
+                } else {
+                    unsigned char t8[16];
+                    _mm256_maskstore_ps(out + i * pf + f0, m, r[i]);
+                    _mm_storeu_si128((__m128i*)t8, b8);
+                    memcpy(idx + i * pf + f0, t8, (size_t)n);
+                }
+            }
+        }
+    }
+
     /* The backward pass of conv (1 input channel, k = 5, cout even up to 8, h and wd even) -> 2x2
        max pooling -> ReLU for 8 images at once, the images in the 8 lanes, as the AVX-512
        hpc_bwd1_group16 with 8-float vectors: per pixel of a row, one input load and 2 gradient loads
@@ -1149,21 +1272,10 @@ cdef extern from *:
                                 const unsigned char* idx, int cout, int h, int wd, float* xb,
                                 float* dt, float* kt, float* g2, float* acc16, float* db) {
         const int wp = wd + 4, ho = h / 2, wo = wd / 2;
-        const long px = (long)h * wd, pf = (long)cout * ho * wo;
+        const long pf = (long)cout * ho * wo;
         const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
         __m256 r[8], k[8];
-        /* the 8 images' pixels, transposed to pixel vectors in the padded grid */
-        long yy = 0, uu = 0;
-        for (long b0 = 0; b0 < px; b0 += 8) {
-            const int n = px - b0 < 8 ? (int)(px - b0) : 8;
-            const __m256i m = hpc_lanes8(n);
-            for (int i = 0; i < 8; i++) r[i] = _mm256_maskload_ps(x + i * px + b0, m);
-            hpc_tr8(r);
-            for (int j = 0; j < n; j++) {
-                _mm256_storeu_ps(xb + ((yy + 2) * wp + uu + 2) * 8, r[j]);
-                if (++uu == wd) uu = 0, yy++;
-            }
-        }
+        hpc_pixels8(x, NULL, 1.0f, h, wd, xb);  /* the 8 images' pixels, as pixel vectors */
         /* the pooled gradient times the ReLU's (dout * (y > 0), a product as hpc_pool_bwd's) and
            the pooling positions, transposed */
         for (long b0 = 0; b0 < pf; b0 += 8) {
@@ -1267,6 +1379,9 @@ cdef extern from *:
     static void hpc_bwd1_group8(const float* x, const float* dout, const float* y,
                                 const unsigned char* idx, int cout, int h, int wd, float* xb,
                                 float* dt, float* kt, float* g2, float* acc16, float* db) {}
+    static void hpc_fwd1_group8(const float* x, const unsigned char* x8, float scale, const float* w,
+                                const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
+                                float* xb, float* pool, unsigned char* pidx) {}
     static void hpc_fwd1_group16(const float* x, const unsigned char* x8, float scale, const float* w,
                                  const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
                                  float* xb, float* pool, unsigned char* pidx) {}
@@ -1306,6 +1421,9 @@ cdef extern from *:
     void hpc_fwd1_group16(const float* x, const unsigned char* x8, float scale, const float* w,
                           const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
                           float* xb, float* pool, unsigned char* pidx) noexcept nogil
+    void hpc_fwd1_group8(const float* x, const unsigned char* x8, float scale, const float* w,
+                         const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
+                         float* xb, float* pool, unsigned char* pidx) noexcept nogil
 
 
 
@@ -1332,8 +1450,8 @@ ctypedef struct Geom:
     # Direct path, fused kernels: dda, one image's pre-pool activations (forward) or their
     # gradient (backward), (Cout, H, W), kept in cache instead of going to memory.
     Py_ssize_t dda
-    # Direct path, fused kernels of a one-channel input (conv1): 16 images at a time with the
-    # images in the lanes (hpc_bwd1_group16, hpc_fwd1_group16); the pieces after dda: the padded
+    # Direct path, fused kernels of a one-channel input (conv1): 16 (AVX2: 8) images at a time with
+    # the images in the lanes (hpc_*1_group16, hpc_*1_group8); the pieces after dda: the padded
     # pixel vectors, the transposed pooled gradient and positions (the forward pass's pooled
     # values and positions), two pre-pool rows of the gradient.
     bint blanes
@@ -1343,6 +1461,19 @@ ctypedef struct Geom:
 cdef inline Py_ssize_t _up16(Py_ssize_t m) noexcept nogil:
     """m rounded up to a multiple of 16 floats (64 bytes, one cache line)."""
     return (m + 15) // 16 * 16
+
+
+# Floats of slack in every work size: the kernels start their scratch at the first 64-byte
+# boundary of ``work`` (_aligned), whatever its address.  NumPy aligns large arrays to 16 bytes
+# only, and conv1's fused forward on AVX2 took 1.07-1.18 ms per 256 images with the scratch at
+# the other offsets against 0.89 at 0 or 32 mod 64 (AMD EPYC, 2026-12-01, min of 30).
+cdef enum:
+    WORK_SLACK = 16
+
+
+cdef inline float* _aligned(float* p) noexcept nogil:
+    """p rounded up to the next 64-byte boundary (at most WORK_SLACK floats on)."""
+    return <float*>((<size_t>p + 63) & ~(<size_t>63))
 
 
 cdef Geom _geom(Py_ssize_t cin, Py_ssize_t h, Py_ssize_t w, Py_ssize_t cout,
@@ -1398,8 +1529,8 @@ def conv2d_work_size(n, cin, h, w, cout, k, nthreads=1):
                          f"nthreads={nthreads}")
     cdef Geom g = _geom(cin, h, w, cout, k)
     if HPC_DIRECT:
-        return int(g.shared + _threads(n, nthreads) * g.dslot)
-    return int(_threads(n, nthreads) * g.slot)
+        return int(WORK_SLACK + g.shared + _threads(n, nthreads) * g.dslot)
+    return int(WORK_SLACK + _threads(n, nthreads) * g.slot)
 
 
 cdef void _check_w(w, cin) except *:
@@ -1531,7 +1662,7 @@ cdef void _direct_forward(x, w, b, out, idx, work, int nt, float x_scale=1.0):
     cdef int t, o, c, p, q
     cdef Py_ssize_t i
     cdef float* slot
-    cdef float* wt = &workv[0]
+    cdef float* wt = _aligned(&workv[0])
     # Channels in the lanes and pooling in registers where the shape allows (conv2).
     cdef bint olanes = pooled and g.olanes and g.w >= 14 and HPC_POOL_SIMD
     if olanes:
@@ -1541,20 +1672,27 @@ cdef void _direct_forward(x, w, b, out, idx, work, int nt, float x_scale=1.0):
                 for p in range(5):
                     for q in range(5):
                         wt[((c * 5 + p) * 5 + q) * g.cout + o] = wv[o, c, p, q]
-    # conv1 (one input channel): 16 images at a time with the images in the lanes, the rest image
-    # by image below.
-    cdef bint groups = pooled and g.blanes and HPC_POOL_AVX512 and (g.cout == 3 or g.cout == 6)
-    cdef Py_ssize_t i0, n16 = (nimg // 16) * 16 if groups else 0
+    # conv1 (one input channel): 16 (AVX2: 8) images at a time with the images in the lanes, the
+    # rest image by image below.
+    cdef bint groups = pooled and g.blanes and HPC_POOL_SIMD and (g.cout == 3 or g.cout == 6)
+    cdef int gsz = 16 if HPC_POOL_AVX512 else 8
+    cdef Py_ssize_t i0, grp, n16 = (nimg // gsz) * gsz if groups else 0
     with nogil, parallel(num_threads=nt):
         t = threadid()
-        slot = &workv[0] + g.shared + t * g.dslot
+        slot = _aligned(&workv[0]) + g.shared + t * g.dslot
         hpc_pad_zero(g.cin, g.h, g.w, g.pad, slot + g.dxp)
         if n16:
             memset(slot + g.dxb, 0, 16 * <Py_ssize_t>g.plane * sizeof(float))  # the grid's zero border
-        for i0 in prange(0, n16, 16, schedule="static"):
-            hpc_fwd1_group16(NULL if u8 else &xv[i0, 0, 0, 0], &xu[i0, 0, 0, 0] if u8 else NULL, x_scale,
-                             &wv[0, 0, 0, 0], &bv[0], &ov[i0, 0, 0, 0], &iv[i0, 0, 0, 0], g.cout, g.h, g.w,
-                             slot + g.dxb, slot + g.ddt, <unsigned char*>(slot + g.dkt))
+        for grp in prange(n16 // gsz, schedule="static"):
+            i0 = grp * gsz
+            if HPC_POOL_AVX512:
+                hpc_fwd1_group16(NULL if u8 else &xv[i0, 0, 0, 0], &xu[i0, 0, 0, 0] if u8 else NULL, x_scale,
+                                 &wv[0, 0, 0, 0], &bv[0], &ov[i0, 0, 0, 0], &iv[i0, 0, 0, 0], g.cout, g.h,
+                                 g.w, slot + g.dxb, slot + g.ddt, <unsigned char*>(slot + g.dkt))
+            else:
+                hpc_fwd1_group8(NULL if u8 else &xv[i0, 0, 0, 0], &xu[i0, 0, 0, 0] if u8 else NULL, x_scale,
+                                &wv[0, 0, 0, 0], &bv[0], &ov[i0, 0, 0, 0], &iv[i0, 0, 0, 0], g.cout, g.h,
+                                g.w, slot + g.dxb, slot + g.ddt, <unsigned char*>(slot + g.dkt))
         for i in prange(n16, nimg, schedule="static"):
             if u8:
                 hpc_pad_rows_u8(&xu[i, 0, 0, 0], g.cin, g.h, g.w, g.pad, x_scale, slot + g.dxp)
@@ -1595,7 +1733,7 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
     cdef Py_ssize_t i
     cdef float* slot
     cdef const float* gi
-    cdef float* wf = &workv[0]
+    cdef float* wf = _aligned(&workv[0])
     if want_dx:
         # wf[c, o, p, q] = w[o, c, K-1-p, K-1-q]: dx is the forward convolution of dout with it.
         for c in range(g.cin):
@@ -1606,7 +1744,7 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
     # Zeroed here rather than by each thread, so a slot whose thread never starts
     # still adds nothing in the reduction below.
     for t in range(nt):
-        memset(&workv[0] + g.shared + t * g.dslot + g.dacc, 0, (g.dslot - g.dacc) * sizeof(float))
+        memset(_aligned(&workv[0]) + g.shared + t * g.dslot + g.dacc, 0, (g.dslot - g.dacc) * sizeof(float))
     # conv1's fused backward (one input channel, no dx): 16 images at a time with the images in
     # the lanes, the rest image by image.  The zeroing above left the padded grid's border zero.
     # (8 images at a time on the AVX2 build, cout even there.)
@@ -1616,7 +1754,7 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
     cdef Py_ssize_t i0, grp, n16 = (xv.shape[0] // gsz) * gsz if groups else 0
     with nogil, parallel(num_threads=nt):
         t = threadid()
-        slot = &workv[0] + g.shared + t * g.dslot
+        slot = _aligned(&workv[0]) + g.shared + t * g.dslot
         hpc_pad_zero(g.cin, g.h, g.w, g.pad, slot + g.dxp)
         if want_dx:
             hpc_pad_zero(g.cout, g.h, g.w, g.pad, slot + g.dgp)
@@ -1648,7 +1786,7 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
                 hpc_pad_rows(gi, g.cout, g.h, g.w, g.pad, slot + g.dgp)
                 hpc_fwd_planes(slot + g.dgp, g.cout, g.k, wf, NULL, &dxv[i, 0, 0, 0], g.cin, g.h, g.w)
     for t in range(nt):
-        slot = &workv[0] + g.shared + t * g.dslot
+        slot = _aligned(&workv[0]) + g.shared + t * g.dslot
         if g.olanes:
             hpc_dwt_reduce(slot + g.dacc, g.cout, g.ckk, &dwv[0])
         else:
@@ -1689,7 +1827,7 @@ def conv2d_forward(x, w, b, out, work, int nthreads=1):
     cdef const float* src
     with nogil, parallel(num_threads=nt):
         t = threadid()
-        slot = &workv[0] + t * g.slot
+        slot = _aligned(&workv[0]) + t * g.slot
         outp = slot + g.outp
         for i in prange(xv.shape[0], schedule="static"):
             _columns(&xv[i, 0, 0, 0], slot, &g)
@@ -1748,10 +1886,10 @@ def conv2d_backward(x, w, dout, dx, dw, db, work, int nthreads=1):
     # Zeroed here rather than by each thread, so a slot whose thread never starts
     # still adds nothing in the reduction below.
     for t in range(nt):
-        memset(&workv[0] + t * g.slot + g.dw, 0, (g.slot - g.dw) * sizeof(float))
+        memset(_aligned(&workv[0]) + t * g.slot + g.dw, 0, (g.slot - g.dw) * sizeof(float))
     with nogil, parallel(num_threads=nt):
         t = threadid()
-        slot = &workv[0] + t * g.slot
+        slot = _aligned(&workv[0]) + t * g.slot
         doutp = slot + g.outp
         for i in prange(xv.shape[0], schedule="static"):
             _columns(&xv[i, 0, 0, 0], slot, &g)
@@ -1781,7 +1919,7 @@ def conv2d_backward(x, w, dout, dx, dw, db, work, int nthreads=1):
                         for u in range(g.w):
                             dxv[i, c, y, u] = src[u]
     for t in range(nt):
-        slot = &workv[0] + t * g.slot
+        slot = _aligned(&workv[0]) + t * g.slot
         for j in range(g.cout * g.ckk):
             dwv[j] += slot[g.dw + j]
         for o in range(g.cout):

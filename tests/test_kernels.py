@@ -192,11 +192,11 @@ def test_conv2d_pool_relu_forward_on_uint8_pixels_is_the_scaled_float_input(rng,
 @pytest.mark.parametrize("nthreads", THREADS)
 @pytest.mark.parametrize("cout, h, wd", [(6, 28, 28), (3, 8, 12)])
 @pytest.mark.parametrize("pixels", [False, True], ids=["float32", "uint8"])
-def test_conv1_forward_sixteen_images_at_a_time_is_image_by_image_bit_for_bit(rng, cout, h, wd, pixels,
-                                                                            nthreads):
-    """conv1's fused forward takes 16 images at a time with the images in the vector lanes (the
-    AVX-512 build) and a batch's last N mod 16 one by one: a batch of 33 gives, bit for bit, the
-    outputs and positions each image gives alone (a batch of one never fills a group)."""
+def test_conv1_forward_images_in_the_lanes_is_image_by_image_bit_for_bit(rng, cout, h, wd, pixels, nthreads):
+    """conv1's fused forward takes 16 images at a time with the images in the vector lanes on the
+    AVX-512 build, 8 on the AVX2 one, and a batch's last N mod 16 (8) one by one: a batch of 33
+    gives, bit for bit, the outputs and positions each image gives alone (a batch of one never
+    fills a group)."""
     n = 33
     x8 = rng.integers(0, 256, size=(n, 1, h, wd), dtype=np.uint8)
     x = np.multiply(x8, np.float32(1 / 255), dtype=np.float32)
@@ -216,6 +216,36 @@ def test_conv1_forward_sixteen_images_at_a_time_is_image_by_image_bit_for_bit(rn
     out_ref, idx_ref = nans(pooled), np.full(pooled, 255, np.uint8)
     R.conv2d_pool_relu_forward(x, w, b, out_ref, idx_ref, None)
     assert_same_specials(out, out_ref, "conv2d_pool_relu_forward")
+
+
+@pytest.mark.parametrize("cin,cout,h", [(1, 6, 28), (6, 16, 14)])
+def test_work_at_any_address_gives_the_same_results_and_stays_in_its_bounds(rng, cin, cout, h):
+    """The kernels start their scratch at work's first 64-byte boundary: a work of exactly the
+    size asked for, at each float offset of a cache line, gives bit for bit the same outputs and
+    gradients (plain and fused convolutions, 2 threads) and writes nothing past its end."""
+    n, nt = 17, 2
+    x, w, b, dout = conv_problem(rng, n, cin, cout, h)
+    pooled = (n, cout, h // 2, h // 2)
+    gp = randn(rng, *pooled)
+    sizes = (K.conv2d_work_size(n, cin, h, h, cout, KSIZE, nt),
+             K.conv2d_pool_relu_work_size(n, cin, h, h, cout, KSIZE, nt))
+    runs = []
+    for off in range(16):
+        bufs = [np.full(m + 32, 7.0, np.float32) for m in sizes]
+        work, fused = (buf[off:off + m] for buf, m in zip(bufs, sizes))
+        out, dx, dw, db = nans((n, cout, h, h)), nans(x.shape), np.zeros_like(w), np.zeros_like(b)
+        K.conv2d_forward(x, w, b, out, work, nt)
+        K.conv2d_backward(x, w, dout, dx, dw, db, work, nt)
+        pout, pidx = nans(pooled), np.zeros(pooled, np.uint8)
+        pdx, pdw, pdb = nans(x.shape), np.zeros_like(w), np.zeros_like(b)
+        K.conv2d_pool_relu_forward(x, w, b, pout, pidx, fused, nt)
+        K.conv2d_pool_relu_backward(x, w, pout, pidx, gp, pdx if cin > 1 else None, pdw, pdb, fused, nt)
+        for buf, m in zip(bufs, sizes):
+            assert np.all(buf[:off] == 7.0) and np.all(buf[off + m:] == 7.0), f"offset {off}"
+        runs.append([a.view(np.uint8) for a in (out, dx, dw, db, pout, pidx, pdx, pdw, pdb)])
+    for off, got in enumerate(runs[1:], 1):
+        for a, ref in zip(got, runs[0]):
+            np.testing.assert_array_equal(a, ref, err_msg=f"work at float offset {off}")
 
 
 def test_uint8_input_needs_its_scale_and_only_it_takes_one():

@@ -7,8 +7,8 @@ which is the NumPy oracle for every function exported here.
 convolution and pooling with AVX-512 intrinsics, the ``-march=native`` build on a
 CPU with AVX-512F/BW/VL), ``"avx2"`` (the same direct convolution and pooling with
 8-lane AVX2 + FMA intrinsics, on a CPU with those and without AVX-512: AMD Zen 1-3,
-Intel Haswell to Comet Lake and AVX-512-less later ones; conv1's forward pass 16 images at a
-time is AVX-512 only, its backward pass takes 8 images at a time there) or
+Intel Haswell to Comet Lake and AVX-512-less later ones; conv1's fused passes take 8 images
+at a time there, 16 on AVX-512) or
 ``"portable"`` (im2col + BLAS sgemm convolution and plain Cython pooling:
 ``HPCLARS_NO_NATIVE=1``, or a CPU with neither).  A build whose convolution and pooling
 took different paths reports ``"mixed"``.  ``CONV_POOL_FUSED`` says whether
