@@ -1158,10 +1158,8 @@ cdef extern from *:
                 if (x) {
                     r[i] = _mm256_maskload_ps(x + i * px + b0, m);
                 } else {
-                    unsigned char t8[16] = {0};
-                    memcpy(t8, x8 + i * px + b0, (size_t)n);
                     r[i] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
-                                             _mm_loadl_epi64((const __m128i*)t8))), sv);
+                                             hpc_load_bytes8(x8 + i * px + b0, n))), sv);
                 }
             }
             hpc_tr8(r);
@@ -1285,9 +1283,7 @@ cdef extern from *:
                 const __m256 d = _mm256_maskload_ps(dout + i * pf + b0, m);
                 const __m256 yv = _mm256_maskload_ps(y + i * pf + b0, m);
                 r[i] = _mm256_mul_ps(d, _mm256_and_ps(_mm256_cmp_ps(yv, zero, _CMP_GT_OQ), one));
-                unsigned char t8[16] = {0};
-                memcpy(t8, idx + i * pf + b0, (size_t)n);
-                k[i] = _mm256_castsi256_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)t8)));
+                k[i] = _mm256_castsi256_ps(_mm256_cvtepu8_epi32(hpc_load_bytes8(idx + i * pf + b0, n)));
             }
             hpc_tr8(r);
             hpc_tr8(k);
