@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,24 @@ def run(args, ranks=1, script=None, timeout=300, cwd=None, env=None):
                           timeout=timeout, cwd=cwd, env=full_env)
 
 
+def run_concurrently(*calls):
+    """Run independent single-rank commands side by side, as many at once as this machine has
+    cores; each call is ``(args, run's keyword arguments)``.  Returns the CompletedProcesses in
+    the order given.  Only for runs that neither read each other's files nor are timed: each
+    is still a separate ``hpclars`` process, run exactly as :func:`run` runs it."""
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        return list(pool.map(lambda c: run(c[0], **c[1]), calls))
+
+
+def in_background(args, **kw):
+    """Start :func:`run` in a thread (for an independent reference run while the test goes
+    on); ``.result()`` waits for its CompletedProcess."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(run, args, **kw)
+    pool.shutdown(wait=False)
+    return future
+
+
 def train_args(out, data_dir, **flags):
     args = ["train", "--out", out, "--data-dir", data_dir, "--no-progress"]
     for k, v in flags.items():
@@ -63,4 +82,4 @@ def assert_ok(proc):
     assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
 
 
-__all__ = ["read_log", "run", "launch", "train_args", "flat_params", "metrics", "assert_ok", "mpiexec"]
+__all__ = ["read_log", "run", "run_concurrently", "in_background", "launch", "train_args", "flat_params", "metrics", "assert_ok", "mpiexec"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from _util import assert_ok, read_log, run, train_args
+from _util import assert_ok, read_log, run, run_concurrently, train_args
 
 ROOT = Path(__file__).resolve().parents[1]
 ANALYSIS = ROOT / "analysis"
@@ -27,9 +27,12 @@ def logs(tmp_path_factory, data_dir):
     again with seed 1 (and another chunk size, which is run control), lars-tuned with a warm-up
     of its own at another batch size."""
     d = tmp_path_factory.mktemp("mixed")
-    for name, flags in (("a", dict(lr=0.01)), ("b", dict(lr=50)), ("a1", dict(lr=0.01, seed=1, chunk_size=128)),
-                        ("c", dict(preset="lars-tuned", warmup_epochs=1, batch_size=3000))):
-        assert_ok(run(train_args(d / f"{name}.h5", data_dir, **{**TINY, **flags})))
+    runs = (("a", dict(lr=0.01)), ("b", dict(lr=50)), ("a1", dict(lr=0.01, seed=1, chunk_size=128)),
+            ("c", dict(preset="lars-tuned", warmup_epochs=1, batch_size=3000)))
+    # Four independent single-rank runs, side by side (nothing here is timed).
+    for proc in run_concurrently(*[(train_args(d / f"{name}.h5", data_dir, **{**TINY, **flags}), {})
+                                   for name, flags in runs]):
+        assert_ok(proc)
     return d
 
 
