@@ -15,7 +15,7 @@ import tomllib
 
 import pytest
 
-from _util import assert_ok, launch, read_log, run, train_args
+from _util import assert_ok, in_background, launch, read_log, run, train_args
 from hpclars import config as C
 
 TINY = dict(batch_size=512, epochs=1, max_steps=40)
@@ -170,12 +170,15 @@ def _run_on_a_terminal(cmd, columns=120):
 def test_progress_bar_on_a_terminal_and_none_in_a_batch_log(tmp_path, data_dir):
     args = ["train", "--out", tmp_path / "t.h5", "--data-dir", data_dir, "--progress",
             *[str(x) for k, v in TINY.items() for x in ("--" + k.replace("_", "-"), v)]]
+    # stderr a pipe, as in SLURM output (checked below): an independent run with its own log,
+    # beside the terminal one (what either draws does not depend on how fast it runs).
+    piped = in_background(args[:2] + [tmp_path / "p.h5"] + args[3:])
     proc, stderr = _run_on_a_terminal(launch(args))
     assert_ok(proc)
     assert "epoch 1/1:" in stderr and "/40 [" in stderr and "step/s" in stderr and "loss " in stderr, stderr
     assert "epoch   1/1 step     40" in proc.stdout  # the per-epoch line stays
-    # stderr a pipe, as in SLURM output: no bar at all, the per-epoch lines only.
-    proc = run(args[:2] + [tmp_path / "p.h5"] + args[3:])
+    # The piped run: no bar at all, the per-epoch lines only.
+    proc = piped.result()
     assert_ok(proc)
     assert proc.stderr == "" and "epoch   1/1 step     40" in proc.stdout
 
