@@ -31,12 +31,16 @@ def test_estimate_matches_direct_computation_on_lenet_gradients(mnist):
     rng = np.random.default_rng(1)
     N, b = 4, 6
     B = N * b
+    # The squared norm of a mean of gradients is a sum of their inner products: from the Gram
+    # matrix of the population, the same |local|^2 and |global|^2 (to rounding) as forming
+    # the means, without copying 24 gradients of 107786 values 3000 times (16 s of CI).
+    K = grads @ grads.T
     s_sum = g2_sum = 0.0
     for _ in range(3000):
         idx = rng.integers(0, len(grads), size=(N, b))
-        local = grads[idx].mean(axis=1)
-        glob = local.mean(axis=0)
-        g2, s = noise_terms(np.mean(np.sum(local ** 2, axis=1)), np.dot(glob, glob), b, B)
+        local_sq = [K[np.ix_(rows, rows)].sum() / b ** 2 for rows in idx]
+        glob_sq = K[np.ix_(idx.ravel(), idx.ravel())].sum() / B ** 2
+        g2, s = noise_terms(np.mean(local_sq), glob_sq, b, B)
         g2_sum += g2
         s_sum += s
     estimate = s_sum / g2_sum
