@@ -6,7 +6,7 @@ D=$(cd "$(dirname "$0")" && pwd); BASE=$1
 echo "# bash $0 $BASE   ($(date -u), this build: $(git -C "$D" rev-parse --short HEAD), base: $(cat "$BASE/COMMIT" 2>/dev/null || echo "$BASE"))"
 cd /tmp
 echo "## conv1's fused forward, min of 100 (float32, uint8)"
-for i in 1 2 3 4 5; do python "$D/conv1_fwd_ab.py" "" --min; python "$D/conv1_fwd_ab.py" "$BASE" --min; done
+for i in 1 2 3 4 5; do python "$D/../bench-xeon-2026-12-01/conv1_fwd_ab.py" "" --min; python "$D/../bench-xeon-2026-12-01/conv1_fwd_ab.py" "$BASE" --min; done
 echo "## conv1's fused backward, min of 100"
 for i in 1 2 3 4; do python "$D/conv1_bwd.py"; python "$D/conv1_bwd.py" "$BASE"; done
 echo "## conv2's fused passes, min of 40 (new, then base)"
