@@ -1675,7 +1675,7 @@ cdef void _direct_forward(x, w, b, out, idx, work, int nt, float x_scale=1.0):
     cdef Py_ssize_t i0, grp, n16 = (nimg // gsz) * gsz if groups else 0
     with nogil, parallel(num_threads=nt):
         t = threadid()
-        slot = _aligned(&workv[0]) + g.shared + t * g.dslot
+        slot = wt + g.shared + t * g.dslot
         hpc_pad_zero(g.cin, g.h, g.w, g.pad, slot + g.dxp)
         if n16:
             memset(slot + g.dxb, 0, 16 * <Py_ssize_t>g.plane * sizeof(float))  # the grid's zero border
@@ -1740,7 +1740,7 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
     # Zeroed here rather than by each thread, so a slot whose thread never starts
     # still adds nothing in the reduction below.
     for t in range(nt):
-        memset(_aligned(&workv[0]) + g.shared + t * g.dslot + g.dacc, 0, (g.dslot - g.dacc) * sizeof(float))
+        memset(wf + g.shared + t * g.dslot + g.dacc, 0, (g.dslot - g.dacc) * sizeof(float))
     # conv1's fused backward (one input channel, no dx): 16 images at a time with the images in
     # the lanes, the rest image by image.  The zeroing above left the padded grid's border zero.
     # (8 images at a time on the AVX2 build, cout even there.)
@@ -1750,7 +1750,7 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
     cdef Py_ssize_t i0, grp, n16 = (xv.shape[0] // gsz) * gsz if groups else 0
     with nogil, parallel(num_threads=nt):
         t = threadid()
-        slot = _aligned(&workv[0]) + g.shared + t * g.dslot
+        slot = wf + g.shared + t * g.dslot
         hpc_pad_zero(g.cin, g.h, g.w, g.pad, slot + g.dxp)
         if want_dx:
             hpc_pad_zero(g.cout, g.h, g.w, g.pad, slot + g.dgp)
@@ -1782,7 +1782,7 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
                 hpc_pad_rows(gi, g.cout, g.h, g.w, g.pad, slot + g.dgp)
                 hpc_fwd_planes(slot + g.dgp, g.cout, g.k, wf, NULL, &dxv[i, 0, 0, 0], g.cin, g.h, g.w)
     for t in range(nt):
-        slot = _aligned(&workv[0]) + g.shared + t * g.dslot
+        slot = wf + g.shared + t * g.dslot
         if g.olanes:
             hpc_dwt_reduce(slot + g.dacc, g.cout, g.ckk, &dwv[0])
         else:
@@ -1815,6 +1815,7 @@ def conv2d_forward(x, w, b, out, work, int nthreads=1):
     cdef const float[::1] bv = b
     cdef float[:, :, :, ::1] ov = out
     cdef float[::1] workv = work
+    cdef float* base = _aligned(&workv[0])  # the slots start at work's first 64-byte boundary
     cdef Geom g = _geom(cin, h, wd, cout, k)
     cdef Py_ssize_t i
     cdef float one = 1.0, zero = 0.0, bias
@@ -1823,7 +1824,7 @@ def conv2d_forward(x, w, b, out, work, int nthreads=1):
     cdef const float* src
     with nogil, parallel(num_threads=nt):
         t = threadid()
-        slot = _aligned(&workv[0]) + t * g.slot
+        slot = base + t * g.slot
         outp = slot + g.outp
         for i in prange(xv.shape[0], schedule="static"):
             _columns(&xv[i, 0, 0, 0], slot, &g)
@@ -1871,6 +1872,7 @@ def conv2d_backward(x, w, dout, dx, dw, db, work, int nthreads=1):
     cdef float[::1] dwv = dw.reshape(-1)
     cdef float[::1] dbv = db
     cdef float[::1] workv = work
+    cdef float* base = _aligned(&workv[0])  # the slots start at work's first 64-byte boundary
     cdef Geom g = _geom(cin, h, wd, cout, k)
     cdef Py_ssize_t i
     cdef float one = 1.0, zero = 0.0
@@ -1882,10 +1884,10 @@ def conv2d_backward(x, w, dout, dx, dw, db, work, int nthreads=1):
     # Zeroed here rather than by each thread, so a slot whose thread never starts
     # still adds nothing in the reduction below.
     for t in range(nt):
-        memset(_aligned(&workv[0]) + t * g.slot + g.dw, 0, (g.slot - g.dw) * sizeof(float))
+        memset(base + t * g.slot + g.dw, 0, (g.slot - g.dw) * sizeof(float))
     with nogil, parallel(num_threads=nt):
         t = threadid()
-        slot = _aligned(&workv[0]) + t * g.slot
+        slot = base + t * g.slot
         doutp = slot + g.outp
         for i in prange(xv.shape[0], schedule="static"):
             _columns(&xv[i, 0, 0, 0], slot, &g)
@@ -1915,7 +1917,7 @@ def conv2d_backward(x, w, dout, dx, dw, db, work, int nthreads=1):
                         for u in range(g.w):
                             dxv[i, c, y, u] = src[u]
     for t in range(nt):
-        slot = _aligned(&workv[0]) + t * g.slot
+        slot = base + t * g.slot
         for j in range(g.cout * g.ckk):
             dwv[j] += slot[g.dw + j]
         for o in range(g.cout):
