@@ -196,34 +196,66 @@ static void hpc_pool_fwd(const float* x, long planes, int h, int wd, float* out,
         }
 }
 
+/* One chunk of hpc_pool_bwd: the ns (1..8) pooled values at gr (and y's at yr, positions at ir)
+   routed into the pre-pool rows d0 and d1.  full: every load and store 8 / 16 lanes wide (the
+   caller has checked they stay inside the call's arrays); otherwise masked to ns and 2 * ns. */
+static inline __attribute__((always_inline)) void hpc_pool_bwd8(
+        const float* gr, const unsigned char* ir, const float* yr, float* d0, float* d1, int ns,
+        const int full) {
+    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+    const __m256i mo = hpc_lanes8(ns), ml = hpc_lanes8(2 * ns), mh = hpc_lanes8(2 * ns - 8);
+    __m256 gv = full ? _mm256_loadu_ps(gr) : _mm256_maskload_ps(gr, mo);
+    if (yr)  /* the ReLU's gradient, g * (y > 0) as a product (NaN or inf times 0 is NaN) */
+        gv = _mm256_mul_ps(gv, _mm256_and_ps(_mm256_cmp_ps(
+            full ? _mm256_loadu_ps(yr) : _mm256_maskload_ps(yr, mo), zero, _CMP_GT_OQ), one));
+    const __m256i a = _mm256_cvtepu8_epi32(full ? _mm_loadl_epi64((const __m128i*)ir)
+                                                : hpc_load_bytes8(ir, ns));
+    const __m256 v0 = _mm256_and_ps(gv, _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, _mm256_set1_epi32(0))));
+    const __m256 v1 = _mm256_and_ps(gv, _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, _mm256_set1_epi32(1))));
+    const __m256 v2 = _mm256_and_ps(gv, _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, _mm256_set1_epi32(2))));
+    const __m256 v3 = _mm256_and_ps(gv, _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, _mm256_set1_epi32(3))));
+    const __m256 l01 = _mm256_unpacklo_ps(v0, v1), h01 = _mm256_unpackhi_ps(v0, v1);
+    const __m256 l23 = _mm256_unpacklo_ps(v2, v3), h23 = _mm256_unpackhi_ps(v2, v3);
+    const __m256 s0 = _mm256_permute2f128_ps(l01, h01, 0x20), s1 = _mm256_permute2f128_ps(l01, h01, 0x31);
+    const __m256 s2 = _mm256_permute2f128_ps(l23, h23, 0x20), s3 = _mm256_permute2f128_ps(l23, h23, 0x31);
+    if (full) {
+        _mm256_storeu_ps(d0, s0);
+        _mm256_storeu_ps(d0 + 8, s1);
+        _mm256_storeu_ps(d1, s2);
+        _mm256_storeu_ps(d1 + 8, s3);
+    } else {
+        _mm256_maskstore_ps(d0, ml, s0);
+        _mm256_maskstore_ps(d0 + 8, mh, s1);
+        _mm256_maskstore_ps(d1, ml, s2);
+        _mm256_maskstore_ps(d1 + 8, mh, s3);
+    }
+}
+
+/* Rows of up to 7 pooled values (conv2's 7) away from the call's last 8 values go full width
+   too: the lanes past the row read the next row's values, and what they store lands in the rows
+   after it, which this call writes later (with one chunk per row the stores go in address
+   order).  Masked (vmaskmovps stores, and the positions copied byte by byte into a buffer and
+   read back 8 bytes wide, a failed store-to-load forward), conv2's fused backward without dx took
+   3.52-3.57 ms per 256 images; full width 2.85-3.10 (min of 40, 6 alternating rounds, AMD EPYC,
+   2026-12-01). */
 static void hpc_pool_bwd(const float* g, const unsigned char* idx, long planes, int ho, int wo,
                          float* dx, const float* y) {
     const int wd = 2 * wo;
-    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+    const long total = planes * ho * (long)wo;
     for (long pl = 0; pl < planes; pl++)
         for (int r = 0; r < ho; r++) {
-            const float* gr = g + (pl * ho + r) * (long)wo;
-            const unsigned char* ir = idx + (pl * ho + r) * (long)wo;
+            const long off = (pl * ho + r) * (long)wo;
             float* d0 = dx + (pl * 2 * ho + 2 * r) * (long)wd;
             float* d1 = d0 + wd;
+            const float* yr = y ? y + off : NULL;
             for (int s0 = 0; s0 < wo; s0 += 8) {
                 const int ns = wo - s0 < 8 ? wo - s0 : 8;
-                const __m256i mo = hpc_lanes8(ns), ml = hpc_lanes8(2 * ns), mh = hpc_lanes8(2 * ns - 8);
-                __m256 gv = _mm256_maskload_ps(gr + s0, mo);
-                if (y)  /* the ReLU's gradient, g * (y > 0) as a product (NaN or inf times 0 is NaN) */
-                    gv = _mm256_mul_ps(gv, _mm256_and_ps(_mm256_cmp_ps(
-                        _mm256_maskload_ps(y + (pl * ho + r) * (long)wo + s0, mo), zero, _CMP_GT_OQ), one));
-                const __m256i a = _mm256_cvtepu8_epi32(hpc_load_bytes8(ir + s0, ns));
-                const __m256 v0 = _mm256_and_ps(gv, _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, _mm256_set1_epi32(0))));
-                const __m256 v1 = _mm256_and_ps(gv, _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, _mm256_set1_epi32(1))));
-                const __m256 v2 = _mm256_and_ps(gv, _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, _mm256_set1_epi32(2))));
-                const __m256 v3 = _mm256_and_ps(gv, _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, _mm256_set1_epi32(3))));
-                const __m256 l01 = _mm256_unpacklo_ps(v0, v1), h01 = _mm256_unpackhi_ps(v0, v1);
-                const __m256 l23 = _mm256_unpacklo_ps(v2, v3), h23 = _mm256_unpackhi_ps(v2, v3);
-                _mm256_maskstore_ps(d0 + 2 * s0, ml, _mm256_permute2f128_ps(l01, h01, 0x20));
-                _mm256_maskstore_ps(d0 + 2 * s0 + 8, mh, _mm256_permute2f128_ps(l01, h01, 0x31));
-                _mm256_maskstore_ps(d1 + 2 * s0, ml, _mm256_permute2f128_ps(l23, h23, 0x20));
-                _mm256_maskstore_ps(d1 + 2 * s0 + 8, mh, _mm256_permute2f128_ps(l23, h23, 0x31));
+                if (ns == 8 || (wo < 8 && off + 8 <= total))
+                    hpc_pool_bwd8(g + off + s0, idx + off + s0, yr ? yr + s0 : NULL, d0 + 2 * s0,
+                                  d1 + 2 * s0, ns, 1);
+                else
+                    hpc_pool_bwd8(g + off + s0, idx + off + s0, yr ? yr + s0 : NULL, d0 + 2 * s0,
+                                  d1 + 2 * s0, ns, 0);
             }
         }
 }

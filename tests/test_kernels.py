@@ -808,6 +808,30 @@ def test_maxpool2_specials_as_reference(rng, h, wd, nthreads):
 
 
 @IGNORE_INVALID
+@pytest.mark.parametrize("wd", [2, 6, 14, 16, 18])
+def test_maxpool2_backward_writes_only_inside_dx(rng, wd):
+    # Rows of fewer than 8 pooled values are stored 16 floats wide, into the rows after them,
+    # which the same call writes later: nothing may land outside dx, nor in another thread's
+    # images, and every element must end up the reference's.
+    n, c, h = 5, 3, 6
+    x = np.maximum(randn(rng, n, c, h, wd), 0)
+    pooled = (n, c, h // 2, wd // 2)
+    idx, idx_ref = np.full(pooled, 255, np.uint8), np.full(pooled, 255, np.uint8)
+    K.maxpool2_forward(x, nans(pooled), idx, 2)
+    R.maxpool2_forward(x, nans(pooled), idx_ref)
+    dout = sprinkle(rng, randn(rng, *pooled), 10)
+    guard = 64
+    buf = np.full(x.size + 2 * guard, -123.0, np.float32)
+    dx = buf[guard:guard + x.size].reshape(x.shape)
+    dx[...] = np.nan
+    dx_ref = nans(x.shape)
+    K.maxpool2_backward(dout, idx, dx, 2)
+    R.maxpool2_backward(dout, idx_ref, dx_ref)
+    assert_same_specials(dx, dx_ref, "maxpool2_backward")
+    assert (buf[:guard] == -123.0).all() and (buf[guard + x.size:] == -123.0).all()
+
+
+@IGNORE_INVALID
 @pytest.mark.parametrize("nthreads", THREADS)
 @pytest.mark.parametrize("where", ["x", "w", "b", "dout"])
 @pytest.mark.parametrize("n_in,n_out", DENSE_SHAPES[1:])
