@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN_THERE = ["tests/test_kernels.py", "tests/test_update_kernels.py", "tests/test_model.py"]
+RUN_THERE = ["tests/test_kernels.py", "tests/test_update_kernels.py", "tests/test_model.py", "tests/test_machine.py"]
 # The scratch builds: (KERNEL_PATH they must report, the environment that selects them).
 BUILDS = {"portable": {"HPCLARS_NO_NATIVE": "1"}, "avx2": {"HPCLARS_MARCH": "haswell"}}
 
