@@ -631,8 +631,9 @@ cdef extern from *:
        are those of the image-by-image path bit for bit; the window is then pooled as
        hpc_pool_fwd pools (first maximum, first NaN; position 2 * row + column) and ReLU'd. */
     static inline __attribute__((always_inline)) void hpc_fwd1_block(
-            const float* xb, const float* w, const float* b, int o0, const int OB, int ho, int wo,
-            float* pool, unsigned char* pidx) {
+            const float* xb, const float* w, const float* b, int o0, int ho, int wo, float* pool,
+            unsigned char* pidx) {
+        enum { OB = 3 };  /* 3 channels x 4 window positions: 12 of AVX2's 16 registers */
         const int wp = 2 * wo + 4;
         const long hw2 = (long)ho * wo;
         const __m512 zero = _mm512_setzero_ps();
@@ -1113,7 +1114,6 @@ cdef extern from *:
                8 x 8 register transposes (the positions widened to 32 bits for it) */
             for (long j0 = 0; j0 < hw2; j0 += 8) {
                 const int n = hw2 - j0 < 8 ? (int)(hw2 - j0) : 8;
-                const __m256i m = hpc_lanes8(n);
                 __m256 r[8], a[8];
                 _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {
                     const long jj = j0 + (i < n ? i : 0);  /* past the end: any pixel, not stored */
@@ -1122,20 +1122,9 @@ cdef extern from *:
                 }
                 hpc_tr8(r);
                 hpc_tr8(a);
-                _Pragma("GCC unroll 8") for (int o = 0; o < 8; o++) {
-                    const __m128i b8 = hpc_bytes8(_mm256_castps_si256(a[o]));
-                    float* od = out + (long)(o0 + o) * hw2 + j0;
-                    unsigned char* id = idx + (long)(o0 + o) * hw2 + j0;
-                    if (n == 8) {
-                        _mm256_storeu_ps(od, r[o]);
-                        _mm_storel_epi64((__m128i*)id, b8);
-                    } else {
-                        unsigned char t8[16];
-                        _mm256_maskstore_ps(od, m, r[o]);
-                        _mm_storeu_si128((__m128i*)t8, b8);
-                        memcpy(id, t8, (size_t)n);
-                    }
-                }
+                _Pragma("GCC unroll 8") for (int o = 0; o < 8; o++)
+                    hpc_store8(out + (long)(o0 + o) * hw2 + j0, idx + (long)(o0 + o) * hw2 + j0, r[o],
+                               _mm256_castps_si256(a[o]), n);
             }
         }
     }
@@ -1177,14 +1166,15 @@ cdef extern from *:
        image-by-image path bit for bit; the window is then pooled as hpc_pool_fwd pools
        (hpc_pool4x8) and ReLU'd. */
     static inline __attribute__((always_inline)) void hpc_fwd1_block8(
-            const float* xb, const float* w, const float* b, int o0, const int OB, int ho, int wo,
-            float* pool, unsigned char* pidx) {
+            const float* xb, const float* w, const float* b, int o0, int ho, int wo, float* pool,
+            unsigned char* pidx) {
+        enum { OB = 3 };  /* 3 channels x 4 window positions: 12 of AVX2's 16 registers */
         const int wp = 2 * wo + 4;
         const long hw2 = (long)ho * wo;
         const __m256 zero = _mm256_setzero_ps();
         for (int rr = 0; rr < ho; rr++)
             for (int ss = 0; ss < wo; ss++) {
-                __m256 acc[3][4];
+                __m256 acc[OB][4];
                 _Pragma("GCC unroll 4") for (int o = 0; o < OB; o++)
                     _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) acc[o][j] = zero;
                 const float* xw = xb + ((long)(2 * rr) * wp + 2 * ss) * 8;
@@ -1231,10 +1221,9 @@ cdef extern from *:
         const long pf = (long)cout * ho * wo;
         __m256 r[8], a[8];
         hpc_pixels8(x, x8, scale, h, wd, xb);
-        for (int o0 = 0; o0 < cout; o0 += 3) hpc_fwd1_block8(xb, w, b, o0, 3, ho, wo, pool, pidx);
+        for (int o0 = 0; o0 < cout; o0 += 3) hpc_fwd1_block8(xb, w, b, o0, ho, wo, pool, pidx);
         for (long f0 = 0; f0 < pf; f0 += 8) {
             const int n = pf - f0 < 8 ? (int)(pf - f0) : 8;
-            const __m256i m = hpc_lanes8(n);
             _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) {
                 const long f = f0 + (j < n ? j : 0);  /* past the end: any value, not stored */
                 r[j] = _mm256_loadu_ps(pool + f * 8);
@@ -1242,18 +1231,8 @@ cdef extern from *:
             }
             hpc_tr8(r);
             hpc_tr8(a);
-            _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {
-                const __m128i b8 = hpc_bytes8(_mm256_castps_si256(a[i]));
-                if (n == 8) {
-                    _mm256_storeu_ps(out + i * pf + f0, r[i]);
-                    _mm_storel_epi64((__m128i*)(idx + i * pf + f0), b8);
-                } else {
-                    unsigned char t8[16];
-                    _mm256_maskstore_ps(out + i * pf + f0, m, r[i]);
-                    _mm_storeu_si128((__m128i*)t8, b8);
-                    memcpy(idx + i * pf + f0, t8, (size_t)n);
-                }
-            }
+            _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)
+                hpc_store8(out + i * pf + f0, idx + i * pf + f0, r[i], _mm256_castps_si256(a[i]), n);
         }
     }
 

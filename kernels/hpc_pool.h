@@ -162,6 +162,35 @@ static inline __m128i hpc_bytes8(__m256i a) {
     return _mm_packus_epi16(w16, w16);
 }
 
+/* The first n (1..8) of 8 pooled values v to out and their positions (int32 lanes a, 0..255)
+   as bytes to idx: 8-wide stores when n is 8, otherwise pieces of 4, 2 and 1 (vmaskmovps stores
+   are slow on AMD's Zen cores).  Shared by hpc_pool_fwd and conv.pyx's transpositions of pooled
+   maps. */
+static inline void hpc_store8(float* out, unsigned char* idx, __m256 v, __m256i a, int n) {
+    const __m128i b8 = hpc_bytes8(a);
+    if (n >= 8) {
+        _mm256_storeu_ps(out, v);
+        _mm_storel_epi64((__m128i*)idx, b8);
+        return;
+    }
+    unsigned long long bytes = (unsigned long long)_mm_cvtsi128_si64(b8);
+    __m128 lo = _mm256_castps256_ps128(v);
+    if (n >= 4) {
+        _mm_storeu_ps(out, lo);
+        memcpy(idx, &bytes, 4);
+        lo = _mm256_extractf128_ps(v, 1), bytes >>= 32, out += 4, idx += 4, n -= 4;
+    }
+    if (n >= 2) {
+        _mm_storel_pi((__m64*)out, lo);
+        memcpy(idx, &bytes, 2);
+        lo = _mm_movehl_ps(lo, lo), bytes >>= 16, out += 2, idx += 2, n -= 2;
+    }
+    if (n) {
+        _mm_store_ss(out, lo);
+        *idx = (unsigned char)bytes;
+    }
+}
+
 static void hpc_pool_fwd(const float* x, long planes, int h, int wd, float* out,
                          unsigned char* idx, int relu) {
     const int ho = h / 2, wo = wd / 2;
@@ -174,7 +203,7 @@ static void hpc_pool_fwd(const float* x, long planes, int h, int wd, float* out,
             unsigned char* ix = idx + (pl * ho + r) * (long)wo;
             for (int s0 = 0; s0 < wo; s0 += 8) {
                 const int ns = wo - s0 < 8 ? wo - s0 : 8;
-                const __m256i mo = hpc_lanes8(ns), ml = hpc_lanes8(2 * ns), mh = hpc_lanes8(2 * ns - 8);
+                const __m256i ml = hpc_lanes8(2 * ns), mh = hpc_lanes8(2 * ns - 8);
                 __m256 e0, o0, e1, o1;
                 hpc_split8(_mm256_maskload_ps(r0 + 2 * s0, ml), _mm256_maskload_ps(r0 + 2 * s0 + 8, mh), &e0, &o0);
                 hpc_split8(_mm256_maskload_ps(r1 + 2 * s0, ml), _mm256_maskload_ps(r1 + 2 * s0 + 8, mh), &e1, &o1);
@@ -182,16 +211,7 @@ static void hpc_pool_fwd(const float* x, long planes, int h, int wd, float* out,
                 __m256 best = hpc_pool4x8(e0, o0, e1, o1, &a);
                 if (relu)  /* max(best, 0), NaN kept (as np.maximum) */
                     best = _mm256_blendv_ps(best, zero, _mm256_cmp_ps(best, zero, _CMP_LT_OQ));
-                const __m128i b8 = hpc_bytes8(a);
-                if (ns == 8) {
-                    _mm256_storeu_ps(o + s0, best);
-                    _mm_storel_epi64((__m128i*)(ix + s0), b8);
-                } else {
-                    unsigned char t[16];
-                    _mm256_maskstore_ps(o + s0, mo, best);
-                    _mm_storeu_si128((__m128i*)t, b8);
-                    memcpy(ix + s0, t, (size_t)ns);
-                }
+                hpc_store8(o + s0, ix + s0, best, a, ns);
             }
         }
 }
