@@ -631,9 +631,8 @@ cdef extern from *:
        are those of the image-by-image path bit for bit; the window is then pooled as
        hpc_pool_fwd pools (first maximum, first NaN; position 2 * row + column) and ReLU'd. */
     static inline __attribute__((always_inline)) void hpc_fwd1_block(
-            const float* xb, const float* w, const float* b, int o0, int ho, int wo, float* pool,
-            unsigned char* pidx) {
-        enum { OB = 3 };  /* 3 channels x 4 window positions: 12 of AVX2's 16 registers */
+            const float* xb, const float* w, const float* b, int o0, const int OB, int ho, int wo,
+            float* pool, unsigned char* pidx) {
         const int wp = 2 * wo + 4;
         const long hw2 = (long)ho * wo;
         const __m512 zero = _mm512_setzero_ps();

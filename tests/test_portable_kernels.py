@@ -9,7 +9,8 @@ AVX2 one (``HPCLARS_MARCH=haswell``; run where the CPU has AVX2 and FMA and the 
 build is not already it).  Against each it runs the kernel tests (every kernel against the
 NumPy references, special values, argument checks; the optimizer update kernels) and the
 model tests (whole-model finite differences, compiled model against the reference model) in
-a subprocess.
+a subprocess.  The direct kernels' AVX-512 and AVX2 sections are also compiled (``gcc
+-fsyntax-only``) on every machine, whether or not its CPU can run them.
 
 Needs a C compiler and Cython (both already needed by ``pip install -e .``; Cython comes
 with the ``test`` extra).
@@ -89,3 +90,25 @@ def test_scratch_build_passes_the_kernel_and_model_tests(build):
     tail = proc.stdout[-4000:] + proc.stderr[-2000:]
     assert proc.returncode == 0, f"the {path} kernels fail tests:\n{tail}"
     assert " passed" in proc.stdout and " failed" not in proc.stdout, tail
+
+
+# Direct kernels this CPU may not run, compiled from the scratch build's generated C: a change
+# that breaks one ISA's section (a call left with the other's arguments, say) fails here on
+# every machine, not only on the CPU that has it.
+OTHER_ISAS = {"AVX-512": "icelake-server", "AVX2": "haswell"}
+
+
+@pytest.mark.parametrize("isa", sorted(OTHER_ISAS))
+def test_every_direct_kernel_section_compiles(build, isa):
+    build_dir, path = build
+    if path != "portable":
+        pytest.skip("the generated C is the same for every build: checked once, with the portable one")
+    import sysconfig
+
+    import numpy as np
+
+    includes = ["-I", str(build_dir / "kernels"), "-I", np.get_include(), "-I", sysconfig.get_paths()["include"]]
+    for name in ("conv", "pool", "probes"):
+        proc = subprocess.run(["gcc", "-fsyntax-only", "-fopenmp", f"-march={OTHER_ISAS[isa]}", *includes,
+                               str(build_dir / "kernels" / f"{name}.c")], capture_output=True, text=True)
+        assert proc.returncode == 0, f"{name}.c does not compile for {isa}:\n{proc.stderr[-3000:]}"
