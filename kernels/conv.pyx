@@ -1144,7 +1144,7 @@ cdef extern from *:
             const __m256i m = hpc_lanes8(n);
             for (int i = 0; i < 8; i++) {
                 if (x) {
-                    r[i] = _mm256_maskload_ps(x + i * px + b0, m);
+                    r[i] = n == 8 ? _mm256_loadu_ps(x + i * px + b0) : _mm256_maskload_ps(x + i * px + b0, m);
                 } else {
                     r[i] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
                                              hpc_load_bytes8(x8 + i * px + b0, n))), sv);
@@ -1258,8 +1258,8 @@ cdef extern from *:
             const int n = pf - b0 < 8 ? (int)(pf - b0) : 8;
             const __m256i m = hpc_lanes8(n);
             for (int i = 0; i < 8; i++) {
-                const __m256 d = _mm256_maskload_ps(dout + i * pf + b0, m);
-                const __m256 yv = _mm256_maskload_ps(y + i * pf + b0, m);
+                const __m256 d = n == 8 ? _mm256_loadu_ps(dout + i * pf + b0) : _mm256_maskload_ps(dout + i * pf + b0, m);
+                const __m256 yv = n == 8 ? _mm256_loadu_ps(y + i * pf + b0) : _mm256_maskload_ps(y + i * pf + b0, m);
                 r[i] = _mm256_mul_ps(d, _mm256_and_ps(_mm256_cmp_ps(yv, zero, _CMP_GT_OQ), one));
                 k[i] = _mm256_castsi256_ps(_mm256_cvtepu8_epi32(hpc_load_bytes8(idx + i * pf + b0, n)));
             }
