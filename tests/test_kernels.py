@@ -329,9 +329,10 @@ def test_maxpool2_matches_reference(rng, c, h, n, nthreads):
     assert rel_err(dx, dx_ref) <= TOL
 
 
-@pytest.mark.parametrize("h, wd", [(6, 40), (4, 66), (2, 2)])
+@pytest.mark.parametrize("h, wd", [(6, 40), (4, 66), (2, 2), (4, 10), (2, 6), (4, 36)])
 def test_maxpool2_non_square_and_wide_rows(rng, h, wd):
-    # Rows of more than 16 outputs, with a partial last chunk, and H != W.
+    # Rows of more than 16 outputs, with a partial last chunk, and H != W; pooled rows ending in
+    # every tail length the 8-lane stores split into pieces of 4, 2 and 1 (4, 1, 1, 5, 3, 2).
     n, c = 3, 2
     x = np.maximum(randn(rng, n, c, h, wd), 0)
     pooled = (n, c, h // 2, wd // 2)
