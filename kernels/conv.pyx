@@ -960,7 +960,7 @@ cdef extern from *:
             __m256 s = _mm256_setzero_ps();
             long i = 0;
             for (; i + 8 <= hw; i += 8) s = _mm256_add_ps(s, _mm256_loadu_ps(go + i));
-            s = _mm256_add_ps(s, _mm256_maskload_ps(go + i, hpc_lanes8((int)(hw - i))));
+            s = _mm256_add_ps(s, hpc_load8(go + i, (int)(hw - i)));
             db[o] += hpc_sum8(s);
         }
     }
@@ -1141,10 +1141,9 @@ cdef extern from *:
         long yy = 0, uu = 0;
         for (long b0 = 0; b0 < px; b0 += 8) {
             const int n = px - b0 < 8 ? (int)(px - b0) : 8;
-            const __m256i m = hpc_lanes8(n);
             for (int i = 0; i < 8; i++) {
                 if (x) {
-                    r[i] = n == 8 ? _mm256_loadu_ps(x + i * px + b0) : _mm256_maskload_ps(x + i * px + b0, m);
+                    r[i] = hpc_load8(x + i * px + b0, n);
                 } else {
                     r[i] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
                                              hpc_load_bytes8(x8 + i * px + b0, n))), sv);
@@ -1256,10 +1255,9 @@ cdef extern from *:
            the pooling positions, transposed */
         for (long b0 = 0; b0 < pf; b0 += 8) {
             const int n = pf - b0 < 8 ? (int)(pf - b0) : 8;
-            const __m256i m = hpc_lanes8(n);
             for (int i = 0; i < 8; i++) {
-                const __m256 d = n == 8 ? _mm256_loadu_ps(dout + i * pf + b0) : _mm256_maskload_ps(dout + i * pf + b0, m);
-                const __m256 yv = n == 8 ? _mm256_loadu_ps(y + i * pf + b0) : _mm256_maskload_ps(y + i * pf + b0, m);
+                const __m256 d = hpc_load8(dout + i * pf + b0, n);
+                const __m256 yv = hpc_load8(y + i * pf + b0, n);
                 r[i] = _mm256_mul_ps(d, _mm256_and_ps(_mm256_cmp_ps(yv, zero, _CMP_GT_OQ), one));
                 k[i] = _mm256_castsi256_ps(_mm256_cvtepu8_epi32(hpc_load_bytes8(idx + i * pf + b0, n)));
             }
