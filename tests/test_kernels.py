@@ -154,11 +154,14 @@ def test_conv2d_pool_relu_matches_reference(rng, cin, cout, h, n, nthreads):
 
 # Besides the model's: K = 3 and 1; Cout = 32 on rows narrower than 14 (no channel-lane
 # forward), on 20-pixel rows (two blocks of 14 that overlap) and 28-pixel rows (two channel
-# blocks); Cout = 12 on rows of three 16-wide chunks.
+# blocks); Cout = 12 on rows of three 16-wide chunks.  The AVX2 channel-lane forward's strips of
+# 5 pixels end in one of 4 that overlaps the one before by 1 (16-pixel rows), 3 (18, 28) or not
+# at all (14, 24), or in none (20).
 @pytest.mark.parametrize("n, cin, cout, h, wd, k", [(3, 2, 3, 6, 8, 3), (2, 3, 32, 6, 10, 5),
                                                     (2, 3, 16, 4, 20, 5), (1, 2, 32, 2, 28, 5),
                                                     (3, 2, 12, 8, 34, 5), (1, 5, 4, 2, 2, 1),
-                                                    (33, 1, 3, 8, 12, 5)])
+                                                    (33, 1, 3, 8, 12, 5), (2, 3, 16, 4, 16, 5),
+                                                    (1, 2, 16, 6, 18, 5), (2, 2, 16, 2, 24, 5)])
 def test_conv2d_pool_relu_other_shapes_match_reference(rng, n, cin, cout, h, wd, k):
     x, w = randn(rng, n, cin, h, wd), randn(rng, cout, cin, k, k) * 0.2
     b, dout = randn(rng, cout), randn(rng, n, cout, h // 2, wd // 2)
