@@ -17,6 +17,21 @@ from libc.math cimport exp, log
 include "_checks.pxi"
 
 
+cdef extern from *:
+    """
+    /* dx = dout * (y > 0) over n contiguous floats: a compare, an AND with 1.0f and a multiply per
+       vector, no branch.  Cython's loop over the memoryviews took 3x as long on random signs as
+       on all-positive y (branch mispredictions) and reloaded the views' pointers every element. dx may
+       be dout (each element is read before it is written): no loop-carried dependence. */
+    static __attribute__((optimize("no-trapping-math"))) void
+    hpc_relu_bwd_row(const float* y, const float* g, float* d, long n) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) d[j] = g[j] * (float)(y[j] > 0.0f);
+    }
+    """
+    void hpc_relu_bwd_row(const float* y, const float* g, float* d, long n) nogil
+
+
 cdef object _rows(object a):
     """View of a C-contiguous array as (first axis, everything else), so prange splits the batch."""
     if a.ndim == 0:
@@ -61,10 +76,11 @@ def relu_backward(y, dout, dx, int nthreads=1):
     cdef const float[:, ::1] yv = _rows(y)
     cdef const float[:, ::1] gv = _rows(dout)
     cdef float[:, ::1] dv = _rows(dx)
-    cdef Py_ssize_t i, j, m = yv.shape[1]
+    cdef Py_ssize_t i, m = yv.shape[1]
+    if m == 0:
+        return
     for i in prange(yv.shape[0], nogil=True, num_threads=nthreads, schedule="static"):
-        for j in range(m):
-            dv[i, j] = gv[i, j] * (yv[i, j] > 0)
+        hpc_relu_bwd_row(&yv[i, 0], &gv[i, 0], &dv[i, 0], m)
 
 
 def softmax_xent(logits, labels, dlogits, float scale, int nthreads=1):

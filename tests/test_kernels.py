@@ -405,6 +405,27 @@ def test_relu_matches_reference(rng, n, nthreads):
     np.testing.assert_array_equal(dx, dx_ref)
 
 
+@pytest.mark.parametrize("in_place", [False, True], ids=["out-of-place", "in-place"])
+def test_relu_backward_specials_and_signs_as_reference(rng, in_place):
+    # Rows of 13 (vector body and tail): y with NaN, +-0, +-inf; dout with +-inf, NaN and negative
+    # values where y <= 0 (the product gives NaN and -0.0 there, a select would give 0).
+    y = np.maximum(randn(rng, 7, 13), 0)
+    dout = randn(rng, 7, 13)
+    y[0, :6] = [np.nan, 0.0, -0.0, np.inf, -np.inf, 1e-45]
+    dout[1, :4] = [np.inf, -np.inf, np.nan, -3.0]
+    y[1, :4] = 0.0
+    dout[2, :3] = [np.inf, np.nan, -np.inf]
+    y[2, :3] = [np.nan, np.nan, np.inf]
+    ref = nans(y.shape)
+    with np.errstate(invalid="ignore"):  # inf * 0
+        R.relu_backward(y, dout, ref)
+    dx = dout.copy() if in_place else nans(y.shape)
+    K.relu_backward(y, dx if in_place else dout, dx, 2)
+    np.testing.assert_array_equal(dx, ref)
+    np.testing.assert_array_equal(np.signbit(dx), np.signbit(ref))
+    assert np.isnan(dx[1, 0]) and np.signbit(dx[1, 3])
+
+
 def test_relu_in_place(rng):
     x = randn(rng, 5, 120)
     expected_out = np.maximum(x, 0)
