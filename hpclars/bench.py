@@ -51,6 +51,18 @@ FWD_FLOPS = CONV1 + CONV2 + DENSE
 TRAIN_FLOPS = FWD_FLOPS + CONV1 + 2 * CONV2 + 2 * DENSE
 
 
+def flops_note():
+    """A '# ...' line for the outputs that quote GFLOP/s, where the build's kernels do fewer FLOPs
+    than the dense computation counted here (hpclars.kernels.CONV_POOLED_DW), else None."""
+    from . import kernels
+
+    if not kernels.CONV_POOLED_DW:
+        return None
+    return ("# GFLOP/s and % sgemm count the dense computation's FLOPs; this build sums conv2's "
+            "weight gradient over the nonzero pooling windows only (kernels.CONV_POOLED_DW: at most "
+            "a quarter of that part's dense FLOPs), so they are dense-equivalent rates")
+
+
 def median_time(fn, repeats, warmup=2):
     for _ in range(warmup):
         fn()
@@ -198,6 +210,8 @@ def bench_train(args):
           "repeats, each ratio the median of the repeats' own ratios (% sgemm: the step's GFLOP/s "
           "over the same repeat's sgemm GFLOP/s, with its min-max); best: the fastest step over the "
           "fastest sgemm of all repeats, the machine's undisturbed rates where neighbours come and go")
+    if flops_note():
+        print(flops_note())
     print("# eval: the trainer's forward-only evaluation at the same batch and chunk; x train = its "
           "images/s over the training step's")
     print(f"{'batch':>6} {'hpclars img/s':>14} {'GFLOP/s':>8} {'sgemm':>6} {'% sgemm':>8} {'min-max':>12} "
@@ -347,6 +361,8 @@ def bench_step(args):
                                    else ""))
     say("# each kernel call timed as the trainer makes it (conv = conv -> max pool -> ReLU in one "
         "kernel); rest = the step minus its parts (Python, zeroing the gradient, the timers)")
+    if flops_note():
+        say(flops_note())
     sgemm, sgemm_flops = sgemm_call()
     comm.barrier()  # the ranks start their timed steps together
     if args.back_to_back:  # the steps one after another, as the trainer runs them; sgemm around them

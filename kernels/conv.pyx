@@ -52,6 +52,18 @@ images, min of 100, BENCHMARKS.md session 15).  A training step ran 3.7x as fast
 im2col path below, evaluation 4.4x (AMD EPYC Zen 3, 2026-12-01, BENCHMARKS.md session 14).  The sums run in other orders than the AVX-512 kernels', so the two
 builds agree to rounding, not bit for bit.
 
+The AVX2 build's fused backward pass of a multi-channel input (conv2) takes dw and db from the
+pooled gradient (``hpc_dw_pooled5``, :data:`POOLED_DW`), not from the pre-pool gradient: the max
+pool's backward pass puts each window's gradient at its recorded position and exact zeros at the
+other three, and the ReLU's zeroes the windows it switched off, so of the dense sum's terms at
+least 3 in 4 are 0 * x.  Per output channel, the windows with a nonzero ``dout * (y > 0)`` are
+listed, then each feeds 5 FMAs per input channel (the 5 taps of a kernel row in the lanes of one
+load).  The terms left out are exact zeros only where x is finite (0 * inf is NaN), so an image
+with an inf or NaN pixel takes the dense path.  The sums run in another order than the dense
+kernels': the gradients agree to rounding.  conv2's backward pass without dx 2.81-2.97 ms ->
+1.89-1.97 ms per 256 images, a training step 1.087x (minima; AMD EPYC Zen 3, 2026-12-01,
+BENCHMARKS.md session 17).  ``bench``'s GFLOP/s stay those of the dense computation per second.
+
 Without either (``HPCLARS_NO_NATIVE=1`` or another CPU) the kernels fall back
 to that portable path: per image, im2col into the thread's slice of ``work``,
 then one BLAS sgemm (``scipy.linalg.cython_blas``, single-threaded BLAS called
@@ -721,6 +733,12 @@ cdef extern from *:
                                  float* xb, float* pool, unsigned char* pidx) {}
     #endif
     /* The AVX2 build's; never called here. */
+    #define HPC_POOLED_DW 0
+    static int hpc_finite(const float* x, long n) { return 1; }
+    static void hpc_dw_pooled5(const float* xp, const float* g, const float* y, const unsigned char* idx,
+                               int cin, int cout, int h, int wd, float* acc, float* db, int* off,
+                               float* val) {}
+    static void hpc_dw_pooled_reduce(const float* acc, int cout, int cin, float* dw) {}
     static void hpc_bwd1_group8(const float* x, const float* dout, const float* y,
                                 const unsigned char* idx, int cout, int h, int wd, float* xb,
                                 float* dt, float* kt, float* g2, float* acc16, float* db) {}
@@ -757,6 +775,7 @@ cdef extern from *:
     #define HPC_DIRECT 1
     #define HPC_AVX512 0
     #define HPC_OLANES 1
+    #define HPC_POOLED_DW 1
 
     /* dst[c, y + pad, u + pad] = src[c, y, u] into planes zeroed by hpc_pad_zero. */
     static void hpc_pad_rows(const float* src, int nc, int h, int wd, int pad, float* dst) {
@@ -1038,6 +1057,96 @@ cdef extern from *:
             hpc_dw_olanes8_body(xp, g, gt, dwt, 6, 16, 14, 14);
         else
             hpc_dw_olanes8_body(xp, g, gt, dwt, cin, cout, h, wd);
+    }
+
+    /* 1 if none of x[0:n] is inf or NaN. */
+    static int hpc_finite(const float* x, long n) {
+        const __m256 inf = _mm256_set1_ps(__builtin_inff()), sign = _mm256_set1_ps(-0.0f);
+        __m256 bad = _mm256_setzero_ps();
+        long i = 0;
+        for (; i + 8 <= n; i += 8)  /* |x| < inf is false for inf and NaN */
+            bad = _mm256_or_ps(bad, _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)), inf, _CMP_NLT_UQ));
+        bad = _mm256_or_ps(bad, _mm256_cmp_ps(_mm256_andnot_ps(sign, hpc_load8(x + i, (int)(n - i))), inf, _CMP_NLT_UQ));
+        return _mm256_movemask_ps(bad) == 0;
+    }
+
+    /* CC input channels (from c0) of hpc_dw_pooled5 for one output channel: acc[c][p][0:8] +=
+       val[e] * xp[c, off[e] + p * wp + (0:8)] over the n entries, 5 x CC accumulators. */
+    static inline __attribute__((always_inline)) void hpc_dw_pooled_cc(
+            const float* xp, long plane, int wp, const int* off, const float* val, int n, float* acc,
+            const int CC) {
+        __m256 a[2][5];
+        _Pragma("GCC unroll 2") for (int c = 0; c < CC; c++)
+        _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++) a[c][p] = _mm256_loadu_ps(acc + (c * 5 + p) * 8);
+        for (int e = 0; e < n; e++) {
+            const __m256 gv = _mm256_set1_ps(val[e]);
+            const float* b = xp + off[e];
+            _Pragma("GCC unroll 2") for (int c = 0; c < CC; c++)
+            _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++)
+                a[c][p] = _mm256_fmadd_ps(gv, _mm256_loadu_ps(b + c * plane + (long)p * wp), a[c][p]);
+        }
+        _Pragma("GCC unroll 2") for (int c = 0; c < CC; c++)
+        _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++) _mm256_storeu_ps(acc + (c * 5 + p) * 8, a[c][p]);
+    }
+
+    /* The weight and bias gradients of conv (k = 5) -> 2 x 2 max pool -> ReLU for one image from
+       the pooled gradient g, the ReLU's pooled output y and the pooling positions idx (cout, h/2,
+       wd/2 each), without the pre-pool gradient: of a window's 4 pre-pool gradients only the one at
+       its recorded position is nonzero (the pooling's backward pass puts 0 at the other three), and
+       it is v = g * (y > 0) (the ReLU's gradient as a product, as hpc_pool_bwd), 0 where the ReLU
+       was off.  So dw[o, c, p, q] = sum over the windows with v != 0 of v * xp[c, y + p, u + q],
+       (y, u) the window's recorded position: a quarter of the dense sum's FMAs or fewer, the terms
+       left out being exact zeros (0 * x, x finite: the caller checks x with hpc_finite and takes the
+       dense path otherwise, where 0 * inf gives NaN).  The dense kernels (Sermanet-style direct
+       convolution over the pre-pool gradient) spend 3 of every 4 FMAs on those zeros.
+       Per output channel the nonzero windows are listed first (off: their tap-0 offset in the
+       padded plane, val: v; n += (v != 0) without a branch, so NaN and inf are kept), then each
+       list entry feeds 5 FMAs per input channel with the 5 taps q in the lanes of one load (lanes
+       5-7 read the row's next pixels, the padding or, past the last plane, the buffer's zeroed
+       16-float tail: finite, never used).  acc: (cout, cin, 5, 8) floats, added to (the terms of
+       each sum in window order, which the dense sum does not keep: float32 rounding differs);
+       db[o] += the sum of the v.  xp: the image's zero-padded planes (hpc_pad_rows, pad 2, plus
+       the 16-float tail); off, val: scratch for h*wd/4 entries each. */
+    static void hpc_dw_pooled5(const float* xp, const float* g, const float* y, const unsigned char* idx,
+                               int cin, int cout, int h, int wd, float* acc, float* db, int* off,
+                               float* val) {
+        const int wp = wd + 4, ho = h / 2, wo = wd / 2;
+        const long plane = (long)(h + 4) * wp, hw2 = (long)ho * wo;
+        const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+        for (int o = 0; o < cout; o++) {
+            const float* go = g + o * hw2;
+            const float* yo = y + o * hw2;
+            const unsigned char* io = idx + o * hw2;
+            __m256 sdb = zero;
+            for (long j0 = 0; j0 < hw2; j0 += 8) {  /* v for 8 windows (tail lanes 0: not listed) */
+                const int m = hw2 - j0 < 8 ? (int)(hw2 - j0) : 8;
+                const __m256 v = _mm256_mul_ps(hpc_load8(go + j0, m),
+                                               _mm256_and_ps(_mm256_cmp_ps(hpc_load8(yo + j0, m), zero, _CMP_GT_OQ), one));
+                sdb = _mm256_add_ps(sdb, v);
+                _mm256_storeu_ps(val + j0, v);
+            }
+            db[o] += hpc_sum8(sdb);
+            int n = 0;
+            for (int r = 0; r < ho; r++)
+                for (int ss = 0; ss < wo; ss++) {
+                    const long j = (long)r * wo + ss;
+                    const float v = val[j];
+                    const int a = io[j];
+                    val[n] = v;  /* n <= j: the entry is read before any later write reaches it */
+                    off[n] = (2 * r + (a >> 1)) * wp + 2 * ss + (a & 1);
+                    n += !(v == 0.0f);
+                }
+            float* ao = acc + (long)o * cin * 40;
+            int c = 0;
+            for (; c + 2 <= cin; c += 2) hpc_dw_pooled_cc(xp + c * plane, plane, wp, off, val, n, ao + c * 40, 2);
+            if (c < cin) hpc_dw_pooled_cc(xp + c * plane, plane, wp, off, val, n, ao + c * 40, 1);
+        }
+    }
+
+    /* dw[o, c, p, q] += acc[o, c, p, q] (q < 5 of the 8 lanes): hpc_dw_pooled5's sums. */
+    static void hpc_dw_pooled_reduce(const float* acc, int cout, int cin, float* dw) {
+        for (long j = 0; j < (long)cout * cin * 5; j++)
+            for (int q = 0; q < 5; q++) dw[j * 5 + q] += acc[j * 8 + q];
     }
 
     /* r[i][j] -> r[j][i] for an 8 x 8 block in registers. */
@@ -1344,6 +1453,12 @@ cdef extern from *:
     #define HPC_DIRECT 0
     #define HPC_AVX512 0
     #define HPC_OLANES 0
+    #define HPC_POOLED_DW 0
+    static int hpc_finite(const float* x, long n) { return 1; }
+    static void hpc_dw_pooled5(const float* xp, const float* g, const float* y, const unsigned char* idx,
+                               int cin, int cout, int h, int wd, float* acc, float* db, int* off,
+                               float* val) {}
+    static void hpc_dw_pooled_reduce(const float* acc, int cout, int cin, float* dw) {}
     static void hpc_pad_rows(const float* src, int nc, int h, int wd, int pad, float* dst) {}
     static void hpc_pad_rows_u8(const unsigned char* src, int nc, int h, int wd, int pad, float scale,
                                 float* dst) {}
@@ -1377,6 +1492,12 @@ cdef extern from *:
     int HPC_OLANES
     int HPC_POOL_SIMD
     int HPC_POOL_AVX512
+    int HPC_POOLED_DW
+    int hpc_finite(const float* x, long n) noexcept nogil
+    void hpc_dw_pooled5(const float* xp, const float* g, const float* y, const unsigned char* idx,
+                        int cin, int cout, int h, int wd, float* acc, float* db, int* off,
+                        float* val) noexcept nogil
+    void hpc_dw_pooled_reduce(const float* acc, int cout, int cin, float* dw) noexcept nogil
     void hpc_pool_fwd(const float* x, long planes, int h, int wd, float* out,
                       unsigned char* idx, int relu) noexcept nogil
     void hpc_pool_bwd(const float* g, const unsigned char* idx, long planes, int ho, int wo,
@@ -1419,6 +1540,9 @@ include "_checks.pxi"
 DIRECT = bool(HPC_DIRECT)
 #: Which convolution: "avx512" (16 lanes), "avx2" (AVX2 + FMA, 8 lanes) or "portable" (sgemm).
 ISA = "avx512" if HPC_AVX512 else "avx2" if HPC_DIRECT else "portable"
+#: True where conv2d_pool_relu_backward sums dw and db over the nonzero pooling windows only
+#: (hpc_dw_pooled5; the AVX2 build): fewer FLOPs than the dense computation, equal to rounding.
+POOLED_DW = bool(HPC_POOLED_DW)
 
 
 ctypedef struct Geom:
@@ -1441,6 +1565,10 @@ ctypedef struct Geom:
     # values and positions), two pre-pool rows of the gradient.
     bint blanes
     Py_ssize_t dxb, ddt, dkt, dg2
+    # Direct path, the pooled weight gradient (hpc_dw_pooled5: AVX2 build, K = 5, H and W even):
+    # its accumulators (Cout, Cin, 5, 8) and the list of nonzero windows (offsets, values).
+    bint pooled_dw
+    Py_ssize_t dpa, dpo, dpv
 
 
 cdef inline Py_ssize_t _up16(Py_ssize_t m) noexcept nogil:
@@ -1485,6 +1613,15 @@ cdef Geom _geom(Py_ssize_t cin, Py_ssize_t h, Py_ssize_t w, Py_ssize_t cout,
         g.ddb = g.dacc + <Py_ssize_t>cout * g.ckk * 16
     g.dda = g.ddb + _up16(cout)
     g.dslot = g.dda + _up16(<Py_ssize_t>cout * h * w)
+    # Not for one input channel (conv1): its 25 FMAs per window do not pay for listing the windows
+    # (0.95-1.42 ms per 256 images against 1.03-1.13 for the 8-image groups, AMD EPYC, 2026-12-01).
+    g.pooled_dw = HPC_POOLED_DW and k == 5 and h % 2 == 0 and w % 2 == 0 and cin > 1
+    g.dpa = g.dpo = g.dpv = 0  # used only with pooled_dw
+    if g.pooled_dw:
+        g.dpa = g.dslot
+        g.dpo = g.dpa + _up16(<Py_ssize_t>cout * cin * 40)
+        g.dpv = g.dpo + _up16((h // 2) * (w // 2))
+        g.dslot = g.dpv + _up16((h // 2) * (w // 2))
     g.blanes = cin == 1 and k == 5 and cout % 3 == 0 and cout <= 8 and h % 2 == 0 and w % 2 == 0
     g.dxb = g.ddt = g.dkt = g.dg2 = 0  # used only with blanes
     if g.blanes:
@@ -1733,8 +1870,11 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
     # conv1's fused backward (one input channel, no dx): 16 images at a time with the images in
     # the lanes, the rest image by image.  The zeroing above left the padded grid's border zero.
     # (8 images at a time on the AVX2 build, cout even there.)
+    # The pooled weight gradient (hpc_dw_pooled5) where the build has it, for every image whose x
+    # is finite.
+    cdef bint pooled_dw = pooled and g.pooled_dw, sparse = False
     cdef bint groups = (pooled and not want_dx and g.blanes and HPC_POOL_SIMD
-                        and (HPC_POOL_AVX512 or g.cout % 2 == 0))
+                        and (HPC_POOL_AVX512 or g.cout % 2 == 0) and not pooled_dw)
     cdef int gsz = 16 if HPC_POOL_AVX512 else 8
     cdef Py_ssize_t i0, grp, n16 = (xv.shape[0] // gsz) * gsz if groups else 0
     with nogil, parallel(num_threads=nt):
@@ -1754,19 +1894,25 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
                                 g.cout, g.h, g.w, slot + g.dxb, slot + g.ddt, slot + g.dkt, slot + g.dg2,
                                 slot + g.dacc, slot + g.ddb)
         for i in prange(n16, xv.shape[0], schedule="static"):
-            if pooled:
+            sparse = pooled_dw and hpc_finite(&xv[i, 0, 0, 0], <long>g.cin * g.h * g.w)
+            if not pooled:
+                gi = &gv[i, 0, 0, 0]
+            elif want_dx or not sparse:
                 hpc_pool_bwd(&gv[i, 0, 0, 0], &iv[i, 0, 0, 0], g.cout, g.h // 2, g.w // 2,
                              slot + g.dda, &yv[i, 0, 0, 0])
                 gi = slot + g.dda
-            else:
-                gi = &gv[i, 0, 0, 0]
             hpc_pad_rows(&xv[i, 0, 0, 0], g.cin, g.h, g.w, g.pad, slot + g.dxp)
-            if g.olanes:
+            if sparse:
+                hpc_dw_pooled5(slot + g.dxp, &gv[i, 0, 0, 0], &yv[i, 0, 0, 0], &iv[i, 0, 0, 0],
+                               g.cin, g.cout, g.h, g.w, slot + g.dpa, slot + g.ddb,
+                               <int*>(slot + g.dpo), slot + g.dpv)
+            elif g.olanes:
                 hpc_dw_image_olanes5(slot + g.dxp, gi, slot + g.dgt, slot + g.dacc, g.cin, g.cout,
                                      g.h, g.w)
             else:
                 hpc_dw_image(slot + g.dxp, gi, slot + g.dacc, g.cin, g.cout, g.h, g.w, g.k)
-            hpc_db_image(gi, g.cout, g.h, g.w, slot + g.ddb)
+            if not sparse:
+                hpc_db_image(gi, g.cout, g.h, g.w, slot + g.ddb)
             if want_dx:
                 hpc_pad_rows(gi, g.cout, g.h, g.w, g.pad, slot + g.dgp)
                 hpc_fwd_planes(slot + g.dgp, g.cout, g.k, wf, NULL, &dxv[i, 0, 0, 0], g.cin, g.h, g.w)
@@ -1776,6 +1922,8 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
             hpc_dwt_reduce(slot + g.dacc, g.cout, g.ckk, &dwv[0])
         else:
             hpc_dw_reduce(slot + g.dacc, <long>g.cout * g.ckk, &dwv[0])
+        if pooled_dw:
+            hpc_dw_pooled_reduce(slot + g.dpa, g.cout, g.cin, &dwv[0])
         for o in range(g.cout):
             dbv[o] += slot[g.ddb + o]
 
@@ -2018,7 +2166,10 @@ def conv2d_pool_relu_backward(x, w, out, idx, dout, dx, dw, db, work, int nthrea
 
     The same values as relu_backward, maxpool2_backward and conv2d_backward in turn; where
     :data:`FUSED`, each image's pre-pool gradient is built in the thread's scratch and never
-    goes to memory.  Raises ValueError for a bad argument.
+    goes to memory.  Where :data:`POOLED_DW` (AVX2 build, K = 5, Cin > 1), dw and db of an image
+    with a finite x are summed over its pooling windows with a nonzero gradient only (the other
+    terms are exact zeros; module docstring): equal to rounding.  Raises ValueError for a bad
+    argument.
     """
     n, cin, h, wd, cout, k = _check_fused(x, w, out, idx, work, nthreads, False)
     _checked(dout, "dout", np.float32, out.shape)
