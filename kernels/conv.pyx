@@ -1120,8 +1120,11 @@ cdef extern from *:
             __m256 sdb = zero;
             for (long j0 = 0; j0 < hw2; j0 += 8) {  /* v for 8 windows (tail lanes 0: not listed) */
                 const int m = hw2 - j0 < 8 ? (int)(hw2 - j0) : 8;
-                const __m256 v = _mm256_mul_ps(hpc_load8(go + j0, m),
-                                               _mm256_and_ps(_mm256_cmp_ps(hpc_load8(yo + j0, m), zero, _CMP_GT_OQ), one));
+                /* a position past 3 (never the forward pass's) drops the window, as hpc_pool_bwd */
+                const __m256 ok = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
+                    _mm256_set1_epi32(4), _mm256_cvtepu8_epi32(hpc_load_bytes8(io + j0, m))));
+                const __m256 on = _mm256_cmp_ps(hpc_load8(yo + j0, m), zero, _CMP_GT_OQ);
+                const __m256 v = _mm256_and_ps(_mm256_mul_ps(hpc_load8(go + j0, m), _mm256_and_ps(on, one)), ok);
                 sdb = _mm256_add_ps(sdb, v);
                 _mm256_storeu_ps(val + j0, v);
             }
@@ -1133,8 +1136,8 @@ cdef extern from *:
                     const float v = val[j];
                     const int a = io[j];
                     val[n] = v;  /* n <= j: the entry is read before any later write reaches it */
-                    off[n] = (2 * r + (a >> 1)) * wp + 2 * ss + (a & 1);
-                    n += !(v == 0.0f);
+                    off[n] = (2 * r + ((a >> 1) & 1)) * wp + 2 * ss + (a & 1);
+                    n += !(v == 0.0f);  /* 0 for a position past 3: masked out above */
                 }
             float* ao = acc + (long)o * cin * 40;
             int c = 0;

@@ -152,6 +152,30 @@ def test_conv2d_pool_relu_matches_reference(rng, cin, cout, h, n, nthreads):
     check_fused_against_reference(x, w, b, dout, nthreads, want_dx=cin > 1)
 
 
+@pytest.mark.parametrize("cin", [1, 6])
+def test_conv2d_pool_relu_backward_drops_a_pooling_position_past_3(rng, cin):
+    # A corrupted position (the forward pass writes 0-3) must neither read outside the window nor
+    # count: the gradient is that of the same window with a zero dout, on every build's path.
+    n, cout, h = 2, 16 if cin > 1 else 6, 14
+    x, w, b, _ = conv_problem(rng, n, cin, cout, h)
+    out, idx = nans((n, cout, h // 2, h // 2)), np.zeros((n, cout, h // 2, h // 2), np.uint8)
+    work = fused_work(n, cin, cout, h, h, 1)
+    K.conv2d_pool_relu_forward(x, w, b, out, idx, work, 1)
+    dout = randn(rng, *out.shape)
+    out[:] = np.abs(out) + 1  # every window's ReLU on
+    bad, zeroed = idx.copy(), dout.copy()
+    bad[1, 3, 6, 6], bad[0, 0, 0, 0] = 200, 4
+    zeroed[1, 3, 6, 6] = zeroed[0, 0, 0, 0] = 0
+    grads = []
+    for i, d in ((bad, dout), (idx, zeroed)):
+        dw, db = np.zeros_like(w), np.zeros_like(b)
+        dx = nans(x.shape) if cin > 1 else None
+        K.conv2d_pool_relu_backward(x, w, out, i, d, dx, dw, db, work, 1)
+        grads.append((dw, db) + ((dx,) if cin > 1 else ()))
+    for got, want in zip(*grads):
+        assert rel_err(got, want) <= TOL
+
+
 # Besides the model's: K = 3 and 1; Cout = 32 on rows narrower than 14 (no channel-lane
 # forward), on 20-pixel rows (two blocks of 14 that overlap) and 28-pixel rows (two channel
 # blocks); Cout = 12 on rows of three 16-wide chunks.  The AVX2 channel-lane forward's strips of
