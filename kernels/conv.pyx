@@ -60,9 +60,11 @@ least 3 in 4 are 0 * x.  Per output channel, the windows with a nonzero ``dout *
 listed, then each feeds 5 FMAs per input channel (the 5 taps of a kernel row in the lanes of one
 load).  The terms left out are exact zeros only where x is finite (0 * inf is NaN), so an image
 with an inf or NaN pixel takes the dense path.  The sums run in another order than the dense
-kernels': the gradients agree to rounding.  conv2's backward pass without dx 2.81-2.97 ms ->
-1.89-1.97 ms per 256 images, a training step 1.087x (minima; AMD EPYC Zen 3, 2026-12-01,
-BENCHMARKS.md session 17).  ``bench``'s GFLOP/s stay those of the dense computation per second.
+kernels': the gradients agree to rounding.  conv2's backward pass without dx 2.89-3.42 ms ->
+1.89-2.30 ms per 256 images (min of 40, 8 alternating pairs), the training step 1.05-1.13x with
+session 17's other changes (minima; AMD EPYC Zen 3, 2026-12-01, BENCHMARKS.md session 17).  In
+real training 68-85% of conv2's windows carry a gradient: about 18% of the dense FLOPs.
+``bench``'s GFLOP/s stay those of the dense computation (model FLOPs) per second.
 
 Without either (``HPCLARS_NO_NATIVE=1`` or another CPU) the kernels fall back
 to that portable path: per image, im2col into the thread's slice of ``work``,
@@ -90,7 +92,9 @@ thread: ``xp`` the padded image (reused for the padded dx), ``cols`` (CKK*HWp;
 reused for dcols), ``outp`` (Cout*HWp; the padded dout on the backward pass),
 ``dw_t`` (Cout*CKK), ``db_t`` (Cout).  On the conv1 shape (Cin 1, K 5, Cout a multiple of 3 up
 to 8, even H and W) a direct-path slot also holds, after ``dda``, the 16-image (AVX2: 8) pieces
-of ``hpc_bwd1_group16`` and ``hpc_fwd1_group16`` (``dxb``, ``ddt``, ``dkt``, ``dg2``).  Deliberately left out: strides,
+of ``hpc_bwd1_group16`` and ``hpc_fwd1_group16`` (``dxb``, ``ddt``, ``dkt``, ``dg2``); where
+:data:`POOLED_DW`, a slot holds after ``dda`` the pooled weight gradient's accumulators
+(``dpa``, Cout*Cin*40) and its list of windows (``dpo``, ``dpv``).  Deliberately left out: strides,
 dilation, groups, even K, and any padding other than K // 2.
 """
 
