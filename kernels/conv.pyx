@@ -61,7 +61,7 @@ listed, then each feeds 5 FMAs per input channel (the 5 taps of a kernel row in 
 load).  The terms left out are exact zeros only where x is finite (0 * inf is NaN), so an image
 with an inf or NaN pixel takes the dense path.  The sums run in another order than the dense
 kernels': the gradients agree to rounding.  conv2's backward pass without dx 2.89-3.42 ms ->
-1.89-2.30 ms per 256 images (min of 40, 8 alternating pairs), the training step 1.05-1.13x with
+1.89-2.30 ms (one 2.62) per 256 images (min of 40, 8 alternating pairs), the training step 1.05-1.13x with
 session 17's other changes (minima; AMD EPYC Zen 3, 2026-12-01, BENCHMARKS.md session 17).  In
 real training 68-85% of conv2's windows carry a gradient: about 18% of the dense FLOPs.
 ``bench``'s GFLOP/s stay those of the dense computation (model FLOPs) per second.

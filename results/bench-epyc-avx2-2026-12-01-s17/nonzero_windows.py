@@ -1,7 +1,8 @@
 """How many of conv2's pooling windows carry a nonzero gradient, dout * (y > 0), during real
 training: the share of the dense weight-gradient FLOPs the pooled weight gradient (hpc_dw_pooled5)
 does is a quarter of it.  LeNet, the paper's SGD (lr 0.01, momentum 0.9, weight decay 1e-4),
-MNIST, batch 256, one rank, 2 epochs; the share over each logged step's batch.
+MNIST, batch 256, one rank, 2 epochs at a constant lr; the share over each logged step's batch;
+then the same share on `bench`'s fixed random batch.
 python results/bench-epyc-avx2-2026-12-01-s17/nonzero_windows.py (HPCLARS_DATA set)"""
 import numpy as np
 
@@ -33,3 +34,12 @@ for epoch in range(2):
             print(f"step {step:4d}: {100 * share:5.1f}% of conv2's pooling windows with a nonzero gradient "
                   f"-> the pooled dw does {100 * share / 4:4.1f}% of the dense dw's FLOPs")
 print(f"mean over {step} steps: {100 * np.mean(shares):.1f}% ({100 * min(shares):.1f}-{100 * max(shares):.1f}%)")
+
+# The same share on the fixed random batch that `hpclars bench train | step` and jobs/ab_builds.py
+# time (random uint8 pixels, the initial weights): their dense-equivalent rates rest on it.
+from hpclars.bench import OneRankStep  # noqa: E402
+
+s = OneRankStep(256, 1, 256)
+s.forward_backward()
+share = float(((s.model.dp2 * (s.model.p2 > 0)) != 0).mean())
+print(f"bench's random batch: {100 * share:.1f}% of conv2's pooling windows with a nonzero gradient")
