@@ -58,9 +58,10 @@ def flops_note():
 
     if not kernels.CONV_POOLED_DW:
         return None
-    return ("# GFLOP/s and % sgemm count the dense computation's FLOPs; this build sums conv2's "
-            "weight gradient over the nonzero pooling windows only (kernels.CONV_POOLED_DW: at most "
-            "a quarter of that part's dense FLOPs), so they are dense-equivalent rates")
+    return ("# GFLOP/s (and % sgemm where shown) count the dense computation's FLOPs; this build's "
+            "fused conv -> pool -> ReLU backward sums conv2's weight gradient over the nonzero "
+            "pooling windows only (kernels.CONV_POOLED_DW: at most a quarter of that part's dense "
+            "FLOPs), so its rates are dense-equivalent (model FLOPs)")
 
 
 def median_time(fn, repeats, warmup=2):
@@ -501,6 +502,8 @@ def bench_kernels(args):
     print(f"# hpclars bench kernels: batch {args.batch}, {args.threads} thread(s), median of "
           f"{args.repeats}; sgemm {peak:.1f} GFLOP/s; each kernel checked against hpclars.reference "
           "first (max relative error shown)")
+    if flops_note():
+        print(flops_note())
     print(f"{'kernel':>15} {'ms':>9} {'img/s':>10} {'GFLOP/s':>8} {'ref ms':>9} {'speed-up':>9} {'rel err':>9}")
     for (name, flops, call, outs), (_, _, ref_call, ref_outs) in zip(cases, ref_cases):
         call(K)
