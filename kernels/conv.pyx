@@ -1101,8 +1101,8 @@ cdef extern from *:
        was off.  So dw[o, c, p, q] = sum over the windows with v != 0 of v * xp[c, y + p, u + q],
        (y, u) the window's recorded position: a quarter of the dense sum's FMAs or fewer, the terms
        left out being exact zeros (0 * x, x finite: the caller checks x with hpc_finite and takes the
-       dense path otherwise, where 0 * inf gives NaN).  The dense kernels (Sermanet-style direct
-       convolution over the pre-pool gradient) spend 3 of every 4 FMAs on those zeros.
+       dense path otherwise, where 0 * inf gives NaN).  The dense kernels (the direct convolution over
+       the pre-pool gradient) spend at least 3 of every 4 FMAs on those zeros.
        Per output channel the nonzero windows are listed first (off: their tap-0 offset in the
        padded plane, val: v; n += (v != 0) without a branch, so NaN and inf are kept), then each
        list entry feeds 5 FMAs per input channel with the 5 taps q in the lanes of one load (lanes
