@@ -211,8 +211,8 @@ def bench_train(args):
           "repeats, each ratio the median of the repeats' own ratios (% sgemm: the step's GFLOP/s "
           "over the same repeat's sgemm GFLOP/s, with its min-max); best: the fastest step over the "
           "fastest sgemm of all repeats, the machine's undisturbed rates where neighbours come and go")
-    if flops_note():
-        print(flops_note())
+    if note := flops_note():
+        print(note)
     print("# eval: the trainer's forward-only evaluation at the same batch and chunk; x train = its "
           "images/s over the training step's")
     print(f"{'batch':>6} {'hpclars img/s':>14} {'GFLOP/s':>8} {'sgemm':>6} {'% sgemm':>8} {'min-max':>12} "
@@ -362,8 +362,8 @@ def bench_step(args):
                                    else ""))
     say("# each kernel call timed as the trainer makes it (conv = conv -> max pool -> ReLU in one "
         "kernel); rest = the step minus its parts (Python, zeroing the gradient, the timers)")
-    if flops_note():
-        say(flops_note())
+    if note := flops_note():
+        say(note)
     sgemm, sgemm_flops = sgemm_call()
     comm.barrier()  # the ranks start their timed steps together
     if args.back_to_back:  # the steps one after another, as the trainer runs them; sgemm around them
@@ -502,8 +502,8 @@ def bench_kernels(args):
     print(f"# hpclars bench kernels: batch {args.batch}, {args.threads} thread(s), median of "
           f"{args.repeats}; sgemm {peak:.1f} GFLOP/s; each kernel checked against hpclars.reference "
           "first (max relative error shown)")
-    if flops_note():
-        print(flops_note())
+    if note := flops_note():
+        print(note)
     print(f"{'kernel':>15} {'ms':>9} {'img/s':>10} {'GFLOP/s':>8} {'ref ms':>9} {'speed-up':>9} {'rel err':>9}")
     for (name, flops, call, outs), (_, _, ref_call, ref_outs) in zip(cases, ref_cases):
         call(K)

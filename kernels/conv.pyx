@@ -1116,19 +1116,17 @@ cdef extern from *:
                                float* val) {
         const int wp = wd + 4, ho = h / 2, wo = wd / 2;
         const long plane = (long)(h + 4) * wp, hw2 = (long)ho * wo;
-        const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
         for (int o = 0; o < cout; o++) {
             const float* go = g + o * hw2;
             const float* yo = y + o * hw2;
             const unsigned char* io = idx + o * hw2;
-            __m256 sdb = zero;
+            __m256 sdb = _mm256_setzero_ps();
             for (long j0 = 0; j0 < hw2; j0 += 8) {  /* v for 8 windows (tail lanes 0: not listed) */
                 const int m = hw2 - j0 < 8 ? (int)(hw2 - j0) : 8;
                 /* a position past 3 (never the forward pass's) drops the window, as hpc_pool_bwd */
                 const __m256 ok = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
                     _mm256_set1_epi32(4), _mm256_cvtepu8_epi32(hpc_load_bytes8(io + j0, m))));
-                const __m256 on = _mm256_cmp_ps(hpc_load8(yo + j0, m), zero, _CMP_GT_OQ);
-                const __m256 v = _mm256_and_ps(_mm256_mul_ps(hpc_load8(go + j0, m), _mm256_and_ps(on, one)), ok);
+                const __m256 v = _mm256_and_ps(hpc_relu_grad8(hpc_load8(go + j0, m), hpc_load8(yo + j0, m)), ok);
                 sdb = _mm256_add_ps(sdb, v);
                 _mm256_storeu_ps(val + j0, v);
             }
@@ -1377,7 +1375,7 @@ cdef extern from *:
                                 float* dt, float* kt, float* g2, float* acc16, float* db) {
         const int wp = wd + 4, ho = h / 2, wo = wd / 2;
         const long pf = (long)cout * ho * wo;
-        const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+        const __m256 zero = _mm256_setzero_ps();
         __m256 r[8], k[8];
         hpc_pixels8(x, NULL, 1.0f, h, wd, xb);  /* the 8 images' pixels, as pixel vectors */
         /* the pooled gradient times the ReLU's (dout * (y > 0), a product as hpc_pool_bwd's) and
@@ -1385,9 +1383,7 @@ cdef extern from *:
         for (long b0 = 0; b0 < pf; b0 += 8) {
             const int n = pf - b0 < 8 ? (int)(pf - b0) : 8;
             for (int i = 0; i < 8; i++) {
-                const __m256 d = hpc_load8(dout + i * pf + b0, n);
-                const __m256 yv = hpc_load8(y + i * pf + b0, n);
-                r[i] = _mm256_mul_ps(d, _mm256_and_ps(_mm256_cmp_ps(yv, zero, _CMP_GT_OQ), one));
+                r[i] = hpc_relu_grad8(hpc_load8(dout + i * pf + b0, n), hpc_load8(y + i * pf + b0, n));
                 k[i] = _mm256_castsi256_ps(_mm256_cvtepu8_epi32(hpc_load_bytes8(idx + i * pf + b0, n)));
             }
             hpc_tr8(r);

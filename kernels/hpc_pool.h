@@ -163,6 +163,13 @@ static inline __m256 hpc_load8(const float* p, int n) {
     return n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, hpc_lanes8(n));
 }
 
+/* The ReLU's gradient g * (y > 0), y its output, as a product: NaN or inf times 0 is NaN, a
+   negative g times 0 is -0 (as hpclars.reference.relu_backward). */
+static inline __m256 hpc_relu_grad8(__m256 g, __m256 y) {
+    return _mm256_mul_ps(g, _mm256_and_ps(_mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_GT_OQ),
+                                          _mm256_set1_ps(1.0f)));
+}
+
 /* Eight int32 lanes in 0..255 as eight bytes, in the low 64 bits (saturating packs). */
 static inline __m128i hpc_bytes8(__m256i a) {
     const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
@@ -229,12 +236,10 @@ static void hpc_pool_fwd(const float* x, long planes, int h, int wd, float* out,
 static inline __attribute__((always_inline)) void hpc_pool_bwd8(
         const float* gr, const unsigned char* ir, const float* yr, float* d0, float* d1, int ns,
         const int full) {
-    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
     const __m256i ml = hpc_lanes8(2 * ns), mh = hpc_lanes8(2 * ns - 8);
     const int nl = full ? 8 : ns;  /* lanes loaded */
     __m256 gv = hpc_load8(gr, nl);
-    if (yr)  /* the ReLU's gradient, g * (y > 0) as a product (NaN or inf times 0 is NaN) */
-        gv = _mm256_mul_ps(gv, _mm256_and_ps(_mm256_cmp_ps(hpc_load8(yr, nl), zero, _CMP_GT_OQ), one));
+    if (yr) gv = hpc_relu_grad8(gv, hpc_load8(yr, nl));
     const __m256i a = _mm256_cvtepu8_epi32(hpc_load_bytes8(ir, nl));
     const __m256 v0 = _mm256_and_ps(gv, _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, _mm256_set1_epi32(0))));
     const __m256 v1 = _mm256_and_ps(gv, _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, _mm256_set1_epi32(1))));
