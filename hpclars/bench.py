@@ -58,10 +58,11 @@ def flops_note():
 
     if not kernels.CONV_POOLED_DW:
         return None
+    what = ("weight gradient and dx" if kernels.CONV_POOLED_DX else "weight gradient")
     return ("# GFLOP/s (and % sgemm where shown) count the dense computation's FLOPs; this build's "
-            "fused conv -> pool -> ReLU backward sums conv2's weight gradient over the nonzero "
-            "pooling windows only (kernels.CONV_POOLED_DW: at most a quarter of that part's dense "
-            "FLOPs), so its rates are dense-equivalent (model FLOPs)")
+            f"fused conv -> pool -> ReLU backward sums conv2's {what} over the nonzero "
+            "pooling windows only (kernels.CONV_POOLED_DW, CONV_POOLED_DX: their nonzero terms are "
+            "at most a quarter of those parts' dense FLOPs), so its rates are dense-equivalent (model FLOPs)")
 
 
 def median_time(fn, repeats, warmup=2):

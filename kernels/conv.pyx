@@ -66,6 +66,20 @@ session 17's other changes (minima; AMD EPYC Zen 3, 2026-12-01, BENCHMARKS.md se
 real training 68-85% of conv2's windows carry a gradient: about 18% of the dense FLOPs.
 ``bench``'s GFLOP/s stay those of the dense computation (model FLOPs) per second.
 
+Its dx comes from the same windows (``hpc_dx_pooled14``, :data:`POOLED_DX`; 14-row images of 10
+to 16 pixels, LeNet's conv2): dx[c, r + p - 2, s + q - 2] += v * w[o, c, p, q] for each window
+with a nonzero v at its recorded position (r, s).  Session 17 scattered that into dx in memory and
+gained at most 5%: each window's read-modify-writes overlapped the previous window's pending
+stores.  Here dx's 14 rows are held in 14 registers (8 pixels each: one half of the row, one input
+channel at a time), the windows are listed per pooled row (rows 2 py - 2 .. 2 py + 3, a
+compile-time set of registers) with a left-packing permutation, two pooled rows three apart
+interleaved so that two sets of accumulators advance at once, and each entry's 6 FMAs take w's
+rows from a table placed so that one unaligned load holds the 8 pixels' weights (zeros around the
+5 taps, a zero row for the window's other pre-pool row).  Those zeros multiply v, so an image with
+a non-finite dout, or a w with a non-finite weight, takes the dense path.  conv2's backward pass
+with dx 5.25-5.85 ms -> 4.77-5.03 ms (first version) and the training step 1.12-1.14x (minima,
+session 18; AMD EPYC Zen 3, 2026-12-01, BENCHMARKS.md session 18).
+
 Without either (``HPCLARS_NO_NATIVE=1`` or another CPU) the kernels fall back
 to that portable path: per image, im2col into the thread's slice of ``work``,
 then one BLAS sgemm (``scipy.linalg.cython_blas``, single-threaded BLAS called
@@ -94,7 +108,9 @@ reused for dcols), ``outp`` (Cout*HWp; the padded dout on the backward pass),
 to 8, even H and W) a direct-path slot also holds, after ``dda``, the 16-image (AVX2: 8) pieces
 of ``hpc_bwd1_group16`` and ``hpc_fwd1_group16`` (``dxb``, ``ddt``, ``dkt``, ``dg2``); where
 :data:`POOLED_DW`, a slot holds after ``dda`` the pooled weight gradient's accumulators
-(``dpa``, Cout*Cin*40) and its list of windows (``dpo``, ``dpv``).  Deliberately left out: strides,
+(``dpa``, Cout*Cin*40) and its list of windows (``dpo``, ``dpv``); where :data:`POOLED_DX` and
+H = 14, the shared piece holds after ``wf`` the dx table (Cin*Cout*240) and a slot the dx lists
+(``dqv``, ``dqo``: 14 * (Cout*W/2 + 8) each) and their counts (``dqc``).  Deliberately left out: strides,
 dilation, groups, even K, and any padding other than K // 2.
 """
 
@@ -743,6 +759,10 @@ cdef extern from *:
                                int cin, int cout, int h, int wd, float* acc, float* db, int* off,
                                float* val) {}
     static void hpc_dw_pooled_reduce(const float* acc, int cout, int cin, float* dw) {}
+    static void hpc_pack8_init(void) {}
+    static void hpc_dx_pooled14(const float* g, const float* y, const unsigned char* idx, int cin,
+                                int cout, int wd, const float* tw, float* vl, int* ol, int* cnt,
+                                float* dx) {}
     static void hpc_bwd1_group8(const float* x, const float* dout, const float* y,
                                 const unsigned char* idx, int cout, int h, int wd, float* xb,
                                 float* dt, float* kt, float* g2, float* acc16, float* db) {}
@@ -1154,6 +1174,142 @@ cdef extern from *:
             for (int q = 0; q < 5; q++) dw[j * 5 + q] += acc[j * 8 + q];
     }
 
+    /* Left-packing permutations: hpc_pack8[m] lists the set bits of m (0-255) in order, padded
+       with 0s; filled once by hpc_pack8_init (module import). */
+    static unsigned char hpc_pack8[256][8];
+    static void hpc_pack8_init(void) {
+        for (int m = 0; m < 256; m++) {
+            int n = 0;
+            memset(hpc_pack8[m], 0, 8);
+            for (int j = 0; j < 8; j++)
+                if (m >> j & 1) hpc_pack8[m][n++] = (unsigned char)j;
+        }
+    }
+
+    /* The entries of the pooled rows PA and PB (compile-time; PB = -1: none, else rows 2 PA - 2 ..
+       2 PA + 3 and 2 PB - 2 .. 2 PB + 3 are apart) into the accumulators of dx's rows that exist,
+       the two lists' entries interleaved so that two sets of accumulators advance at once.  Per
+       entry: one broadcast and up to 6 FMAs, each with one load of the table. */
+    #define HPC_DX_FMA(P, V, T) _Pragma("GCC unroll 6") for (int k = 0; k < 6; k++)                \
+        if (2 * (P) - 2 + k >= 0 && 2 * (P) - 2 + k < 14) {                                        \
+            const int y_ = 2 * (P) - 2 + k < 0 ? 0 : 2 * (P) - 2 + k > 13 ? 13 : 2 * (P) - 2 + k;  \
+            a[y_] = _mm256_fmadd_ps(V, _mm256_loadu_ps((T) + 20 * k), a[y_]);                       \
+        }
+    #define HPC_DX_ROWS(PA, PB) do {                                                                \
+        const float* va_ = vl + (long)((PA) * 2 + hf) * cap;                                       \
+        const int* oa_ = ol + (long)((PA) * 2 + hf) * cap;                                         \
+        const int ma_ = cnt[(PA) * 2 + hf];                                                        \
+        const float* vb_ = vl + (long)(((PB) < 0 ? 0 : (PB)) * 2 + hf) * cap;                      \
+        const int* ob_ = ol + (long)(((PB) < 0 ? 0 : (PB)) * 2 + hf) * cap;                        \
+        const int mb_ = (PB) < 0 ? 0 : cnt[((PB) < 0 ? 0 : (PB)) * 2 + hf];                        \
+        const int mm_ = ma_ < mb_ ? ma_ : mb_;                                                     \
+        int e = 0;                                                                                 \
+        for (; e < mm_; e++) {                                                                     \
+            const __m256 v0_ = _mm256_broadcast_ss(va_ + e), v1_ = _mm256_broadcast_ss(vb_ + e);   \
+            const float* t0_ = tc + oa_[e];                                                        \
+            const float* t1_ = tc + ob_[e];                                                        \
+            HPC_DX_FMA(PA, v0_, t0_)                                                               \
+            HPC_DX_FMA((PB) < 0 ? 0 : (PB), v1_, t1_)                                              \
+        }                                                                                          \
+        for (int f = e; f < ma_; f++) {                                                            \
+            const __m256 v0_ = _mm256_broadcast_ss(va_ + f);                                       \
+            const float* t0_ = tc + oa_[f];                                                        \
+            HPC_DX_FMA(PA, v0_, t0_)                                                               \
+        }                                                                                          \
+        for (int f = e; f < mb_; f++) {                                                            \
+            const __m256 v1_ = _mm256_broadcast_ss(vb_ + f);                                       \
+            const float* t1_ = tc + ob_[f];                                                        \
+            HPC_DX_FMA((PB) < 0 ? 0 : (PB), v1_, t1_)                                              \
+        }                                                                                          \
+    } while (0)
+
+    /* dx of conv (k = 5, pad 2) -> 2 x 2 max pool -> ReLU for one image of 14 rows (wd even, 10 to
+       16 pixels) from the pooled gradient g, the ReLU's pooled output y and the pooling positions
+       idx (cout, 7, wd/2 each), without the pre-pool gradient: as in hpc_dw_pooled5, a window's
+       only nonzero pre-pool gradient is v = g * (y > 0) at its recorded position (2 py + dy, s), so
+       dx[c, 2 py + dy + p - 2, s + q - 2] += v * w[o, c, p, q] over the windows with v != 0 is the
+       whole sum, the terms left out being 0 * w: exact zeros for a finite w.  Every entry also
+       multiplies v by the zeros around its taps (the other pixels of its 8-pixel rows and a zero
+       kernel row), so v must be finite too: the caller checks w once and g per image, and takes
+       the dense path otherwise.
+       A window scatters into 5 rows of dx; dx's rows are held in registers instead (14
+       accumulators of 8 pixels: one half of each row, one input channel at a time), so no
+       read-modify-write of memory waits on the previous window's store (session 17's scatter into
+       memory did).  The windows are listed per pooled row py (its entries feed rows 2 py - 2 ..
+       2 py + 3, a compile-time set, dy choosing the table's kernel rows) and per half they reach
+       (pixels 0-7: s <= 9, px <= 4; pixels 8-15: s >= 6, px >= 3), 7 or 8 windows at a time with
+       a left-packing permutation (no branch on the data).
+       tw: (cin, cout, 2, 6, 20) floats, tw[c, o, dy, dy + p, 7 + q] = w[o, c, p, q], 0 elsewhere;
+       an entry of half hf for window column s reads tw[c, o, dy, 0:6, 9 + 8 hf - s + (0:8)].
+       vl, ol: 14 lists of cap = cout * wd/2 + 8 entries each (v; offsets into tw[c]); cnt: 14
+       ints.  dx (cin, 14, wd) is written, not added to; the terms of each sum come in another order
+       than the dense convolution's (float32 rounding differs). */
+    static void hpc_dx_pooled14(const float* g, const float* y, const unsigned char* idx, int cin,
+                                int cout, int wd, const float* tw, float* vl, int* ol, int* cnt,
+                                float* dx) {
+        const int ho = 7, wo = wd / 2, cap = cout * wo + 8;
+        const long hw2 = (long)ho * wo;
+        const __m256i px = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m256 valid = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(wo), px));
+        const __m256 in0 = _mm256_and_ps(valid, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(5), px)));
+        const __m256 in1 = _mm256_and_ps(valid, _mm256_castsi256_ps(_mm256_cmpgt_epi32(px, _mm256_set1_epi32(2))));
+        for (int py = 0; py < ho; py++) {
+            float* v0 = vl + (long)(2 * py) * cap;
+            float* v1 = v0 + cap;
+            int* o0 = ol + (long)(2 * py) * cap;
+            int* o1 = o0 + cap;
+            int n0 = 0, n1 = 0;
+            for (int o = 0; o < cout; o++) {
+                const long j = o * hw2 + (long)py * wo;
+                const int last = j + 8 > (long)cout * hw2;  /* the image's last row: not 8 readable */
+                const int m = last ? wo : 8;
+                const __m256i a = _mm256_cvtepu8_epi32(last ? hpc_load_bytes8(idx + j, wo)
+                                                            : _mm_loadl_epi64((const __m128i*)(idx + j)));
+                /* a position past 3 (never the forward pass's) drops the window, as hpc_pool_bwd */
+                const __m256 ok = _mm256_and_ps(valid, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(4), a)));
+                const __m256 v = _mm256_and_ps(hpc_relu_grad8(hpc_load8(g + j, m), hpc_load8(y + j, m)), ok);
+                const __m256 nz = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NEQ_UQ);
+                /* tw's offset: o * 240 + dy * 120 + 9 - s, s = 2 px + (a & 1), dy = (a >> 1) & 1 */
+                const __m256i off = _mm256_sub_epi32(
+                    _mm256_add_epi32(_mm256_set1_epi32(o * 240 + 9),
+                                     _mm256_mullo_epi32(_mm256_and_si256(_mm256_srli_epi32(a, 1), _mm256_set1_epi32(1)),
+                                                        _mm256_set1_epi32(120))),
+                    _mm256_add_epi32(_mm256_add_epi32(px, px), _mm256_and_si256(a, _mm256_set1_epi32(1))));
+                const int m0 = _mm256_movemask_ps(_mm256_and_ps(nz, in0));
+                const int m1 = _mm256_movemask_ps(_mm256_and_ps(nz, in1));
+                const __m256i p0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)hpc_pack8[m0]));
+                const __m256i p1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)hpc_pack8[m1]));
+                _mm256_storeu_ps(v0 + n0, _mm256_permutevar8x32_ps(v, p0));
+                _mm256_storeu_si256((__m256i*)(o0 + n0), _mm256_permutevar8x32_epi32(off, p0));
+                _mm256_storeu_ps(v1 + n1, _mm256_permutevar8x32_ps(v, p1));
+                _mm256_storeu_si256((__m256i*)(o1 + n1), _mm256_permutevar8x32_epi32(_mm256_add_epi32(off, _mm256_set1_epi32(8)), p1));
+                n0 += __builtin_popcount((unsigned)m0);
+                n1 += __builtin_popcount((unsigned)m1);
+            }
+            cnt[2 * py] = n0;
+            cnt[2 * py + 1] = n1;
+        }
+        const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32(wd - 8), px);
+        for (int hf = 0; hf < 2; hf++)
+            for (int c = 0; c < cin; c++) {
+                const float* tc = tw + (long)c * cout * 240;
+                __m256 a[14];
+                _Pragma("GCC unroll 14") for (int r = 0; r < 14; r++) a[r] = _mm256_setzero_ps();
+                HPC_DX_ROWS(0, 3);
+                HPC_DX_ROWS(1, 4);
+                HPC_DX_ROWS(2, 5);
+                HPC_DX_ROWS(6, -1);
+                float* d = dx + (long)c * 14 * wd + 8 * hf;
+                if (hf == 0) {
+                    _Pragma("GCC unroll 14") for (int r = 0; r < 14; r++) _mm256_storeu_ps(d + (long)r * wd, a[r]);
+                } else {
+                    _Pragma("GCC unroll 14") for (int r = 0; r < 14; r++) _mm256_maskstore_ps(d + (long)r * wd, tail, a[r]);
+                }
+            }
+    }
+    #undef HPC_DX_ROWS
+    #undef HPC_DX_FMA
+
     /* r[i][j] -> r[j][i] for an 8 x 8 block in registers. */
     static inline void hpc_tr8(__m256 r[8]) {
         __m256 t[8], u[8];
@@ -1462,6 +1618,10 @@ cdef extern from *:
                                int cin, int cout, int h, int wd, float* acc, float* db, int* off,
                                float* val) {}
     static void hpc_dw_pooled_reduce(const float* acc, int cout, int cin, float* dw) {}
+    static void hpc_pack8_init(void) {}
+    static void hpc_dx_pooled14(const float* g, const float* y, const unsigned char* idx, int cin,
+                                int cout, int wd, const float* tw, float* vl, int* ol, int* cnt,
+                                float* dx) {}
     static void hpc_pad_rows(const float* src, int nc, int h, int wd, int pad, float* dst) {}
     static void hpc_pad_rows_u8(const unsigned char* src, int nc, int h, int wd, int pad, float scale,
                                 float* dst) {}
@@ -1501,6 +1661,10 @@ cdef extern from *:
                         int cin, int cout, int h, int wd, float* acc, float* db, int* off,
                         float* val) noexcept nogil
     void hpc_dw_pooled_reduce(const float* acc, int cout, int cin, float* dw) noexcept nogil
+    void hpc_pack8_init() noexcept nogil
+    void hpc_dx_pooled14(const float* g, const float* y, const unsigned char* idx, int cin,
+                         int cout, int wd, const float* tw, float* vl, int* ol, int* cnt,
+                         float* dx) noexcept nogil
     void hpc_pool_fwd(const float* x, long planes, int h, int wd, float* out,
                       unsigned char* idx, int relu) noexcept nogil
     void hpc_pool_bwd(const float* g, const unsigned char* idx, long planes, int ho, int wo,
@@ -1546,6 +1710,10 @@ ISA = "avx512" if HPC_AVX512 else "avx2" if HPC_DIRECT else "portable"
 #: True where conv2d_pool_relu_backward sums dw and db over the nonzero pooling windows only
 #: (hpc_dw_pooled5; the AVX2 build): fewer FLOPs than the dense computation, equal to rounding.
 POOLED_DW = bool(HPC_POOLED_DW)
+#: True where conv2d_pool_relu_backward also sums dx over the nonzero pooling windows only
+#: (hpc_dx_pooled14; the AVX2 build, K = 5, H = 14, even W of 10 to 16): equal to rounding.
+POOLED_DX = bool(HPC_POOLED_DW)
+hpc_pack8_init()
 
 
 ctypedef struct Geom:
@@ -1572,6 +1740,11 @@ ctypedef struct Geom:
     # its accumulators (Cout, Cin, 5, 8) and the list of nonzero windows (offsets, values).
     bint pooled_dw
     Py_ssize_t dpa, dpo, dpv
+    # ... and dx from the same windows (hpc_dx_pooled14: H = 14, W 10 to 16): its weight table
+    # (Cin, Cout, 2, 6, 20) in the shared piece, then per slot the window lists (values, offsets)
+    # and their counts.
+    bint pooled_dx
+    Py_ssize_t dtw, dqv, dqo, dqc
 
 
 cdef inline Py_ssize_t _up16(Py_ssize_t m) noexcept nogil:
@@ -1625,6 +1798,15 @@ cdef Geom _geom(Py_ssize_t cin, Py_ssize_t h, Py_ssize_t w, Py_ssize_t cout,
         g.dpo = g.dpa + _up16(<Py_ssize_t>cout * cin * 40)
         g.dpv = g.dpo + _up16((h // 2) * (w // 2))
         g.dslot = g.dpv + _up16((h // 2) * (w // 2))
+    g.pooled_dx = g.pooled_dw and h == 14 and 10 <= w <= 16
+    g.dtw = g.dqv = g.dqo = g.dqc = 0  # used only with pooled_dx
+    if g.pooled_dx:
+        g.dtw = g.shared
+        g.shared += _up16(<Py_ssize_t>cin * cout * 240)
+        g.dqv = g.dslot
+        g.dqo = g.dqv + _up16(<Py_ssize_t>14 * (cout * (w // 2) + 8))
+        g.dqc = g.dqo + _up16(<Py_ssize_t>14 * (cout * (w // 2) + 8))
+        g.dslot = g.dqc + 16
     g.blanes = cin == 1 and k == 5 and cout % 3 == 0 and cout <= 8 and h % 2 == 0 and w % 2 == 0
     g.dxb = g.ddt = g.dkt = g.dg2 = 0  # used only with blanes
     if g.blanes:
@@ -1875,7 +2057,21 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
     # (8 images at a time on the AVX2 build, cout even there.)
     # The pooled weight gradient (hpc_dw_pooled5) where the build has it, for every image whose x
     # is finite.
-    cdef bint pooled_dw = pooled and g.pooled_dw, sparse = False
+    cdef bint pooled_dw = pooled and g.pooled_dw, sparse = False, sparse_dx = False
+    # dx from the listed windows too (hpc_dx_pooled14) where the build and shape have it and w is
+    # finite (the terms it leaves out are 0 * w), for every image whose dout is finite; its table
+    # tw[c, o, dy, dy + p, 7 + q] = w[o, c, p, q].
+    cdef bint pooled_dx = pooled_dw and want_dx and g.pooled_dx and bool(np.isfinite(w).all())
+    cdef float* tw = wf + g.dtw
+    cdef int dy
+    if pooled_dx:
+        memset(tw, 0, <size_t>g.cin * g.cout * 240 * sizeof(float))
+        for c in range(g.cin):
+            for o in range(g.cout):
+                for dy in range(2):
+                    for p in range(5):
+                        for q in range(5):
+                            tw[(((c * g.cout + o) * 2 + dy) * 6 + dy + p) * 20 + 7 + q] = wv[o, c, p, q]
     cdef bint groups = (pooled and not want_dx and g.blanes and HPC_POOL_SIMD
                         and (HPC_POOL_AVX512 or g.cout % 2 == 0) and not pooled_dw)
     cdef int gsz = 16 if HPC_POOL_AVX512 else 8
@@ -1898,9 +2094,11 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
                                 slot + g.dacc, slot + g.ddb)
         for i in prange(n16, xv.shape[0], schedule="static"):
             sparse = pooled_dw and hpc_finite(&xv[i, 0, 0, 0], <long>g.cin * g.h * g.w)
+            # an inf or NaN v would reach the other lanes of its 8-pixel rows as v * 0
+            sparse_dx = pooled_dx and hpc_finite(&gv[i, 0, 0, 0], <long>g.cout * (g.h // 2) * (g.w // 2))
             if not pooled:
                 gi = &gv[i, 0, 0, 0]
-            elif want_dx or not sparse:
+            elif (want_dx and not sparse_dx) or not sparse:
                 hpc_pool_bwd(&gv[i, 0, 0, 0], &iv[i, 0, 0, 0], g.cout, g.h // 2, g.w // 2,
                              slot + g.dda, &yv[i, 0, 0, 0])
                 gi = slot + g.dda
@@ -1916,7 +2114,11 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
                 hpc_dw_image(slot + g.dxp, gi, slot + g.dacc, g.cin, g.cout, g.h, g.w, g.k)
             if not sparse:
                 hpc_db_image(gi, g.cout, g.h, g.w, slot + g.ddb)
-            if want_dx:
+            if sparse_dx:
+                hpc_dx_pooled14(&gv[i, 0, 0, 0], &yv[i, 0, 0, 0], &iv[i, 0, 0, 0], g.cin, g.cout,
+                                g.w, tw, slot + g.dqv, <int*>(slot + g.dqo), <int*>(slot + g.dqc),
+                                &dxv[i, 0, 0, 0])
+            elif want_dx:
                 hpc_pad_rows(gi, g.cout, g.h, g.w, g.pad, slot + g.dgp)
                 hpc_fwd_planes(slot + g.dgp, g.cout, g.k, wf, NULL, &dxv[i, 0, 0, 0], g.cin, g.h, g.w)
     for t in range(nt):
@@ -2171,8 +2373,9 @@ def conv2d_pool_relu_backward(x, w, out, idx, dout, dx, dw, db, work, int nthrea
     :data:`FUSED`, each image's pre-pool gradient is built in the thread's scratch and never
     goes to memory.  Where :data:`POOLED_DW` (AVX2 build, K = 5, Cin > 1), dw and db of an image
     with a finite x are summed over its pooling windows with a nonzero gradient only (the other
-    terms are exact zeros; module docstring): equal to rounding.  Raises ValueError for a bad
-    argument.
+    terms are exact zeros; module docstring): equal to rounding.  Where :data:`POOLED_DX` (the
+    same, H = 14, even W of 10 to 16), so is dx of an image with a finite dout, if w is finite.
+    Raises ValueError for a bad argument.
     """
     n, cin, h, wd, cout, k = _check_fused(x, w, out, idx, work, nthreads, False)
     _checked(dout, "dout", np.float32, out.shape)

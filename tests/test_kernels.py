@@ -180,12 +180,16 @@ def test_conv2d_pool_relu_backward_drops_a_pooling_position_past_3(rng, cin):
 # forward), on 20-pixel rows (two blocks of 14 that overlap) and 28-pixel rows (two channel
 # blocks); Cout = 12 on rows of three 16-wide chunks.  The AVX2 channel-lane forward's strips of
 # 5 pixels end in one of 4 that overlaps the one before by 1 (16-pixel rows), 3 (18, 28) or not
-# at all (14, 24), or in none (20).
+# at all (14, 24), or in none (20).  The AVX2 build's dx from the pooled gradient holds 14-row
+# images in registers, a half row at a time: rows of 10, 12 and 16 pixels (a last half of 2, 4 and
+# 8), and of 18 (the dense dx).
 @pytest.mark.parametrize("n, cin, cout, h, wd, k", [(3, 2, 3, 6, 8, 3), (2, 3, 32, 6, 10, 5),
                                                     (2, 3, 16, 4, 20, 5), (1, 2, 32, 2, 28, 5),
                                                     (3, 2, 12, 8, 34, 5), (1, 5, 4, 2, 2, 1),
                                                     (33, 1, 3, 8, 12, 5), (2, 3, 16, 4, 16, 5),
-                                                    (1, 2, 16, 6, 18, 5), (2, 2, 16, 2, 24, 5)])
+                                                    (1, 2, 16, 6, 18, 5), (2, 2, 16, 2, 24, 5),
+                                                    (3, 3, 5, 14, 10, 5), (2, 4, 7, 14, 12, 5),
+                                                    (2, 2, 16, 14, 16, 5), (1, 3, 4, 14, 18, 5)])
 def test_conv2d_pool_relu_other_shapes_match_reference(rng, n, cin, cout, h, wd, k):
     x, w = randn(rng, n, cin, h, wd), randn(rng, cout, cin, k, k) * 0.2
     b, dout = randn(rng, cout), randn(rng, n, cout, h // 2, wd // 2)

@@ -16,13 +16,15 @@ took different paths reports ``"mixed"``.  ``CONV_POOL_FUSED`` says whether
 convolution and vector pooling) or run the separate kernels over the batch.
 ``CONV_POOLED_DW`` says whether ``conv2d_pool_relu_backward`` sums the weight gradient over
 the pooling windows with a nonzero gradient only (the AVX2 build): fewer FLOPs than the dense
-computation that :mod:`hpclars.bench` counts.
+computation that :mod:`hpclars.bench` counts.  ``CONV_POOLED_DX``: its dx too (the AVX2 build,
+14-row inputs such as LeNet's conv2).
 """
 
 try:
     from .conv import ISA as _CONV_ISA
     from .conv import FUSED as CONV_POOL_FUSED
     from .conv import POOLED_DW as CONV_POOLED_DW
+    from .conv import POOLED_DX as CONV_POOLED_DX
     from .conv import conv2d_backward, conv2d_forward, conv2d_work_size
     from .conv import conv2d_pool_relu_backward, conv2d_pool_relu_forward, conv2d_pool_relu_work_size
     from .dense import dense_backward, dense_forward
@@ -46,7 +48,7 @@ __all__ = [
     "KERNEL_PATH",
     "conv2d_forward", "conv2d_backward", "conv2d_work_size",
     "conv2d_pool_relu_forward", "conv2d_pool_relu_backward", "conv2d_pool_relu_work_size",
-    "CONV_POOL_FUSED", "CONV_POOLED_DW",
+    "CONV_POOL_FUSED", "CONV_POOLED_DW", "CONV_POOLED_DX",
     "maxpool2_forward", "maxpool2_backward",
     "relu_forward", "relu_backward",
     "dense_forward", "dense_backward",
