@@ -45,25 +45,28 @@ Where the compiler targets AVX2 + FMA but not AVX-512 (``-march=native`` on AMD 
 Intel Haswell to Comet Lake; ``HPCLARS_MARCH=haswell``): the same direct convolution, fused
 conv -> pool -> ReLU and pooling (kernels/hpc_pool.h) with 8-lane vectors and AVX2's 16
 registers: forward blocks of two rows by 6 channels (then 4, 2, 1), dw by 2 channels x 5 taps,
-conv2's dw and fused forward with 8 output channels per vector, conv1's fused backward 8 images
-at a time (``hpc_bwd1_group8``) and its fused forward too (``hpc_fwd1_group8``, 3 channels x a
-2 x 2 pooling window in 12 accumulators, pooled in registers; 0.90 against 1.41 ms per 256
-images, min of 100, BENCHMARKS.md session 15).  A training step ran 3.7x as fast as on the
+conv2's dw and fused forward with 8 output channels per vector, conv1's fused forward 8 images
+at a time (``hpc_fwd1_group8``, 3 channels x a 2 x 2 pooling window in 12 accumulators, pooled
+in registers; 0.90 against 1.41 ms per 256 images, min of 100, BENCHMARKS.md session 15).  A training step ran 3.7x as fast as on the
 im2col path below, evaluation 4.4x (AMD EPYC Zen 3, 2026-12-01, BENCHMARKS.md session 14).  The sums run in other orders than the AVX-512 kernels', so the two
 builds agree to rounding, not bit for bit.
 
-The AVX2 build's fused backward pass of a multi-channel input (conv2) takes dw and db from the
+The AVX2 build's fused backward passes (conv1's and conv2's) take dw and db from the
 pooled gradient (``hpc_dw_pooled5``, :data:`POOLED_DW`), not from the pre-pool gradient: the max
 pool's backward pass puts each window's gradient at its recorded position and exact zeros at the
 other three, and the ReLU's zeroes the windows it switched off, so of the dense sum's terms at
 least 3 in 4 are 0 * x.  Per output channel, the windows with a nonzero ``dout * (y > 0)`` are
-listed, then each feeds 5 FMAs per input channel (the 5 taps of a kernel row in the lanes of one
-load).  The terms left out are exact zeros only where x is finite (0 * inf is NaN), so an image
+listed (8 at a time, with a left-packing permutation: no branch on the data), then each feeds 5
+FMAs per input channel (the 5 taps of a kernel row in the lanes of one load; for conv1's one input
+channel, two output channels' lists are interleaved so that 10 accumulators advance, not 5).  The terms left out are exact zeros only where x is finite (0 * inf is NaN), so an image
 with an inf or NaN pixel takes the dense path.  The sums run in another order than the dense
 kernels': the gradients agree to rounding.  conv2's backward pass without dx 2.89-3.42 ms ->
 1.89-2.30 ms (one 2.62) per 256 images (min of 40, 8 alternating pairs), the training step 1.05-1.13x with
 session 17's other changes (minima; AMD EPYC Zen 3, 2026-12-01, BENCHMARKS.md session 17).  In
-real training 68-85% of conv2's windows carry a gradient: about 18% of the dense FLOPs.
+real training 68-85% of conv2's windows carry a gradient: about 18% of the dense FLOPs.  Session
+18 listed the windows 8 at a time (session 17's scalar listing had made conv1's backward pass
+slower this way) and moved conv1 onto this path: conv1's backward pass 0.86-1.14 -> 0.56-0.60 ms per
+256 images (min of 100, alternating; 62% of conv1's windows carry a gradient in real training).
 ``bench``'s GFLOP/s stay those of the dense computation (model FLOPs) per second.
 
 Its dx comes from the same windows (``hpc_dx_pooled14``, :data:`POOLED_DX`; 14-row images of 10
@@ -756,16 +759,14 @@ cdef extern from *:
     #define HPC_POOLED_DW 0
     static int hpc_finite(const float* x, long n) { return 1; }
     static void hpc_dw_pooled5(const float* xp, const float* g, const float* y, const unsigned char* idx,
-                               int cin, int cout, int h, int wd, float* acc, float* db, int* off,
-                               float* val) {}
+                               int cin, int cout, int h, int wd, float* acc, float* db, const int* base,
+                               int* off, float* val) {}
+    static void hpc_window_base(int* base, int ho, int wo, int wp) {}
     static void hpc_dw_pooled_reduce(const float* acc, int cout, int cin, float* dw) {}
     static void hpc_pack8_init(void) {}
     static void hpc_dx_pooled14(const float* g, const float* y, const unsigned char* idx, int cin,
                                 int cout, int wd, const float* tw, float* vl, int* ol, int* cnt,
                                 float* dx) {}
-    static void hpc_bwd1_group8(const float* x, const float* dout, const float* y,
-                                const unsigned char* idx, int cout, int h, int wd, float* xb,
-                                float* dt, float* kt, float* g2, float* acc16, float* db) {}
     static void hpc_fwd1_group8(const float* x, const unsigned char* x8, float scale, const float* w,
                                 const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
                                 float* xb, float* pool, unsigned char* pidx) {}
@@ -794,7 +795,8 @@ cdef extern from *:
        per-image calls on LeNet's small matrices ran at 4-17 GFLOP/s (AMD EPYC, 2026-12-01).  The
        fused conv -> pool -> ReLU blocks keep each image's pre-pool map in cache as on AVX-512 (with
        hpc_pool.h's 8-lane pooling).  Of the kernels above with the images in the lanes, conv1's
-       passes have 8-image versions here (hpc_bwd1_group8, hpc_fwd1_group8). */
+       forward pass has an 8-image version here (hpc_fwd1_group8); its backward pass takes the
+       pooled weight gradient (hpc_dw_pooled5), as conv2's. */
     #include <immintrin.h>
     #define HPC_DIRECT 1
     #define HPC_AVX512 0
@@ -1094,6 +1096,56 @@ cdef extern from *:
         return _mm256_movemask_ps(bad) == 0;
     }
 
+    /* Left-packing permutations: hpc_pack8[m] lists the set bits of m (0-255) in order, padded
+       with 0s; filled once by hpc_pack8_init (module import). */
+    static unsigned char hpc_pack8[256][8];
+    static void hpc_pack8_init(void) {
+        for (int m = 0; m < 256; m++) {
+            int n = 0;
+            memset(hpc_pack8[m], 0, 8);
+            for (int j = 0; j < 8; j++)
+                if (m >> j & 1) hpc_pack8[m][n++] = (unsigned char)j;
+        }
+    }
+
+    /* base[j] = 2 (j / wo) wp + 2 (j % wo): window j's top-left pixel in a padded plane of width wp
+       (before the padding's offset: tap 0 of a pad-2, k = 5 kernel), j < ho * wo. */
+    static void hpc_window_base(int* base, int ho, int wo, int wp) {
+        for (int r = 0; r < ho; r++)
+            for (int ss = 0; ss < wo; ss++) base[r * wo + ss] = 2 * r * wp + 2 * ss;
+    }
+
+    /* One output channel's windows with a nonzero v = g * (y > 0) (0 for a position past 3, never
+       the forward pass's, as hpc_pool_bwd), in window order, 8 windows at a time with a
+       left-packing permutation (no branch on the data; NaN and inf are kept): val their v, off
+       the padded plane's offset of their recorded position (base[j] + dy wp + dx).  Returns their
+       count; *db += the sum of all the v.  off, val: room for hw2 + 8 entries. */
+    static inline int hpc_list_windows(const float* go, const float* yo, const unsigned char* io,
+                                       long hw2, int wp, const int* base, int* off, float* val,
+                                       float* db) {
+        __m256 sdb = _mm256_setzero_ps();
+        int n = 0;
+        for (long j0 = 0; j0 < hw2; j0 += 8) {
+            const int m = hw2 - j0 < 8 ? (int)(hw2 - j0) : 8;  /* tail lanes: v 0, not listed */
+            const __m256i a = _mm256_cvtepu8_epi32(hpc_load_bytes8(io + j0, m));
+            const __m256 ok = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(4), a));
+            const __m256 v = _mm256_and_ps(hpc_relu_grad8(hpc_load8(go + j0, m), hpc_load8(yo + j0, m)), ok);
+            sdb = _mm256_add_ps(sdb, v);
+            const __m256i o8 = _mm256_add_epi32(
+                _mm256_add_epi32(_mm256_loadu_si256((const __m256i*)(base + j0)),
+                                 _mm256_mullo_epi32(_mm256_and_si256(_mm256_srli_epi32(a, 1), _mm256_set1_epi32(1)),
+                                                    _mm256_set1_epi32(wp))),
+                _mm256_and_si256(a, _mm256_set1_epi32(1)));
+            const int mk = _mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NEQ_UQ));
+            const __m256i pk = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)hpc_pack8[mk]));
+            _mm256_storeu_ps(val + n, _mm256_permutevar8x32_ps(v, pk));
+            _mm256_storeu_si256((__m256i*)(off + n), _mm256_permutevar8x32_epi32(o8, pk));
+            n += __builtin_popcount((unsigned)mk);
+        }
+        *db += hpc_sum8(sdb);
+        return n;
+    }
+
     /* CC input channels (from c0) of hpc_dw_pooled5 for one output channel: acc[c][p][0:8] +=
        val[e] * xp[c, off[e] + p * wp + (0:8)] over the n entries, 5 x CC accumulators. */
     static inline __attribute__((always_inline)) void hpc_dw_pooled_cc(
@@ -1113,6 +1165,45 @@ cdef extern from *:
         _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++) _mm256_storeu_ps(acc + (c * 5 + p) * 8, a[c][p]);
     }
 
+    /* One input channel (conv1), two output channels' lists at once: accA[p] += valA[e] * xp[offA[e]
+       + p wp + (0:8)], accB likewise, the two lists' entries interleaved so that 10 accumulators
+       advance instead of 5 (which wait on the FMA's latency); each sum keeps its entries' order. */
+    static void hpc_dw_pooled_oo(const float* xp, int wp, const int* offA, const float* valA, int nA,
+                                 const int* offB, const float* valB, int nB, float* accA, float* accB) {
+        __m256 a[5], b[5];
+        _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++) {
+            a[p] = _mm256_loadu_ps(accA + p * 8);
+            b[p] = _mm256_loadu_ps(accB + p * 8);
+        }
+        const int nm = nA < nB ? nA : nB;
+        int e = 0;
+        for (; e < nm; e++) {
+            const __m256 ga = _mm256_set1_ps(valA[e]), gb = _mm256_set1_ps(valB[e]);
+            const float* xa = xp + offA[e];
+            const float* xb = xp + offB[e];
+            _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++) {
+                a[p] = _mm256_fmadd_ps(ga, _mm256_loadu_ps(xa + (long)p * wp), a[p]);
+                b[p] = _mm256_fmadd_ps(gb, _mm256_loadu_ps(xb + (long)p * wp), b[p]);
+            }
+        }
+        for (int f = e; f < nA; f++) {
+            const __m256 ga = _mm256_set1_ps(valA[f]);
+            const float* xa = xp + offA[f];
+            _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++)
+                a[p] = _mm256_fmadd_ps(ga, _mm256_loadu_ps(xa + (long)p * wp), a[p]);
+        }
+        for (int f = e; f < nB; f++) {
+            const __m256 gb = _mm256_set1_ps(valB[f]);
+            const float* xb = xp + offB[f];
+            _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++)
+                b[p] = _mm256_fmadd_ps(gb, _mm256_loadu_ps(xb + (long)p * wp), b[p]);
+        }
+        _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++) {
+            _mm256_storeu_ps(accA + p * 8, a[p]);
+            _mm256_storeu_ps(accB + p * 8, b[p]);
+        }
+    }
+
     /* The weight and bias gradients of conv (k = 5) -> 2 x 2 max pool -> ReLU for one image from
        the pooled gradient g, the ReLU's pooled output y and the pooling positions idx (cout, h/2,
        wd/2 each), without the pre-pool gradient: of a window's 4 pre-pool gradients only the one at
@@ -1123,44 +1214,39 @@ cdef extern from *:
        left out being exact zeros (0 * x, x finite: the caller checks x with hpc_finite and takes the
        dense path otherwise, where 0 * inf gives NaN).  The dense kernels (the direct convolution over
        the pre-pool gradient) spend at least 3 of every 4 FMAs on those zeros.
-       Per output channel the nonzero windows are listed first (off: their tap-0 offset in the
-       padded plane, val: v; n += (v != 0) without a branch, so NaN and inf are kept), then each
-       list entry feeds 5 FMAs per input channel with the 5 taps q in the lanes of one load (lanes
-       5-7 read the row's next pixels, the padding or, past the last plane, the buffer's zeroed
-       16-float tail: finite, never used).  acc: (cout, cin, 5, 8) floats, added to (the terms of
-       each sum in window order, which the dense sum does not keep: float32 rounding differs);
-       db[o] += the sum of the v.  xp: the image's zero-padded planes (hpc_pad_rows, pad 2, plus
-       the 16-float tail); off, val: scratch for h*wd/4 entries each. */
+       Per output channel the nonzero windows are listed first (hpc_list_windows), then each list
+       entry feeds 5 FMAs per input channel with the 5 taps q in the lanes of one load (lanes 5-7
+       read the row's next pixels, the padding or, past the last plane, the buffer's zeroed
+       16-float tail: finite, never used); with one input channel two output channels' lists go
+       together (hpc_dw_pooled_oo).  acc: (cout, cin, 5, 8) floats, added to (the terms of each sum
+       in window order, which the dense sum does not keep: float32 rounding differs); db[o] += the
+       sum of the v.  xp: the image's zero-padded planes (hpc_pad_rows, pad 2, plus the 16-float
+       tail); base: hpc_window_base's table; off, val: scratch for 2 (h*wd/4 + 8) entries each. */
     static void hpc_dw_pooled5(const float* xp, const float* g, const float* y, const unsigned char* idx,
-                               int cin, int cout, int h, int wd, float* acc, float* db, int* off,
-                               float* val) {
+                               int cin, int cout, int h, int wd, float* acc, float* db, const int* base,
+                               int* off, float* val) {
         const int wp = wd + 4, ho = h / 2, wo = wd / 2;
-        const long plane = (long)(h + 4) * wp, hw2 = (long)ho * wo;
-        for (int o = 0; o < cout; o++) {
-            const float* go = g + o * hw2;
-            const float* yo = y + o * hw2;
-            const unsigned char* io = idx + o * hw2;
-            __m256 sdb = _mm256_setzero_ps();
-            for (long j0 = 0; j0 < hw2; j0 += 8) {  /* v for 8 windows (tail lanes 0: not listed) */
-                const int m = hw2 - j0 < 8 ? (int)(hw2 - j0) : 8;
-                /* a position past 3 (never the forward pass's) drops the window, as hpc_pool_bwd */
-                const __m256 ok = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
-                    _mm256_set1_epi32(4), _mm256_cvtepu8_epi32(hpc_load_bytes8(io + j0, m))));
-                const __m256 v = _mm256_and_ps(hpc_relu_grad8(hpc_load8(go + j0, m), hpc_load8(yo + j0, m)), ok);
-                sdb = _mm256_add_ps(sdb, v);
-                _mm256_storeu_ps(val + j0, v);
+        const long plane = (long)(h + 4) * wp, hw2 = (long)ho * wo, room = hw2 + 8;
+        if (cin == 1) {
+            int o = 0;
+            for (; o + 2 <= cout; o += 2) {
+                const int nA = hpc_list_windows(g + o * hw2, y + o * hw2, idx + o * hw2, hw2, wp, base,
+                                                off, val, db + o);
+                const int nB = hpc_list_windows(g + (o + 1) * hw2, y + (o + 1) * hw2, idx + (o + 1) * hw2,
+                                                hw2, wp, base, off + room, val + room, db + o + 1);
+                hpc_dw_pooled_oo(xp, wp, off, val, nA, off + room, val + room, nB, acc + (long)o * 40,
+                                 acc + (long)(o + 1) * 40);
             }
-            db[o] += hpc_sum8(sdb);
-            int n = 0;
-            for (int r = 0; r < ho; r++)
-                for (int ss = 0; ss < wo; ss++) {
-                    const long j = (long)r * wo + ss;
-                    const float v = val[j];
-                    const int a = io[j];
-                    val[n] = v;  /* n <= j: the entry is read before any later write reaches it */
-                    off[n] = (2 * r + ((a >> 1) & 1)) * wp + 2 * ss + (a & 1);
-                    n += !(v == 0.0f);  /* 0 for a position past 3: masked out above */
-                }
+            if (o < cout) {
+                const int n = hpc_list_windows(g + o * hw2, y + o * hw2, idx + o * hw2, hw2, wp, base,
+                                               off, val, db + o);
+                hpc_dw_pooled_cc(xp, plane, wp, off, val, n, acc + (long)o * 40, 1);
+            }
+            return;
+        }
+        for (int o = 0; o < cout; o++) {
+            const int n = hpc_list_windows(g + o * hw2, y + o * hw2, idx + o * hw2, hw2, wp, base, off,
+                                           val, db + o);
             float* ao = acc + (long)o * cin * 40;
             int c = 0;
             for (; c + 2 <= cin; c += 2) hpc_dw_pooled_cc(xp + c * plane, plane, wp, off, val, n, ao + c * 40, 2);
@@ -1172,18 +1258,6 @@ cdef extern from *:
     static void hpc_dw_pooled_reduce(const float* acc, int cout, int cin, float* dw) {
         for (long j = 0; j < (long)cout * cin * 5; j++)
             for (int q = 0; q < 5; q++) dw[j * 5 + q] += acc[j * 8 + q];
-    }
-
-    /* Left-packing permutations: hpc_pack8[m] lists the set bits of m (0-255) in order, padded
-       with 0s; filled once by hpc_pack8_init (module import). */
-    static unsigned char hpc_pack8[256][8];
-    static void hpc_pack8_init(void) {
-        for (int m = 0; m < 256; m++) {
-            int n = 0;
-            memset(hpc_pack8[m], 0, 8);
-            for (int j = 0; j < 8; j++)
-                if (m >> j & 1) hpc_pack8[m][n++] = (unsigned char)j;
-        }
     }
 
     /* The entries of the pooled rows PA and PB (compile-time; PB = -1: none, else rows 2 PA - 2 ..
@@ -1517,86 +1591,6 @@ cdef extern from *:
         }
     }
 
-    /* The backward pass of conv (1 input channel, k = 5, cout even up to 8, h and wd even) -> 2x2
-       max pooling -> ReLU for 8 images at once, the images in the 8 lanes, as the AVX-512
-       hpc_bwd1_group16 with 8-float vectors: per pixel of a row, one input load and 2 gradient loads
-       feed 10 FMAs (2 channels x the 5 taps of a kernel row; the lanes-along-rows dw kernel gets
-       10 per 7 loads and leaves 4 of every 32 lanes idle on 28-pixel rows).  x, dout, y, idx point
-       at the first of the 8 images.  Scratch as hpc_bwd1_group16's (vectors of 8 floats here):
-       xb, (h + 4) x (wd + 4) pixel vectors whose border is zero; dt and kt, cout*h*wd/4 vectors
-       each; g2, 2*cout*wd vectors.  Adds to acc16[o, p, q, 0:8] (summed over the lanes later, as
-       hpc_dw_image's) and to db[o]. */
-    static void hpc_bwd1_group8(const float* x, const float* dout, const float* y,
-                                const unsigned char* idx, int cout, int h, int wd, float* xb,
-                                float* dt, float* kt, float* g2, float* acc16, float* db) {
-        const int wp = wd + 4, ho = h / 2, wo = wd / 2;
-        const long pf = (long)cout * ho * wo;
-        const __m256 zero = _mm256_setzero_ps();
-        __m256 r[8], k[8];
-        hpc_pixels8(x, NULL, 1.0f, h, wd, xb);  /* the 8 images' pixels, as pixel vectors */
-        /* the pooled gradient times the ReLU's (dout * (y > 0), a product as hpc_pool_bwd's) and
-           the pooling positions, transposed */
-        for (long b0 = 0; b0 < pf; b0 += 8) {
-            const int n = pf - b0 < 8 ? (int)(pf - b0) : 8;
-            for (int i = 0; i < 8; i++) {
-                r[i] = hpc_relu_grad8(hpc_load8(dout + i * pf + b0, n), hpc_load8(y + i * pf + b0, n));
-                k[i] = _mm256_castsi256_ps(_mm256_cvtepu8_epi32(hpc_load_bytes8(idx + i * pf + b0, n)));
-            }
-            hpc_tr8(r);
-            hpc_tr8(k);
-            for (int j = 0; j < n; j++) {
-                _mm256_storeu_ps(dt + (b0 + j) * 8, r[j]);
-                _mm256_storeu_ps(kt + (b0 + j) * 8, k[j]);
-            }
-        }
-        __m256 sdb[8];
-        for (int o = 0; o < cout; o++) sdb[o] = zero;
-        for (int rr = 0; rr < ho; rr++) {
-            /* the pooled row's two pre-pool rows' gradient into g2 (the pooled gradient at each
-               window's pooled position, 0 at the other three) */
-            for (int o = 0; o < cout; o++)
-                for (int ss = 0; ss < wo; ss++) {
-                    const long f = ((long)o * ho + rr) * wo + ss;
-                    const __m256 d = _mm256_loadu_ps(dt + f * 8);
-                    sdb[o] = _mm256_add_ps(sdb[o], d);
-                    const __m256i a = _mm256_castps_si256(_mm256_loadu_ps(kt + f * 8));
-                    float* g0 = g2 + ((long)o * 2 * wd + 2 * ss) * 8;
-                    for (int pos = 0; pos < 4; pos++) {
-                        const __m256 at = _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, _mm256_set1_epi32(pos)));
-                        _mm256_storeu_ps(g0 + ((pos >> 1) * wd + (pos & 1)) * 8, _mm256_and_ps(at, d));
-                    }
-                }
-            for (int dy = 0; dy < 2; dy++)
-                for (int o0 = 0; o0 < cout; o0 += 2)
-                    for (int p = 0; p < 5; p++) {
-                        float* ac = acc16 + ((long)o0 * 25 + p * 5) * 16;
-                        const float* xr = xb + (long)(2 * rr + dy + p) * wp * 8;
-                        const float* gr = g2 + ((long)o0 * 2 + dy) * wd * 8;
-                        __m256 acc[2][5];
-                        for (int o = 0; o < 2; o++)
-                            for (int q = 0; q < 5; q++)
-                                acc[o][q] = _mm256_loadu_ps(ac + (o * 25 + q) * 16);
-                        __m256 x0 = _mm256_loadu_ps(xr), x1 = _mm256_loadu_ps(xr + 8),
-                               x2 = _mm256_loadu_ps(xr + 16), x3 = _mm256_loadu_ps(xr + 24);
-                        for (int u = 0; u < wd; u++) {
-                            const __m256 x4 = _mm256_loadu_ps(xr + (u + 4) * 8);
-                            for (int o = 0; o < 2; o++) {
-                                const __m256 gv = _mm256_loadu_ps(gr + ((long)o * 2 * wd + u) * 8);
-                                acc[o][0] = _mm256_fmadd_ps(gv, x0, acc[o][0]);
-                                acc[o][1] = _mm256_fmadd_ps(gv, x1, acc[o][1]);
-                                acc[o][2] = _mm256_fmadd_ps(gv, x2, acc[o][2]);
-                                acc[o][3] = _mm256_fmadd_ps(gv, x3, acc[o][3]);
-                                acc[o][4] = _mm256_fmadd_ps(gv, x4, acc[o][4]);
-                            }
-                            x0 = x1; x1 = x2; x2 = x3; x3 = x4;
-                        }
-                        for (int o = 0; o < 2; o++)
-                            for (int q = 0; q < 5; q++)
-                                _mm256_storeu_ps(ac + (o * 25 + q) * 16, acc[o][q]);
-                    }
-        }
-        for (int o = 0; o < cout; o++) db[o] += hpc_sum8(sdb[o]);
-    }
 
     /* AVX-512 only; never called here (HPC_POOL_AVX512 is 0). */
     static void hpc_bwd1_group16(const float* x, const float* dout, const float* y,
@@ -1615,8 +1609,9 @@ cdef extern from *:
     #define HPC_POOLED_DW 0
     static int hpc_finite(const float* x, long n) { return 1; }
     static void hpc_dw_pooled5(const float* xp, const float* g, const float* y, const unsigned char* idx,
-                               int cin, int cout, int h, int wd, float* acc, float* db, int* off,
-                               float* val) {}
+                               int cin, int cout, int h, int wd, float* acc, float* db, const int* base,
+                               int* off, float* val) {}
+    static void hpc_window_base(int* base, int ho, int wo, int wp) {}
     static void hpc_dw_pooled_reduce(const float* acc, int cout, int cin, float* dw) {}
     static void hpc_pack8_init(void) {}
     static void hpc_dx_pooled14(const float* g, const float* y, const unsigned char* idx, int cin,
@@ -1639,9 +1634,6 @@ cdef extern from *:
     static void hpc_bwd1_group16(const float* x, const float* dout, const float* y,
                                  const unsigned char* idx, int cout, int h, int wd, float* xb,
                                  float* dt, float* kt, float* g2, float* acc16, float* db) {}
-    static void hpc_bwd1_group8(const float* x, const float* dout, const float* y,
-                                const unsigned char* idx, int cout, int h, int wd, float* xb,
-                                float* dt, float* kt, float* g2, float* acc16, float* db) {}
     static void hpc_fwd1_group8(const float* x, const unsigned char* x8, float scale, const float* w,
                                 const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
                                 float* xb, float* pool, unsigned char* pidx) {}
@@ -1658,8 +1650,9 @@ cdef extern from *:
     int HPC_POOLED_DW
     int hpc_finite(const float* x, long n) noexcept nogil
     void hpc_dw_pooled5(const float* xp, const float* g, const float* y, const unsigned char* idx,
-                        int cin, int cout, int h, int wd, float* acc, float* db, int* off,
-                        float* val) noexcept nogil
+                        int cin, int cout, int h, int wd, float* acc, float* db, const int* base,
+                        int* off, float* val) noexcept nogil
+    void hpc_window_base(int* base, int ho, int wo, int wp) noexcept nogil
     void hpc_dw_pooled_reduce(const float* acc, int cout, int cin, float* dw) noexcept nogil
     void hpc_pack8_init() noexcept nogil
     void hpc_dx_pooled14(const float* g, const float* y, const unsigned char* idx, int cin,
@@ -1688,9 +1681,6 @@ cdef extern from *:
     void hpc_bwd1_group16(const float* x, const float* dout, const float* y,
                           const unsigned char* idx, int cout, int h, int wd, float* xb, float* dt,
                           float* kt, float* g2, float* acc16, float* db) noexcept nogil
-    void hpc_bwd1_group8(const float* x, const float* dout, const float* y,
-                         const unsigned char* idx, int cout, int h, int wd, float* xb, float* dt,
-                         float* kt, float* g2, float* acc16, float* db) noexcept nogil
     void hpc_fwd1_group16(const float* x, const unsigned char* x8, float scale, const float* w,
                           const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
                           float* xb, float* pool, unsigned char* pidx) noexcept nogil
@@ -1739,7 +1729,7 @@ ctypedef struct Geom:
     # Direct path, the pooled weight gradient (hpc_dw_pooled5: AVX2 build, K = 5, H and W even):
     # its accumulators (Cout, Cin, 5, 8) and the list of nonzero windows (offsets, values).
     bint pooled_dw
-    Py_ssize_t dpa, dpo, dpv
+    Py_ssize_t dpa, dpo, dpv, dpb
     # ... and dx from the same windows (hpc_dx_pooled14: H = 14, W 10 to 16): its weight table
     # (Cin, Cout, 2, 6, 20) in the shared piece, then per slot the window lists (values, offsets)
     # and their counts.
@@ -1789,15 +1779,18 @@ cdef Geom _geom(Py_ssize_t cin, Py_ssize_t h, Py_ssize_t w, Py_ssize_t cout,
         g.ddb = g.dacc + <Py_ssize_t>cout * g.ckk * 16
     g.dda = g.ddb + _up16(cout)
     g.dslot = g.dda + _up16(<Py_ssize_t>cout * h * w)
-    # Not for one input channel (conv1): its 25 FMAs per window do not pay for listing the windows
-    # (0.95-1.42 ms per 256 images against 1.03-1.13 for the 8-image groups, AMD EPYC, 2026-12-01).
-    g.pooled_dw = HPC_POOLED_DW and k == 5 and h % 2 == 0 and w % 2 == 0 and cin > 1
-    g.dpa = g.dpo = g.dpv = 0  # used only with pooled_dw
+    # Also for one input channel (conv1), two output channels' windows at a time: with the windows
+    # listed 8 at a time (hpc_list_windows) its backward pass took 0.56-0.60 ms per 256 images
+    # against 0.86-1.14 for the 8 images in the lanes it replaced (hpc_bwd1_group8, removed; min of
+    # 100, alternating, AMD EPYC, 2026-12-01; session 17's scalar listing had been slower).
+    g.pooled_dw = HPC_POOLED_DW and k == 5 and h % 2 == 0 and w % 2 == 0
+    g.dpa = g.dpo = g.dpv = g.dpb = 0  # used only with pooled_dw
     if g.pooled_dw:
         g.dpa = g.dslot
         g.dpo = g.dpa + _up16(<Py_ssize_t>cout * cin * 40)
-        g.dpv = g.dpo + _up16((h // 2) * (w // 2))
-        g.dslot = g.dpv + _up16((h // 2) * (w // 2))
+        g.dpv = g.dpo + 2 * _up16((h // 2) * (w // 2) + 8)
+        g.dpb = g.dpv + 2 * _up16((h // 2) * (w // 2) + 8)
+        g.dslot = g.dpb + _up16((h // 2) * (w // 2) + 8)
     g.pooled_dx = g.pooled_dw and h == 14 and 10 <= w <= 16
     g.dtw = g.dqv = g.dqo = g.dqc = 0  # used only with pooled_dx
     if g.pooled_dx:
@@ -2052,11 +2045,10 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
     # still adds nothing in the reduction below.
     for t in range(nt):
         memset(wf + g.shared + t * g.dslot + g.dacc, 0, (g.dslot - g.dacc) * sizeof(float))
-    # conv1's fused backward (one input channel, no dx): 16 images at a time with the images in
-    # the lanes, the rest image by image.  The zeroing above left the padded grid's border zero.
-    # (8 images at a time on the AVX2 build, cout even there.)
-    # The pooled weight gradient (hpc_dw_pooled5) where the build has it, for every image whose x
-    # is finite.
+    # conv1's fused backward (one input channel, no dx) on the AVX-512 build: 16 images at a time
+    # with the images in the lanes, the rest image by image.  The zeroing above left the padded
+    # grid's border zero.  The pooled weight gradient (hpc_dw_pooled5) where the build has it
+    # (AVX2: conv1 and conv2), for every image whose x is finite.
     cdef bint pooled_dw = pooled and g.pooled_dw, sparse = False, sparse_dx = False
     # dx from the listed windows too (hpc_dx_pooled14) where the build and shape have it and w is
     # finite (the terms it leaves out are 0 * w), for every image whose dout is finite; its table
@@ -2072,9 +2064,8 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
                     for p in range(5):
                         for q in range(5):
                             tw[(((c * g.cout + o) * 2 + dy) * 6 + dy + p) * 20 + 7 + q] = wv[o, c, p, q]
-    cdef bint groups = (pooled and not want_dx and g.blanes and HPC_POOL_SIMD
-                        and (HPC_POOL_AVX512 or g.cout % 2 == 0) and not pooled_dw)
-    cdef int gsz = 16 if HPC_POOL_AVX512 else 8
+    cdef bint groups = pooled and not want_dx and g.blanes and HPC_POOL_AVX512 and not pooled_dw
+    cdef int gsz = 16
     cdef Py_ssize_t i0, grp, n16 = (xv.shape[0] // gsz) * gsz if groups else 0
     with nogil, parallel(num_threads=nt):
         t = threadid()
@@ -2082,16 +2073,13 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
         hpc_pad_zero(g.cin, g.h, g.w, g.pad, slot + g.dxp)
         if want_dx:
             hpc_pad_zero(g.cout, g.h, g.w, g.pad, slot + g.dgp)
+        if pooled_dw:
+            hpc_window_base(<int*>(slot + g.dpb), g.h // 2, g.w // 2, g.wp)
         for grp in prange(n16 // gsz, schedule="static"):
             i0 = grp * gsz
-            if HPC_POOL_AVX512:
-                hpc_bwd1_group16(&xv[i0, 0, 0, 0], &gv[i0, 0, 0, 0], &yv[i0, 0, 0, 0], &iv[i0, 0, 0, 0],
-                                 g.cout, g.h, g.w, slot + g.dxb, slot + g.ddt, slot + g.dkt, slot + g.dg2,
-                                 slot + g.dacc, slot + g.ddb)
-            else:
-                hpc_bwd1_group8(&xv[i0, 0, 0, 0], &gv[i0, 0, 0, 0], &yv[i0, 0, 0, 0], &iv[i0, 0, 0, 0],
-                                g.cout, g.h, g.w, slot + g.dxb, slot + g.ddt, slot + g.dkt, slot + g.dg2,
-                                slot + g.dacc, slot + g.ddb)
+            hpc_bwd1_group16(&xv[i0, 0, 0, 0], &gv[i0, 0, 0, 0], &yv[i0, 0, 0, 0], &iv[i0, 0, 0, 0],
+                             g.cout, g.h, g.w, slot + g.dxb, slot + g.ddt, slot + g.dkt, slot + g.dg2,
+                             slot + g.dacc, slot + g.ddb)
         for i in prange(n16, xv.shape[0], schedule="static"):
             sparse = pooled_dw and hpc_finite(&xv[i, 0, 0, 0], <long>g.cin * g.h * g.w)
             # an inf or NaN v would reach the other lanes of its 8-pixel rows as v * 0
@@ -2106,7 +2094,7 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
             if sparse:
                 hpc_dw_pooled5(slot + g.dxp, &gv[i, 0, 0, 0], &yv[i, 0, 0, 0], &iv[i, 0, 0, 0],
                                g.cin, g.cout, g.h, g.w, slot + g.dpa, slot + g.ddb,
-                               <int*>(slot + g.dpo), slot + g.dpv)
+                               <const int*>(slot + g.dpb), <int*>(slot + g.dpo), slot + g.dpv)
             elif g.olanes:
                 hpc_dw_image_olanes5(slot + g.dxp, gi, slot + g.dgt, slot + g.dacc, g.cin, g.cout,
                                      g.h, g.w)

@@ -954,9 +954,9 @@ def test_conv2d_pool_relu_specials_as_reference(rng, cin, cout, h, where, nthrea
 @pytest.mark.parametrize("where", ["x", "dout"])
 def test_conv1_backward_sixteen_images_at_a_time_specials_as_reference(rng, where, nthreads):
     """conv1's fused backward without dx takes 16 images at a time with the images in the
-    vector lanes on the AVX-512 build, 8 on the AVX2 one: NaN and inf in the inputs or the
-    incoming gradient of a batch of 16 + 1 (8 + 8 + 1) images land in dw and db as in the
-    reference."""
+    vector lanes on the AVX-512 build, and the pooled weight gradient image by image on the AVX2
+    one (the dense path for an image with a non-finite x): NaN and inf in the inputs or the
+    incoming gradient of a batch of 16 + 1 images land in dw and db as in the reference."""
     n, cin, cout, h = 17, 1, 6, 28
     x, w, b, _ = conv_problem(rng, n, cin, cout, h)
     dout = randn(rng, n, cout, h // 2, h // 2)
