@@ -1417,14 +1417,21 @@ cdef extern from *:
             for (int p = 0; p < 5; p++) {
                 const float* xr = xp + c * plane + (long)(y + p) * wp + u0;
                 const float* wr = wt + (long)(c * 5 + p) * 5 * cout + o0;
-                __m256 wv[5];
-                _Pragma("GCC unroll 8") for (int q = 0; q < 5; q++) wv[q] = _mm256_loadu_ps(wr + (long)q * cout);
+                __m256 wv[4];
+                _Pragma("GCC unroll 8") for (int q = 0; q < 4; q++) wv[q] = _mm256_loadu_ps(wr + (long)q * cout);
                 _Pragma("GCC unroll 8") for (int r = 0; r < 2; r++)
                 _Pragma("GCC unroll 16") for (int j = 0; j < PX + 4; j++) {
                     const __m256 xb = _mm256_broadcast_ss(xr + (long)r * wp + j);
-                    _Pragma("GCC unroll 8") for (int q = 0; q < 5; q++)
+                    _Pragma("GCC unroll 8") for (int q = 0; q < 4; q++)
                         if (j - q >= 0 && j - q < PX)
                             acc[r][j - q] = _mm256_fmadd_ps(wv[q], xb, acc[r][j - q]);
+                    if (j - 4 >= 0 && j - 4 < PX) {
+                        /* the 5th tap's weights from memory (an FMA's operand): with them in a
+                           register too, 10 accumulators + 5 weights + 2 broadcasts spill one */
+                        const float* w4 = wr + 4L * cout;
+                        __asm__("" : "+r"(w4));
+                        acc[r][j - 4] = _mm256_fmadd_ps(_mm256_loadu_ps(w4), xb, acc[r][j - 4]);
+                    }
                 }
             }
         _Pragma("GCC unroll 8") for (int r = 0; r < 2; r++)
@@ -1438,6 +1445,10 @@ cdef extern from *:
        not 5n or 5n + 4) in hpc_olanes5_strip2's 10 (or 8) accumulators: at least the 8 chains in
        flight that two FMA units of latency 4 need.  Strips of 7 pixels in one row (7 chains) took
        3.19-3.63 ms per 256 images against 2.95-3.35 (min of 60, alternating, AMD EPYC, 2026-12-01).
+       The strip keeps 4 of a kernel row's 5 weight vectors in registers and reads the 5th as an
+       FMA's memory operand: with all 5 held, GCC spilled an accumulator to the stack (a store and
+       a reload in every kernel row's chain); 3.10-3.14 -> 2.77-2.88 ms, bit for bit the same
+       (min of 100, 4 alternating pairs, session 18).
        Each row pair is pooled from `rows` as hpc_pool_fwd pools, into `pool` (pixel-major, then
        out and idx). */
     static void hpc_fwd_pool_olanes5(const float* xp, int cin, const float* wt, const float* b,
