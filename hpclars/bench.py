@@ -58,9 +58,10 @@ def flops_note():
 
     if not kernels.CONV_POOLED_DW:
         return None
-    what = ("weight gradient and dx" if kernels.CONV_POOLED_DX else "weight gradient")
+    what = ("conv1's and conv2's weight gradients and conv2's dx" if kernels.CONV_POOLED_DX
+            else "conv1's and conv2's weight gradients")
     return ("# GFLOP/s (and % sgemm where shown) count the dense computation's FLOPs; this build's "
-            f"fused conv -> pool -> ReLU backward sums conv2's {what} over the nonzero "
+            f"fused conv -> pool -> ReLU backward sums {what} over the nonzero "
             "pooling windows only (kernels.CONV_POOLED_DW, CONV_POOLED_DX: their nonzero terms are "
             "at most a quarter of those parts' dense FLOPs), so its rates are dense-equivalent (model FLOPs)")
 

@@ -2375,7 +2375,7 @@ def conv2d_pool_relu_backward(x, w, out, idx, dout, dx, dw, db, work, int nthrea
 
     The same values as relu_backward, maxpool2_backward and conv2d_backward in turn; where
     :data:`FUSED`, each image's pre-pool gradient is built in the thread's scratch and never
-    goes to memory.  Where :data:`POOLED_DW` (AVX2 build, K = 5, Cin > 1), dw and db of an image
+    goes to memory.  Where :data:`POOLED_DW` (AVX2 build, K = 5, H and W even), dw and db of an image
     with a finite x are summed over its pooling windows with a nonzero gradient only (the other
     terms are exact zeros; module docstring): equal to rounding.  Where :data:`POOLED_DX` (the
     same, H = 14, even W of 10 to 16), so is dx of an image with a finite dout, if w is finite.
