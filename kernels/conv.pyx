@@ -65,8 +65,9 @@ kernels': the gradients agree to rounding.  conv2's backward pass without dx 2.8
 session 17's other changes (minima; AMD EPYC Zen 3, 2026-12-01, BENCHMARKS.md session 17).  In
 real training 68-85% of conv2's windows carry a gradient: about 18% of the dense FLOPs.  Session
 18 listed the windows 8 at a time (session 17's scalar listing had made conv1's backward pass
-slower this way) and moved conv1 onto this path: conv1's backward pass 0.86-1.14 -> 0.56-0.60 ms per
-256 images (min of 100, alternating; 62% of conv1's windows carry a gradient in real training).
+slower this way) and moved conv1 onto this path: conv1's backward pass 0.91-1.15 -> 0.57-0.90 ms per
+256 images (min of 100, 4 alternating pairs; 62% of conv1's windows carry a gradient in real
+training).
 ``bench``'s GFLOP/s stay those of the dense computation (model FLOPs) per second.
 
 Its dx comes from the same windows (``hpc_dx_pooled14``, :data:`POOLED_DX`; 14-row images of 10
@@ -79,9 +80,10 @@ compile-time set of registers) with a left-packing permutation, two pooled rows 
 interleaved so that two sets of accumulators advance at once, and each entry's 6 FMAs take w's
 rows from a table placed so that one unaligned load holds the 8 pixels' weights (zeros around the
 5 taps, a zero row for the window's other pre-pool row).  Those zeros multiply v, so an image with
-a non-finite dout, or a w with a non-finite weight, takes the dense path.  conv2's backward pass
-with dx 5.25-5.85 ms -> 4.77-5.03 ms (first version) and the training step 1.12-1.14x (minima,
-session 18; AMD EPYC Zen 3, 2026-12-01, BENCHMARKS.md session 18).
+a non-finite dout, or a w with a non-finite weight, takes the dense path.  With the session's
+other changes conv2's backward pass with dx took 3.90-4.75 ms per 256 images against 5.40-8.16
+(min of 40, 8 alternating pairs; its dx part 2.25-2.80 against 3.41-5.33 dense), and the training
+step 1.16-1.24x (minima; AMD EPYC Zen 3, 2026-12-01, BENCHMARKS.md session 18).
 
 Without either (``HPCLARS_NO_NATIVE=1`` or another CPU) the kernels fall back
 to that portable path: per image, im2col into the thread's slice of ``work``,
@@ -1796,9 +1798,10 @@ cdef Geom _geom(Py_ssize_t cin, Py_ssize_t h, Py_ssize_t w, Py_ssize_t cout,
     g.dda = g.ddb + _up16(cout)
     g.dslot = g.dda + _up16(<Py_ssize_t>cout * h * w)
     # Also for one input channel (conv1), two output channels' windows at a time: with the windows
-    # listed 8 at a time (hpc_list_windows) its backward pass took 0.56-0.60 ms per 256 images
-    # against 0.86-1.14 for the 8 images in the lanes it replaced (hpc_bwd1_group8, removed; min of
-    # 100, alternating, AMD EPYC, 2026-12-01; session 17's scalar listing had been slower).
+    # listed 8 at a time (hpc_list_windows) its backward pass took 0.57-0.90 ms per 256 images
+    # against 0.91-1.15 for the 8 images in the lanes it replaced (hpc_bwd1_group8, removed; min of
+    # 100, 4 alternating pairs, AMD EPYC, 2026-12-01, BENCHMARKS.md session 18; session 17's scalar
+    # listing had been slower).
     g.pooled_dw = HPC_POOLED_DW and k == 5 and h % 2 == 0 and w % 2 == 0
     g.dpa = g.dpo = g.dpv = g.dpb = 0  # used only with pooled_dw
     if g.pooled_dw:

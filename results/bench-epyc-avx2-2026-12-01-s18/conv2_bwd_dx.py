@@ -2,7 +2,7 @@
 256, 1 thread, min of REPS calls each (default 40, interleaved); the difference is dx's cost.
 python results/bench-epyc-avx2-2026-12-01-s18/conv2_bwd_dx.py [BUILD] [REPS]  (BUILD: a checkout
 built in place; none or "": the installed hpclars).  The problem is session 17's bwd_with_dx.py's
-(70% of the windows nonzero)."""
+(which prints its share of nonzero windows: 70%)."""
 import sys, numpy as np, time
 if len(sys.argv) > 1 and sys.argv[1]: sys.path.insert(0, sys.argv[1])
 from hpclars.kernels import conv
