@@ -75,12 +75,13 @@ to 16 pixels, LeNet's conv2): dx[c, r + p - 2, s + q - 2] += v * w[o, c, p, q] f
 with a nonzero v at its recorded position (r, s).  Session 17 scattered that into dx in memory and
 gained at most 5%: each window's read-modify-writes overlapped the previous window's pending
 stores.  Here dx's 14 rows are held in 14 registers (8 pixels each: one half of the row, one input
-channel at a time), the windows are listed per pooled row (rows 2 py - 2 .. 2 py + 3, a
-compile-time set of registers) with a left-packing permutation, two pooled rows three apart
-interleaved so that two sets of accumulators advance at once, and each entry's 6 FMAs take w's
-rows from a table placed so that one unaligned load holds the 8 pixels' weights (zeros around the
-5 taps, a zero row for the window's other pre-pool row).  Those zeros multiply v, so an image with
-a non-finite dout, or a w with a non-finite weight, takes the dense path.  With the session's
+channel at a time), the windows are listed per pre-pool row r (dx rows r - 2 .. r + 2, a
+compile-time set of registers) with a left-packing permutation, rows r and r + 7 interleaved so
+that two sets of accumulators advance at once, and each entry's 5 FMAs take w's rows from a table
+placed so that one unaligned load holds the 8 pixels' weights (zeros around the 5 taps).  Those
+zeros multiply v, so an image with a non-finite dout, or a w with a non-finite weight, takes the
+dense path.  (A first version listed per pooled row, 6 FMAs per entry with a zero kernel row for
+the window's other pre-pool row: conv2's dx part 2.28-2.77 ms against 1.99-2.15 now.)  With the session's
 other changes conv2's backward pass with dx took 3.90-4.75 ms per 256 images against 5.40-8.16
 (min of 40, 8 alternating pairs; its dx part 2.25-2.80 against 3.41-5.33 dense), and the training
 step 1.16-1.24x (minima; AMD EPYC Zen 3, 2026-12-01, BENCHMARKS.md session 18).
@@ -114,8 +115,8 @@ to 8, even H and W) a direct-path slot also holds, after ``dda``, the 16-image (
 of ``hpc_bwd1_group16`` and ``hpc_fwd1_group16`` (``dxb``, ``ddt``, ``dkt``, ``dg2``); where
 :data:`POOLED_DW`, a slot holds after ``dda`` the pooled weight gradient's accumulators
 (``dpa``, Cout*Cin*40) and its list of windows (``dpo``, ``dpv``); where :data:`POOLED_DX` and
-H = 14, the shared piece holds after ``wf`` the dx table (Cin*Cout*240) and a slot the dx lists
-(``dqv``, ``dqo``: 14 * (Cout*W/2 + 8) each) and their counts (``dqc``).  Deliberately left out: strides,
+H = 14, the shared piece holds after ``wf`` the dx table (Cin*Cout*100) and a slot the dx lists
+(``dqv``, ``dqo``: 28 * (Cout*W/2 + 8) each) and their counts (``dqc``).  Deliberately left out: strides,
 dilation, groups, even K, and any padding other than K // 2.
 """
 
@@ -1267,79 +1268,83 @@ cdef extern from *:
             for (int q = 0; q < 5; q++) dw[j * 5 + q] += acc[j * 8 + q];
     }
 
-    /* The entries of the pooled rows PA and PB (compile-time; PB = -1: none, else rows 2 PA - 2 ..
-       2 PA + 3 and 2 PB - 2 .. 2 PB + 3 are apart) into the accumulators of dx's rows that exist,
-       the two lists' entries interleaved so that two sets of accumulators advance at once.  Per
-       entry: one broadcast and up to 6 FMAs, each with one load of the table. */
-    #define HPC_DX_FMA(P, V, T) _Pragma("GCC unroll 6") for (int k = 0; k < 6; k++)                \
-        if (2 * (P) - 2 + k >= 0 && 2 * (P) - 2 + k < 14) {                                        \
-            const int y_ = 2 * (P) - 2 + k < 0 ? 0 : 2 * (P) - 2 + k > 13 ? 13 : 2 * (P) - 2 + k;  \
-            a[y_] = _mm256_fmadd_ps(V, _mm256_loadu_ps((T) + 20 * k), a[y_]);                       \
+    /* The entries of pre-pool rows RA and RB = RA + 7 (compile-time; their dx rows RA - 2 .. RA + 2
+       and RB - 2 .. RB + 2 are apart) into the accumulators of dx's rows that exist, the two lists'
+       entries interleaved so that two sets of accumulators advance at once.  Per entry: one
+       broadcast and up to 5 FMAs, each with one load of the table. */
+    #define HPC_DX_FMA(R, V, T) _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++)                \
+        if ((R) - 2 + p >= 0 && (R) - 2 + p < 14) {                                                \
+            const int y_ = (R) - 2 + p < 0 ? 0 : (R) - 2 + p > 13 ? 13 : (R) - 2 + p;               \
+            a[y_] = _mm256_fmadd_ps(V, _mm256_loadu_ps((T) + 20 * p), a[y_]);                       \
         }
-    #define HPC_DX_ROWS(PA, PB) do {                                                                \
-        const float* va_ = vl + (long)((PA) * 2 + hf) * cap;                                       \
-        const int* oa_ = ol + (long)((PA) * 2 + hf) * cap;                                         \
-        const int ma_ = cnt[(PA) * 2 + hf];                                                        \
-        const float* vb_ = vl + (long)(((PB) < 0 ? 0 : (PB)) * 2 + hf) * cap;                      \
-        const int* ob_ = ol + (long)(((PB) < 0 ? 0 : (PB)) * 2 + hf) * cap;                        \
-        const int mb_ = (PB) < 0 ? 0 : cnt[((PB) < 0 ? 0 : (PB)) * 2 + hf];                        \
+    #define HPC_DX_ROWS(RA, RB) do {                                                                \
+        const float* va_ = vl + (long)((RA) * 2 + hf) * cap;                                       \
+        const int* oa_ = ol + (long)((RA) * 2 + hf) * cap;                                         \
+        const int ma_ = cnt[(RA) * 2 + hf];                                                        \
+        const float* vb_ = vl + (long)((RB) * 2 + hf) * cap;                                       \
+        const int* ob_ = ol + (long)((RB) * 2 + hf) * cap;                                         \
+        const int mb_ = cnt[(RB) * 2 + hf];                                                        \
         const int mm_ = ma_ < mb_ ? ma_ : mb_;                                                     \
         int e = 0;                                                                                 \
         for (; e < mm_; e++) {                                                                     \
             const __m256 v0_ = _mm256_broadcast_ss(va_ + e), v1_ = _mm256_broadcast_ss(vb_ + e);   \
             const float* t0_ = tc + oa_[e];                                                        \
             const float* t1_ = tc + ob_[e];                                                        \
-            HPC_DX_FMA(PA, v0_, t0_)                                                               \
-            HPC_DX_FMA((PB) < 0 ? 0 : (PB), v1_, t1_)                                              \
+            HPC_DX_FMA(RA, v0_, t0_)                                                               \
+            HPC_DX_FMA(RB, v1_, t1_)                                                               \
         }                                                                                          \
         for (int f = e; f < ma_; f++) {                                                            \
             const __m256 v0_ = _mm256_broadcast_ss(va_ + f);                                       \
             const float* t0_ = tc + oa_[f];                                                        \
-            HPC_DX_FMA(PA, v0_, t0_)                                                               \
+            HPC_DX_FMA(RA, v0_, t0_)                                                               \
         }                                                                                          \
         for (int f = e; f < mb_; f++) {                                                            \
             const __m256 v1_ = _mm256_broadcast_ss(vb_ + f);                                       \
             const float* t1_ = tc + ob_[f];                                                        \
-            HPC_DX_FMA((PB) < 0 ? 0 : (PB), v1_, t1_)                                              \
+            HPC_DX_FMA(RB, v1_, t1_)                                                               \
         }                                                                                          \
     } while (0)
 
     /* dx of conv (k = 5, pad 2) -> 2 x 2 max pool -> ReLU for one image of 14 rows (wd even, 10 to
        16 pixels) from the pooled gradient g, the ReLU's pooled output y and the pooling positions
        idx (cout, 7, wd/2 each), without the pre-pool gradient: as in hpc_dw_pooled5, a window's
-       only nonzero pre-pool gradient is v = g * (y > 0) at its recorded position (2 py + dy, s), so
-       dx[c, 2 py + dy + p - 2, s + q - 2] += v * w[o, c, p, q] over the windows with v != 0 is the
-       whole sum, the terms left out being 0 * w: exact zeros for a finite w.  Every entry also
-       multiplies v by the zeros around its taps (the other pixels of its 8-pixel rows and a zero
-       kernel row), so v must be finite too: the caller checks w once and g per image, and takes
-       the dense path otherwise.
+       only nonzero pre-pool gradient is v = g * (y > 0) at its recorded position (r, s), so
+       dx[c, r + p - 2, s + q - 2] += v * w[o, c, p, q] over the windows with v != 0 is the whole
+       sum, the terms left out being 0 * w: exact zeros for a finite w.  Every entry also
+       multiplies v by the zeros around its taps (the other pixels of its 8-pixel rows), so v must
+       be finite too: the caller checks w once and g per image, and takes the dense path otherwise.
        A window scatters into 5 rows of dx; dx's rows are held in registers instead (14
        accumulators of 8 pixels: one half of each row, one input channel at a time), so no
        read-modify-write of memory waits on the previous window's store (session 17's scatter into
-       memory did).  The windows are listed per pooled row py (its entries feed rows 2 py - 2 ..
-       2 py + 3, a compile-time set, dy choosing the table's kernel rows) and per half they reach
-       (pixels 0-7: s <= 9, px <= 4; pixels 8-15: s >= 6, px >= 3), 7 or 8 windows at a time with
-       a left-packing permutation (no branch on the data).
-       tw: (cin, cout, 2, 6, 20) floats, tw[c, o, dy, dy + p, 7 + q] = w[o, c, p, q], 0 elsewhere;
-       an entry of half hf for window column s reads tw[c, o, dy, 0:6, 9 + 8 hf - s + (0:8)].
-       vl, ol: 14 lists of cap = cout * wd/2 + 8 entries each (v; offsets into tw[c]); cnt: 14
-       ints.  dx (cin, 14, wd) is written, not added to; the terms of each sum come in another order
-       than the dense convolution's (float32 rounding differs). */
+       memory did).  The windows are listed per pre-pool row r (its entries feed rows r - 2 .. r + 2,
+       a compile-time set) and per half they reach (pixels 0-7: s <= 9, px <= 4; pixels 8-15:
+       s >= 6, px >= 3), 7 or 8 windows at a time with a left-packing permutation (no branch on the
+       data); rows r and r + 7 are summed together.
+       tw: (cin, cout, 5, 20) floats, tw[c, o, p, 7 + q] = w[o, c, p, q], 0 elsewhere; an entry of
+       half hf for window column s reads tw[c, o, 0:5, 9 + 8 hf - s + (0:8)].  vl, ol: 28 lists of
+       cap = cout * wd/2 + 8 entries each (v; offsets into tw[c]); cnt: 28 ints.  dx (cin, 14, wd)
+       is written, not added to; the terms of each sum come in another order than the dense
+       convolution's (float32 rounding differs). */
     static void hpc_dx_pooled14(const float* g, const float* y, const unsigned char* idx, int cin,
                                 int cout, int wd, const float* tw, float* vl, int* ol, int* cnt,
                                 float* dx) {
         const int ho = 7, wo = wd / 2, cap = cout * wo + 8;
         const long hw2 = (long)ho * wo;
-        const __m256i px = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m256i px = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), one = _mm256_set1_epi32(1);
         const __m256 valid = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(wo), px));
         const __m256 in0 = _mm256_and_ps(valid, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(5), px)));
         const __m256 in1 = _mm256_and_ps(valid, _mm256_castsi256_ps(_mm256_cmpgt_epi32(px, _mm256_set1_epi32(2))));
         for (int py = 0; py < ho; py++) {
-            float* v0 = vl + (long)(2 * py) * cap;
-            float* v1 = v0 + cap;
-            int* o0 = ol + (long)(2 * py) * cap;
-            int* o1 = o0 + cap;
-            int n0 = 0, n1 = 0;
+            /* lists (2 py + dy) * 2 + hf */
+            float* v00 = vl + (long)(4 * py) * cap;
+            float* v01 = v00 + cap;
+            float* v10 = v01 + cap;
+            float* v11 = v10 + cap;
+            int* o00 = ol + (long)(4 * py) * cap;
+            int* o01 = o00 + cap;
+            int* o10 = o01 + cap;
+            int* o11 = o10 + cap;
+            int n00 = 0, n01 = 0, n10 = 0, n11 = 0;
             for (int o = 0; o < cout; o++) {
                 const long j = o * hw2 + (long)py * wo;
                 const int last = j + 8 > (long)cout * hw2;  /* the image's last row: not 8 readable */
@@ -1350,36 +1355,43 @@ cdef extern from *:
                 const __m256 ok = _mm256_and_ps(valid, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(4), a)));
                 const __m256 v = _mm256_and_ps(hpc_relu_grad8(hpc_load8(g + j, m), hpc_load8(y + j, m)), ok);
                 const __m256 nz = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NEQ_UQ);
-                /* tw's offset: o * 240 + dy * 120 + 9 - s, s = 2 px + (a & 1), dy = (a >> 1) & 1 */
-                const __m256i off = _mm256_sub_epi32(
-                    _mm256_add_epi32(_mm256_set1_epi32(o * 240 + 9),
-                                     _mm256_mullo_epi32(_mm256_and_si256(_mm256_srli_epi32(a, 1), _mm256_set1_epi32(1)),
-                                                        _mm256_set1_epi32(120))),
-                    _mm256_add_epi32(_mm256_add_epi32(px, px), _mm256_and_si256(a, _mm256_set1_epi32(1))));
-                const int m0 = _mm256_movemask_ps(_mm256_and_ps(nz, in0));
-                const int m1 = _mm256_movemask_ps(_mm256_and_ps(nz, in1));
-                const __m256i p0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)hpc_pack8[m0]));
-                const __m256i p1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)hpc_pack8[m1]));
-                _mm256_storeu_ps(v0 + n0, _mm256_permutevar8x32_ps(v, p0));
-                _mm256_storeu_si256((__m256i*)(o0 + n0), _mm256_permutevar8x32_epi32(off, p0));
-                _mm256_storeu_ps(v1 + n1, _mm256_permutevar8x32_ps(v, p1));
-                _mm256_storeu_si256((__m256i*)(o1 + n1), _mm256_permutevar8x32_epi32(_mm256_add_epi32(off, _mm256_set1_epi32(8)), p1));
-                n0 += __builtin_popcount((unsigned)m0);
-                n1 += __builtin_popcount((unsigned)m1);
+                const __m256 dy1 = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(_mm256_srli_epi32(a, 1), one), one));
+                /* tw's offset: o * 100 + 9 - s, s = 2 px + (a & 1) */
+                const __m256i off = _mm256_sub_epi32(_mm256_set1_epi32(o * 100 + 9),
+                                                     _mm256_add_epi32(_mm256_add_epi32(px, px), _mm256_and_si256(a, one)));
+                const __m256i off1 = _mm256_add_epi32(off, _mm256_set1_epi32(8));
+                const __m256 z0 = _mm256_andnot_ps(dy1, nz), z1 = _mm256_and_ps(dy1, nz);
+                const int m00 = _mm256_movemask_ps(_mm256_and_ps(z0, in0));
+                const int m01 = _mm256_movemask_ps(_mm256_and_ps(z0, in1));
+                const int m10 = _mm256_movemask_ps(_mm256_and_ps(z1, in0));
+                const int m11 = _mm256_movemask_ps(_mm256_and_ps(z1, in1));
+                #define HPC_DX_PACK(M, VL, OL, N, OFF) do {                                          \
+                    const __m256i pk_ = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)hpc_pack8[M])); \
+                    _mm256_storeu_ps((VL) + (N), _mm256_permutevar8x32_ps(v, pk_));                  \
+                    _mm256_storeu_si256((__m256i*)((OL) + (N)), _mm256_permutevar8x32_epi32(OFF, pk_)); \
+                    (N) += __builtin_popcount((unsigned)(M));                                        \
+                } while (0)
+                HPC_DX_PACK(m00, v00, o00, n00, off);
+                HPC_DX_PACK(m01, v01, o01, n01, off1);
+                HPC_DX_PACK(m10, v10, o10, n10, off);
+                HPC_DX_PACK(m11, v11, o11, n11, off1);
+                #undef HPC_DX_PACK
             }
-            cnt[2 * py] = n0;
-            cnt[2 * py + 1] = n1;
+            cnt[4 * py] = n00; cnt[4 * py + 1] = n01; cnt[4 * py + 2] = n10; cnt[4 * py + 3] = n11;
         }
         const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32(wd - 8), px);
         for (int hf = 0; hf < 2; hf++)
             for (int c = 0; c < cin; c++) {
-                const float* tc = tw + (long)c * cout * 240;
+                const float* tc = tw + (long)c * cout * 100;
                 __m256 a[14];
                 _Pragma("GCC unroll 14") for (int r = 0; r < 14; r++) a[r] = _mm256_setzero_ps();
-                HPC_DX_ROWS(0, 3);
-                HPC_DX_ROWS(1, 4);
-                HPC_DX_ROWS(2, 5);
-                HPC_DX_ROWS(6, -1);
+                HPC_DX_ROWS(0, 7);
+                HPC_DX_ROWS(1, 8);
+                HPC_DX_ROWS(2, 9);
+                HPC_DX_ROWS(3, 10);
+                HPC_DX_ROWS(4, 11);
+                HPC_DX_ROWS(5, 12);
+                HPC_DX_ROWS(6, 13);
                 float* d = dx + (long)c * 14 * wd + 8 * hf;
                 if (hf == 0) {
                     _Pragma("GCC unroll 14") for (int r = 0; r < 14; r++) _mm256_storeu_ps(d + (long)r * wd, a[r]);
@@ -1754,7 +1766,7 @@ ctypedef struct Geom:
     bint pooled_dw
     Py_ssize_t dpa, dpo, dpv, dpb
     # ... and dx from the same windows (hpc_dx_pooled14: H = 14, W 10 to 16): its weight table
-    # (Cin, Cout, 2, 6, 20) in the shared piece, then per slot the window lists (values, offsets)
+    # (Cin, Cout, 5, 20) in the shared piece, then per slot the window lists (values, offsets)
     # and their counts.
     bint pooled_dx
     Py_ssize_t dtw, dqv, dqo, dqc
@@ -1819,11 +1831,11 @@ cdef Geom _geom(Py_ssize_t cin, Py_ssize_t h, Py_ssize_t w, Py_ssize_t cout,
     g.dtw = g.dqv = g.dqo = g.dqc = 0  # used only with pooled_dx
     if g.pooled_dx:
         g.dtw = g.shared
-        g.shared += _up16(<Py_ssize_t>cin * cout * 240)
+        g.shared += _up16(<Py_ssize_t>cin * cout * 100)
         g.dqv = g.dslot
-        g.dqo = g.dqv + _up16(<Py_ssize_t>14 * (cout * (w // 2) + 8))
-        g.dqc = g.dqo + _up16(<Py_ssize_t>14 * (cout * (w // 2) + 8))
-        g.dslot = g.dqc + 16
+        g.dqo = g.dqv + _up16(<Py_ssize_t>28 * (cout * (w // 2) + 8))
+        g.dqc = g.dqo + _up16(<Py_ssize_t>28 * (cout * (w // 2) + 8))
+        g.dslot = g.dqc + 32
     g.blanes = cin == 1 and k == 5 and cout % 3 == 0 and cout <= 8 and h % 2 == 0 and w % 2 == 0
     g.dxb = g.ddt = g.dkt = g.dg2 = 0  # used only with blanes
     if g.blanes:
@@ -2076,18 +2088,16 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
     cdef bint pooled_dw = pooled and g.pooled_dw, sparse = False, sparse_dx = False
     # dx from the listed windows too (hpc_dx_pooled14) where the build and shape have it and w is
     # finite (the terms it leaves out are 0 * w), for every image whose dout is finite; its table
-    # tw[c, o, dy, dy + p, 7 + q] = w[o, c, p, q].
+    # tw[c, o, p, 7 + q] = w[o, c, p, q].
     cdef bint pooled_dx = pooled_dw and want_dx and g.pooled_dx and bool(np.isfinite(w).all())
     cdef float* tw = wf + g.dtw
-    cdef int dy
     if pooled_dx:
-        memset(tw, 0, <size_t>g.cin * g.cout * 240 * sizeof(float))
+        memset(tw, 0, <size_t>g.cin * g.cout * 100 * sizeof(float))
         for c in range(g.cin):
             for o in range(g.cout):
-                for dy in range(2):
-                    for p in range(5):
-                        for q in range(5):
-                            tw[(((c * g.cout + o) * 2 + dy) * 6 + dy + p) * 20 + 7 + q] = wv[o, c, p, q]
+                for p in range(5):
+                    for q in range(5):
+                        tw[((c * g.cout + o) * 5 + p) * 20 + 7 + q] = wv[o, c, p, q]
     cdef bint groups = pooled and not want_dx and g.blanes and HPC_POOL_AVX512 and not pooled_dw
     cdef int gsz = 16
     cdef Py_ssize_t i0, grp, n16 = (xv.shape[0] // gsz) * gsz if groups else 0
