@@ -1111,6 +1111,15 @@ cdef extern from *:
         }
     }
 
+    /* The lanes of v and off set in the movemask mk, in lane order, to val[0:] and offs[0:] (8 lanes
+       stored: room for 8 past the last entry); returns how many. */
+    static inline int hpc_left_pack8(__m256 v, __m256i off, int mk, float* val, int* offs) {
+        const __m256i pk = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)hpc_pack8[mk]));
+        _mm256_storeu_ps(val, _mm256_permutevar8x32_ps(v, pk));
+        _mm256_storeu_si256((__m256i*)offs, _mm256_permutevar8x32_epi32(off, pk));
+        return __builtin_popcount((unsigned)mk);
+    }
+
     /* base[j] = 2 (j / wo) wp + 2 (j % wo): window j's top-left pixel in a padded plane of width wp
        (before the padding's offset: tap 0 of a pad-2, k = 5 kernel), j < ho * wo. */
     static void hpc_window_base(int* base, int ho, int wo, int wp) {
@@ -1140,10 +1149,7 @@ cdef extern from *:
                                                     _mm256_set1_epi32(wp))),
                 _mm256_and_si256(a, _mm256_set1_epi32(1)));
             const int mk = _mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NEQ_UQ));
-            const __m256i pk = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)hpc_pack8[mk]));
-            _mm256_storeu_ps(val + n, _mm256_permutevar8x32_ps(v, pk));
-            _mm256_storeu_si256((__m256i*)(off + n), _mm256_permutevar8x32_epi32(o8, pk));
-            n += __builtin_popcount((unsigned)mk);
+            n += hpc_left_pack8(v, o8, mk, val + n, off + n);
         }
         *db += hpc_sum8(sdb);
         return n;
@@ -1365,17 +1371,10 @@ cdef extern from *:
                 const int m01 = _mm256_movemask_ps(_mm256_and_ps(z0, in1));
                 const int m10 = _mm256_movemask_ps(_mm256_and_ps(z1, in0));
                 const int m11 = _mm256_movemask_ps(_mm256_and_ps(z1, in1));
-                #define HPC_DX_PACK(M, VL, OL, N, OFF) do {                                          \
-                    const __m256i pk_ = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)hpc_pack8[M])); \
-                    _mm256_storeu_ps((VL) + (N), _mm256_permutevar8x32_ps(v, pk_));                  \
-                    _mm256_storeu_si256((__m256i*)((OL) + (N)), _mm256_permutevar8x32_epi32(OFF, pk_)); \
-                    (N) += __builtin_popcount((unsigned)(M));                                        \
-                } while (0)
-                HPC_DX_PACK(m00, v00, o00, n00, off);
-                HPC_DX_PACK(m01, v01, o01, n01, off1);
-                HPC_DX_PACK(m10, v10, o10, n10, off);
-                HPC_DX_PACK(m11, v11, o11, n11, off1);
-                #undef HPC_DX_PACK
+                n00 += hpc_left_pack8(v, off, m00, v00 + n00, o00 + n00);
+                n01 += hpc_left_pack8(v, off1, m01, v01 + n01, o01 + n01);
+                n10 += hpc_left_pack8(v, off, m10, v10 + n10, o10 + n10);
+                n11 += hpc_left_pack8(v, off1, m11, v11 + n11, o11 + n11);
             }
             cnt[4 * py] = n00; cnt[4 * py + 1] = n01; cnt[4 * py + 2] = n10; cnt[4 * py + 3] = n11;
         }
