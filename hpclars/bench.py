@@ -66,6 +66,30 @@ def flops_note():
             "at most a quarter of those parts' dense FLOPs), so its rates are dense-equivalent (model FLOPs)")
 
 
+def executed_flops(model):
+    """The FLOPs per image of a training step that this build's kernels execute, on the batch
+    that ``model`` (a :class:`hpclars.model.LeNet`) last ran forward and backward.
+
+    The dense count is :data:`TRAIN_FLOPS` (multiply-add = 2).  Where the build sums the
+    convolutions' weight gradients (``kernels.CONV_POOLED_DW``: conv1 and conv2) or conv2's input
+    gradient (``kernels.CONV_POOLED_DX``) over the pooling windows with a nonzero gradient only,
+    such a part executes a quarter of its dense FLOPs (one pre-pool position of the window's
+    four) times the share of those windows: the pooled values whose gradient times the ReLU's
+    mask, ``dp * (p > 0)``, is nonzero, the kernels' own test.  The shares are those of the
+    model's chunk buffers (the batch's last chunk).  An image with a non-finite value takes the
+    dense path; this count does not see that.
+    Returns (FLOPs per image: float, {"conv1": share, "conv2": share}: floats in [0, 1]).
+    """
+    from . import kernels
+
+    share = {name: float(np.count_nonzero(dp * (p > 0)) / dp.size)
+             for name, dp, p in (("conv1", model.dp1, model.p1), ("conv2", model.dp2, model.p2))}
+    dw1 = CONV1 * share["conv1"] / 4 if kernels.CONV_POOLED_DW else CONV1
+    dw2 = CONV2 * share["conv2"] / 4 if kernels.CONV_POOLED_DW else CONV2
+    dx2 = CONV2 * share["conv2"] / 4 if kernels.CONV_POOLED_DX else CONV2
+    return FWD_FLOPS + 2 * DENSE + dw1 + dw2 + dx2, share
+
+
 def median_time(fn, repeats, warmup=2):
     for _ in range(warmup):
         fn()
@@ -158,6 +182,7 @@ def hpclars_step(batch, threads, chunk_size, optimizer="sgd"):
         s.forward_backward()
         s.update()
 
+    step.model = s.model  # for executed_flops
     return step
 
 
@@ -215,10 +240,14 @@ def bench_train(args):
           "fastest sgemm of all repeats, the machine's undisturbed rates where neighbours come and go")
     if note := flops_note():
         print(note)
+    print("# % exec: the median % sgemm over the FLOPs this build executes on the batch "
+          "(bench.executed_flops; the same as % sgemm where a build computes every dense term); "
+          "exec MFLOP: those FLOPs per image")
     print("# eval: the trainer's forward-only evaluation at the same batch and chunk; x train = its "
           "images/s over the training step's")
     print(f"{'batch':>6} {'hpclars img/s':>14} {'GFLOP/s':>8} {'sgemm':>6} {'% sgemm':>8} {'min-max':>12} "
-          f"{'best':>6} {'eval img/s':>11} {'x train':>8} {'torch img/s':>12} {'ratio':>6}")
+          f"{'best':>6} {'% exec':>7} {'exec MFLOP':>10} {'eval img/s':>11} {'x train':>8} {'torch img/s':>12} "
+          f"{'ratio':>6}")
     sgemm, sgemm_flops = sgemm_call()
     torch_version = None
     for batch in args.batch_sizes:
@@ -228,12 +257,14 @@ def bench_train(args):
         if baseline is not None:
             fns["torch"], torch_version = baseline
         t = interleaved_times(fns, args.repeats)
+        executed, _ = executed_flops(fns["step"].model)
         med = {name: statistics.median(v) for name, v in t.items()}
         pct = [100 * (batch * TRAIN_FLOPS / ts) / (sgemm_flops / tg) for ts, tg in zip(t["step"], t["sgemm"])]
         row = (f"{batch:>6} {batch / med['step']:>14.0f} {batch * TRAIN_FLOPS / med['step'] / 1e9:>8.1f} "
                f"{sgemm_flops / med['sgemm'] / 1e9:>6.1f} {statistics.median(pct):>7.1f}% "
                f"{f'{min(pct):.0f}-{max(pct):.0f}%':>12} "
                f"{100 * (batch * TRAIN_FLOPS / min(t['step'])) / (sgemm_flops / min(t['sgemm'])):>5.1f}% "
+               f"{statistics.median(pct) * executed / TRAIN_FLOPS:>6.1f}% {executed / 1e6:>10.3f} "
                f"{batch / med['eval']:>11.0f} "
                f"{statistics.median(s / e for s, e in zip(t['step'], t['eval'])):>8.2f}")
         if "torch" in t:
@@ -304,7 +335,8 @@ def step_parts(batch, threads, chunk_size, optimizer, repeats, between=None):
     """{part: [seconds per step]} for :data:`STEP_PARTS` and "step" (the whole step), over
     ``repeats`` timed :class:`OneRankStep`: the kernels through
     :class:`TimedKernels`, the input conversion and the optimizer timed around their calls,
-    "rest" the step minus every part (Python, zeroing the gradient, the timers themselves).
+    "rest" the step minus every part (Python, zeroing the gradient, the timers themselves);
+    "executed" holds one value, :func:`executed_flops` after the last step.
     ``between``, if given, is called and timed (as "between") before each step, e.g. the
     sgemm the step is compared with, so that both see the same machine; an untimed step then
     follows it, so that the timed step finds its own data in cache, as the trainer's steps do
@@ -345,6 +377,7 @@ def step_parts(batch, threads, chunk_size, optimizer, repeats, between=None):
             for part, sec in timed.seconds.items():
                 out[part].append(sec)
             out["step"].append(t2 - t0)
+    out["executed"] = [executed_flops(model)[0]]  # FLOPs per image the build executed (one value)
     return out
 
 
@@ -395,6 +428,11 @@ def bench_step(args):
         f"{1e3 * bound:9.3f}")
     say(f"# every FLOP at the sgemm rate and the parts without FLOPs as measured: a {1e3 * bound:.3f} ms "
         f"step, {100 * TRAIN_FLOPS * args.batch / bound / 1e9 / rate:.1f}% of sgemm")
+    executed = t["executed"][0]
+    if executed < TRAIN_FLOPS:
+        say(f"# this build executed {executed / 1e6:.3f} of the {TRAIN_FLOPS / 1e6:.3f} MFLOP per image on this "
+            f"batch (bench.executed_flops): the step at {100 * step_rate / rate * executed / TRAIN_FLOPS:.1f}% "
+            "of sgemm in executed FLOPs")
     rows = comm.gather_obj((comm.rank, rate, med["step"]))
     if comm.size > 1 and comm.is_root:
         print_rank_spread(rows, TRAIN_FLOPS * args.batch)
@@ -982,5 +1020,5 @@ def main(args):
     return 0
 
 
-__all__ = ["add_parser", "main", "median_time", "sgemm_gflops", "TRAIN_FLOPS", "fit_alpha_beta",
+__all__ = ["add_parser", "main", "median_time", "sgemm_gflops", "TRAIN_FLOPS", "executed_flops", "fit_alpha_beta",
            "latency_rounds", "LINK_LATENCY"]

@@ -75,16 +75,53 @@ def test_interleaved_times_calls_every_function_once_per_repeat_in_turn():
 
 def test_bench_train_reports_the_median_share_of_sgemm_inside_its_range():
     from _util import assert_ok, run
+    from hpclars import kernels
+    from hpclars.bench import TRAIN_FLOPS
 
     proc = run(["bench", "train", "--batch-sizes", "16", "--repeats", 3, "--no-torch"])
     assert_ok(proc)
     row = next(line.split() for line in proc.stdout.splitlines() if line.split()[:1] == ["16"])
-    # batch, img/s, GFLOP/s, sgemm GFLOP/s, % sgemm, min-max %, best %, eval img/s, x train, -, -
+    # batch, img/s, GFLOP/s, sgemm GFLOP/s, % sgemm, min-max %, best %, % exec, exec MFLOP,
+    # eval img/s, x train, -, -
     share = float(row[4].rstrip("%"))
     lo, hi = (float(v) for v in row[5].rstrip("%").split("-"))
-    assert round(lo) <= round(share) <= round(hi) and float(row[1]) > 0 and float(row[7]) > 0
-    assert float(row[6].rstrip("%")) > 0 and row[9:] == ["-", "-"]
+    assert round(lo) <= round(share) <= round(hi) and float(row[1]) > 0 and float(row[9]) > 0
+    assert float(row[6].rstrip("%")) > 0 and row[11:] == ["-", "-"]
+    # % exec is % sgemm scaled by the executed share of the dense FLOPs
+    executed = float(row[8])
+    assert 0 < executed <= TRAIN_FLOPS / 1e6 + 5e-4
+    assert float(row[7].rstrip("%")) == pytest.approx(share * executed * 1e6 / TRAIN_FLOPS, abs=0.06)
+    if not kernels.CONV_POOLED_DW:
+        assert row[8] == f"{TRAIN_FLOPS / 1e6:.3f}" and row[7] == row[4]
     assert "interleaved" in proc.stdout
+
+
+def test_executed_flops_counts_the_pooled_parts_by_their_nonzero_windows():
+    from hpclars import kernels
+    from hpclars.bench import CONV1, CONV2, DENSE, FWD_FLOPS, TRAIN_FLOPS, OneRankStep, executed_flops
+
+    s = OneRankStep(12, 1, 12)
+    s.forward_backward()
+    m = s.model
+    flops, share = executed_flops(m)
+    assert set(share) == {"conv1", "conv2"} and all(0 < v <= 1 for v in share.values())
+    # the shares are those of the windows whose gradient reaches the kernels' sums
+    live = (m.dp2 != 0) & (m.p2 > 0)
+    assert share["conv2"] == pytest.approx(live.mean())
+    if not kernels.CONV_POOLED_DW:
+        assert flops == TRAIN_FLOPS
+    else:
+        assert FWD_FLOPS + 2 * DENSE < flops < TRAIN_FLOPS
+        # no conv2 window with a gradient: its pooled parts execute nothing
+        m.dp2[...] = 0
+        none2, share = executed_flops(m)
+        assert share["conv2"] == 0
+        assert none2 == pytest.approx(FWD_FLOPS + 2 * DENSE + CONV1 * share["conv1"] / 4
+                                      + (0 if kernels.CONV_POOLED_DX else CONV2))
+        # every window with a gradient: a quarter of each pooled part's dense FLOPs
+        m.dp1[...], m.p1[...], m.dp2[...], m.p2[...] = 1, 1, 1, 1
+        assert executed_flops(m)[0] == pytest.approx(
+            FWD_FLOPS + 2 * DENSE + CONV1 / 4 + CONV2 / 4 + (CONV2 / 4 if kernels.CONV_POOLED_DX else CONV2))
 
 
 def test_bench_train_times_the_optimizer_it_is_given():
@@ -94,7 +131,7 @@ def test_bench_train_times_the_optimizer_it_is_given():
     assert_ok(proc)
     assert "optimizer lamb" in proc.stdout
     row = next(line.split() for line in proc.stdout.splitlines() if line.split()[:1] == ["8"])
-    assert float(row[1]) > 0 and row[9:] == ["-", "-"]  # no PyTorch column: its step is SGD
+    assert float(row[1]) > 0 and row[11:] == ["-", "-"]  # no PyTorch column: its step is SGD
     assert "this run's update is lamb" in proc.stdout
     bad = run(["bench", "train", "--optimizer", "rmsprop"])
     assert bad.returncode == 2 and "invalid choice: 'rmsprop'" in bad.stderr
