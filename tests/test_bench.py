@@ -90,7 +90,7 @@ def test_bench_train_reports_the_median_share_of_sgemm_inside_its_range():
     # % exec is % sgemm scaled by the executed share of the dense FLOPs
     executed = float(row[8])
     assert 0 < executed <= TRAIN_FLOPS / 1e6 + 5e-4
-    assert float(row[7].rstrip("%")) == pytest.approx(share * executed * 1e6 / TRAIN_FLOPS, abs=0.06)
+    assert float(row[7].rstrip("%")) == pytest.approx(share * executed * 1e6 / TRAIN_FLOPS, abs=0.11)  # both rounded to 0.1
     if not kernels.CONV_POOLED_DW:
         assert row[8] == f"{TRAIN_FLOPS / 1e6:.3f}" and row[7] == row[4]
     assert "interleaved" in proc.stdout
@@ -114,9 +114,9 @@ def test_executed_flops_counts_the_pooled_parts_by_their_nonzero_windows():
         assert FWD_FLOPS + 2 * DENSE < flops < TRAIN_FLOPS
         # no conv2 window with a gradient: its pooled parts execute nothing
         m.dp2[...] = 0
-        none2, share = executed_flops(m)
+        flops, share = executed_flops(m)
         assert share["conv2"] == 0
-        assert none2 == pytest.approx(FWD_FLOPS + 2 * DENSE + CONV1 * share["conv1"] / 4
+        assert flops == pytest.approx(FWD_FLOPS + 2 * DENSE + CONV1 * share["conv1"] / 4
                                       + (0 if kernels.CONV_POOLED_DX else CONV2))
         # every window with a gradient: a quarter of each pooled part's dense FLOPs
         m.dp1[...], m.p1[...], m.dp2[...], m.p2[...] = 1, 1, 1, 1
