@@ -1038,3 +1038,48 @@ def test_scale_u8_refuses_bad_arrays_by_name():
         K.scale_u8(x, np.zeros(5, np.float32), 1.0)
     with pytest.raises(ValueError, match=r"^out must have dtype float32, got float64$"):
         K.scale_u8(x, np.zeros((2, 3)), 1.0)
+
+
+# -- how the kernels find SciPy's BLAS ------------------------------------------------------
+
+_DENSE_CHECK = """
+import numpy as np
+from hpclars import kernels as K, reference as R
+rng = np.random.default_rng(0)
+x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((5, 84), (10, 84), (10,)))
+out, ref = np.full((5, 10), np.nan, np.float32), np.zeros((5, 10), np.float32)
+K.dense_forward(x, w, b, out)
+R.dense_forward(x, w, b, ref)
+assert np.allclose(out, ref, rtol=1e-5, atol=1e-6), abs(out - ref).max()
+"""
+
+
+@pytest.mark.parametrize("first", ["", "import scipy.linalg", "import scipy.linalg.cython_blas"])
+def test_kernels_take_scipys_blas_without_importing_scipy_linalg(first):
+    """Importing the kernels loads scipy.linalg.cython_blas from its file, not the whole
+    scipy.linalg package (0.2-0.4 s in every process), and leaves nothing behind: a later
+    import of scipy.linalg gets the package and its submodule as usual, and with either
+    imported first the kernels still run on SciPy's sgemm."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys
+{first}
+before = "scipy.linalg" in sys.modules
+import hpclars.kernels
+after = {{m for m in ("scipy.linalg", "scipy.linalg.cython_blas") if m in sys.modules}}
+{_DENSE_CHECK}
+import scipy.linalg.cython_blas
+import scipy.linalg
+assert scipy.linalg.cython_blas is sys.modules["scipy.linalg.cython_blas"]
+assert scipy.linalg.blas.sgemm(1.0, np.eye(3, dtype=np.float32), np.ones((3, 2), np.float32)).sum() == 6
+print(before, sorted(after))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    before, after = proc.stdout.split(" ", 1)
+    if first:
+        assert before == "True"  # imported first: the normal import, nothing borrowed
+    else:
+        assert before == "False" and after.strip() == "[]", proc.stdout

@@ -20,6 +20,43 @@ computation that :mod:`hpclars.bench` counts.  ``CONV_POOLED_DX``: its dx too (t
 14-row inputs such as LeNet's conv2).
 """
 
+import importlib.machinery
+import importlib.util
+import os
+import sys
+
+_BLAS = "scipy.linalg.cython_blas"
+
+
+def _borrow_cython_blas():
+    """Put SciPy's ``scipy.linalg.cython_blas`` (the BLAS whose sgemm the kernels cimport) in
+    ``sys.modules``, loaded from its file, without running ``scipy.linalg``'s ``__init__``:
+    that package import costs 0.2-0.4 s in every process (every rank of every run, every
+    test's subprocess) and the kernels use none of it.  Returns True if it did (the caller
+    removes the entry once the kernels hold their function pointers, so that a later ``import
+    scipy.linalg`` loads the package and its submodule as usual); False, leaving the normal
+    import to run, if SciPy's linalg is already imported or the file is not where SciPy keeps
+    it."""
+    if _BLAS in sys.modules or "scipy.linalg" in sys.modules:
+        return False
+    try:
+        import scipy
+
+        folder = os.path.join(os.path.dirname(scipy.__file__), "linalg")
+        path = next((p for p in (os.path.join(folder, "cython_blas" + suffix)
+                                 for suffix in importlib.machinery.EXTENSION_SUFFIXES) if os.path.exists(p)), None)
+        if path is None:
+            return False
+        spec = importlib.util.spec_from_file_location(_BLAS, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except Exception:  # any surprise: the normal import below
+        return False
+    sys.modules[_BLAS] = module
+    return True
+
+
+_borrowed = _borrow_cython_blas()
 try:
     from .conv import ISA as _CONV_ISA
     from .conv import FUSED as CONV_POOL_FUSED
@@ -41,6 +78,9 @@ except ImportError as exc:  # pragma: no cover - depends on how hpclars was inst
         "`pip install -e .` from the repository root, or run from another directory "
         "after `pip install .`"
     ) from exc
+finally:
+    if _borrowed:
+        del sys.modules[_BLAS]
 
 KERNEL_PATH = _CONV_ISA if _CONV_ISA == _POOL_ISA else "mixed"
 
