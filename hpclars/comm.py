@@ -14,6 +14,10 @@ A failure on any rank must end the whole job, never hang it:
 :func:`abort_on_error` prints the failing rank's message and calls
 ``MPI_Abort``, which makes the launcher kill every rank and exit non-zero.
 
+Importing this module starts MPI (mpi4py's ``MPI_Init_thread``), after one choice mpi4py cannot
+make: under ``srun --mpi=pmi2`` with the ``mpich`` wheel it selects MPICH's OFI netmod, because
+the UCX one can fail ``MPI_Init`` there (:func:`slurm_pmi1_netmod` says why and when).
+
 Deliberately left out: anything about the model or the optimizer.
 """
 
@@ -27,9 +31,107 @@ import termios
 import time
 import traceback
 
+import mpi4py
 import numpy as np
-from mpi4py import MPI
 
+
+def mpich_setting(environ, name):
+    """The value of MPICH setting ``name`` (e.g. "CH4_NETMOD") in ``environ``, or None.
+
+    MPICH reads each setting under three spellings, MPIR_CVAR_ first (MPICH's README.envvar).
+    """
+    return next((environ[p + name] for p in ("MPIR_CVAR_", "MPIR_PARAM_", "MPICH_")
+                 if environ.get(p + name)), None)
+
+
+def launched_by_slurm_pmi(environ):
+    """True if Slurm's own PMI server started this process (``srun --mpi=pmi2``, or plain
+    ``srun`` where ``MpiDefault=pmi2``): ``SLURM_MPI_TYPE`` is pmi2 and ``PMI_FD`` is set, and
+    MPICH's hydra (``mpiexec``), whose ranks have ``MPI_LOCALNRANKS``, did not."""
+    return (environ.get("SLURM_MPI_TYPE", "").startswith("pmi2") and "PMI_FD" in environ
+            and "MPI_LOCALNRANKS" not in environ)
+
+
+def slurm_pmi1_netmod(library_version, environ):
+    """The MPICH netmod to select before ``MPI_Init``, or None to leave MPICH's own choice.
+
+    library_version: str, ``MPI.Get_library_version()`` (callable before ``MPI_Init``, MPI-3.1
+    section 8.1.1).  environ: the process environment (a mapping of str to str).  Raises nothing.
+
+    Why (measured with the ``mpich`` 5.0.2 wheel and Slurm 22.05, 2026-12-01; jobs/README.md):
+    MPICH's UCX netmod publishes each node's address at ``MPI_Init`` as ``MPID_MAX_BC_SIZE`` =
+    4096 bytes read from UCX's address buffer of a few hundred bytes (MPICH,
+    ``src/mpid/ch4/netmod/ucx/ucx_init.c``, ``MPIDI_UCX_comm_addr_exchange``: "FIXME: use the
+    actual addrname_len"), so most of what it publishes is whatever heap memory follows that
+    buffer.  MPICH's own PMI-1 client sends it as hex in 511-byte segments, one ``cmd=put`` line
+    each, with runs of zero bytes compressed.  Slurm's ``mpi/pmi2`` plugin serves PMI-1 with one
+    1024-byte ``read`` per request (Slurm, ``src/plugins/mpi/pmi2/pmi1.c``, ``MAX_READLINE``).  A
+    segment of heap with few zero bytes makes a line of up to about 1080 bytes, Slurm splits it
+    ("value not properly terminated", then "request not begin with 'cmd='"), and ``MPI_Init``
+    fails.  It depends on the process's heap, so one program can fail on most or every launch.
+    MPICH's OFI netmod publishes its real 16-byte address.  It also picks its own network
+    interface (libfabric's ``FI_PROVIDER``, ``FI_SOCKETS_IFACE``, ``FI_TCP_IFACE``; jobs/README.md).
+
+    Returns "ofi" when all of these hold, else None:
+    - the library is MPICH (its version text starts with "MPICH Version") built with both the
+      UCX and the OFI netmods (its "MPICH Device:" line names both), as the PyPI wheel is;
+    - :func:`launched_by_slurm_pmi`;
+    - MPICH speaks PMI-1 (its PMI_VERSION setting unset or 1) and the user has not chosen a
+      netmod (CH4_NETMOD unset, in any of :func:`mpich_setting`'s spellings).
+    """
+    lines = library_version.splitlines()
+    if not lines or not lines[0].startswith("MPICH Version"):
+        return None
+    device = next((line.split(":", 1)[1] for line in lines if line.startswith("MPICH Device:")), "")
+    if "ucx" not in device or "ofi" not in device or not launched_by_slurm_pmi(environ):
+        return None
+    if mpich_setting(environ, "PMI_VERSION") not in (None, "1") or mpich_setting(environ, "CH4_NETMOD"):
+        return None
+    return "ofi"
+
+
+_THREAD_LEVELS = ("single", "funneled", "serialized", "multiple")
+
+
+def _start_mpi():
+    """Import mpi4py.MPI, choosing MPICH's netmod (:func:`slurm_pmi1_netmod`) before ``MPI_Init``.
+
+    Only under Slurm's PMI (:func:`launched_by_slurm_pmi`) does this start MPI itself, as
+    mpi4py would: the thread level of ``mpi4py.rc``, ``MPI_Finalize`` at exit.  Everywhere else,
+    and also there when MPI is already imported (a program that imported mpi4py.MPI first gets
+    no choice), when the caller turned mpi4py's initialisation off (``hpclars bench`` does before
+    it starts ``mpiexec`` itself), or when ``mpi4py.rc`` or ``MPI4PY_RC_*`` variables configure
+    the start-up beyond its boolean thread flag and level names, mpi4py starts MPI on import.
+    """
+    rc = mpi4py.rc
+    if ("mpi4py.MPI" in sys.modules or rc.initialize is not True or not launched_by_slurm_pmi(os.environ)
+            or rc.threads not in (True, False) or rc.thread_level not in _THREAD_LEVELS
+            or any(k.startswith("MPI4PY_RC_") for k in os.environ)):
+        from mpi4py import MPI
+
+        return MPI
+    rc.initialize = False
+    if rc.finalize is None:  # None: finalize only what mpi4py initialised; this does now
+        rc.finalize = True
+    try:
+        from mpi4py import MPI
+    finally:
+        rc.initialize = True
+    netmod = slurm_pmi1_netmod(MPI.Get_library_version(), os.environ)
+    if netmod is not None:
+        os.environ["MPIR_CVAR_CH4_NETMOD"] = netmod
+        if os.environ.get("PMI_RANK") == "0":
+            print(f"hpclars: srun's PMI with MPICH: MPIR_CVAR_CH4_NETMOD={netmod}, because MPICH's UCX "
+                  "netmod can fail MPI_Init there (jobs/README.md); set MPIR_CVAR_CH4_NETMOD "
+                  "yourself to choose", file=sys.stderr, flush=True)
+    if rc.threads:
+        MPI.Init_thread(getattr(MPI, f"THREAD_{rc.thread_level.upper()}"))
+    else:
+        MPI.Init()
+    return MPI
+
+
+MPI = _start_mpi()
 
 REDUCIBLE = tuple(np.dtype(t) for t in (np.float32, np.float64, np.int32, np.int64))
 BROADCASTABLE = REDUCIBLE + tuple(np.dtype(t) for t in (np.uint8, np.int8, np.uint32, np.uint64))

@@ -7,7 +7,9 @@ needs (AlgoPerf records the commit and the hardware too):
   ``-dirty`` when tracked files differ from it; None when hpclars is not imported from a git
   checkout (an installed copy) or git is missing.  Never raises.
 - ``cpu_model``: the "model name" of /proc/cpuinfo (Linux), else :func:`platform.processor`.
-- ``mpi_library``: the first line of ``MPI.Get_library_version()``.
+- ``mpi_library``: the first line of ``MPI.Get_library_version()``, then ", netmod X" when
+  MPICH's CH4_NETMOD setting chose its network module (set by the user, or by
+  :mod:`hpclars.comm` under ``srun --mpi=pmi2``).
 - ``blas``: each BLAS loaded in this process as threadpoolctl reports it, "internal_api
   version architecture (library file)", joined with "; " (NumPy's and SciPy's may differ).
   The architecture is the kernel set OpenBLAS chose for this CPU at load time (e.g.
@@ -62,10 +64,15 @@ def cpu_model():
 
 
 def mpi_library():
-    """The MPI library and its version, one line (e.g. "MPICH Version: 4.2.0")."""
+    """The MPI library and its version, one line (e.g. "MPICH Version: 4.2.0", or "MPICH
+    Version: 5.0.2, netmod ofi" where MPICH's CH4_NETMOD setting chose its netmod)."""
     from mpi4py import MPI
 
-    return first_line(MPI.Get_library_version())
+    from .comm import mpich_setting
+
+    line = first_line(MPI.Get_library_version())
+    netmod = mpich_setting(os.environ, "CH4_NETMOD")
+    return f"{line}, netmod {netmod}" if netmod and line.startswith("MPICH") else line
 
 
 def first_line(text):

@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -193,3 +194,75 @@ def test_abort_does_not_wait_on_a_file_or_an_unread_pipe_forever(tmp_path):
         _wait_for_launcher_to_read(writer, timeout=0.5)
         assert 0.5 <= time.monotonic() - start < 2.0  # gives up after the timeout
     os.close(read_fd)
+
+
+# --- MPI start-up: the netmod under srun's PMI (hpclars.comm.slurm_pmi1_netmod) ------------------
+
+WHEEL = ("MPICH Version:      5.0.2\nMPICH Release date: Fri Sep 25 20:45:26 UTC 2026\n"
+         "MPICH ABI:          18:2:6\nMPICH Device:       ch4:ucx ofi\n"
+         "MPICH configure:    --with-device=ch4:ucx,ofi --with-pm=hydra:gforker\n")
+SRUN_PMI2 = {"SLURM_MPI_TYPE": "pmi2", "PMI_FD": "11", "PMI_RANK": "0", "PMI_SIZE": "4"}
+
+
+@pytest.mark.parametrize("library, environ, netmod", [
+    (WHEEL, SRUN_PMI2, "ofi"),                                            # the case it is for
+    (WHEEL, {**SRUN_PMI2, "MPIR_CVAR_PMI_VERSION": "1"}, "ofi"),
+    (WHEEL, {**SRUN_PMI2, "MPI_LOCALNRANKS": "2"}, None),                 # hydra's ranks inside a job
+    (WHEEL, {"PMI_FD": "5", "MPI_LOCALNRANKS": "2"}, None),               # mpiexec outside SLURM
+    (WHEEL, {}, None),                                                    # no launcher
+    (WHEEL, {**SRUN_PMI2, "MPIR_CVAR_CH4_NETMOD": "ucx"}, None),          # the user chose
+    (WHEEL, {**SRUN_PMI2, "MPICH_CH4_NETMOD": "ucx"}, None),              # ... in any spelling
+    (WHEEL, {**SRUN_PMI2, "MPIR_PARAM_CH4_NETMOD": "ucx"}, None),
+    (WHEEL, {**SRUN_PMI2, "MPIR_CVAR_PMI_VERSION": "2"}, None),           # PMI-2 is length-prefixed
+    (WHEEL, {**SRUN_PMI2, "MPICH_PMI_VERSION": "x"}, None),
+    (WHEEL, {**SRUN_PMI2, "SLURM_MPI_TYPE": "pmix"}, None),
+    (WHEEL, {k: v for k, v in SRUN_PMI2.items() if k != "PMI_FD"}, None),
+    (WHEEL.replace("ch4:ucx ofi", "ch4:ucx"), SRUN_PMI2, None),           # no OFI netmod to take
+    (WHEEL.replace("ch4:ucx ofi", "ch4:ofi"), SRUN_PMI2, None),           # no UCX: nothing to avoid
+    ("Open MPI v4.1.6, package: Debian OpenMPI, ident: 4.1.6\x00", SRUN_PMI2, None),
+    ("Intel(R) MPI Library 2021.10 for Linux* OS\n", SRUN_PMI2, None),
+    ("", SRUN_PMI2, None),
+])
+def test_mpich_takes_ofi_only_under_sruns_pmi1_and_only_if_the_user_did_not_choose(library, environ, netmod):
+    from hpclars.comm import slurm_pmi1_netmod
+
+    assert slurm_pmi1_netmod(library, environ) == netmod
+
+
+def _start_up(prelude="", env=None, srun=False):
+    """Import hpclars.comm in 2 ranks under mpiexec; with ``srun``, made to look like ranks of
+    srun's PMI (hydra's PMI_FD kept, its MPI_LOCALNRANKS removed, SLURM_MPI_TYPE=pmi2).
+    Returns (rank 0's "initialised thread-level finalize netmod" words, stderr)."""
+    code = (f"{prelude}\nimport mpi4py, os\nfrom hpclars.comm import MPI\n"
+            "if not MPI.Is_initialized() or MPI.COMM_WORLD.rank == 0:\n"
+            "    print(MPI.Is_initialized(), MPI.Is_initialized() and MPI.Query_thread(), mpi4py.rc.finalize,\n"
+            "          os.environ.get('MPIR_CVAR_CH4_NETMOD'), flush=True)")
+    wrap = ["env", "-u", "MPI_LOCALNRANKS", "SLURM_MPI_TYPE=pmi2"] if srun else []
+    env = {k: v for k, v in dict(os.environ, **(env or {})).items() if not k.startswith("SLURM_")}
+    proc = subprocess.run(launch([], ranks=2)[:3] + wrap + [sys.executable, "-c", code], capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()[:4], proc.stderr
+
+
+def test_importing_comm_starts_mpi_as_mpi4py_would():
+    from mpi4py import MPI
+
+    multiple, funneled = str(MPI.THREAD_MULTIPLE), str(MPI.THREAD_FUNNELED)
+    # Not under srun's PMI: mpi4py starts MPI on import, as always (MPI_THREAD_MULTIPLE).
+    assert _start_up() == (["True", multiple, "None", "None"], "")
+    # Under it: MPI starts after the netmod is chosen, with mpi4py's thread level and
+    # MPI_Finalize at exit, and rank 0 (only) says why.
+    words, err = _start_up(srun=True)
+    assert words == ["True", multiple, "True", "ofi"]
+    assert err.count("hpclars: srun's PMI with MPICH: MPIR_CVAR_CH4_NETMOD=ofi") == 1, err
+    assert _start_up("import mpi4py; mpi4py.rc.thread_level = 'funneled'", srun=True)[0] == \
+        ["True", funneled, "True", "ofi"]
+    # The user's choices stand: a netmod in any spelling MPICH reads, mpi4py's settings, MPI
+    # already imported, initialisation turned off (hpclars bench's launchers).
+    assert _start_up(env={"MPICH_CH4_NETMOD": "ucx"}, srun=True) == (["True", multiple, "True", "None"], "")
+    assert _start_up(env={"MPI4PY_RC_THREAD_LEVEL": "funneled"}, srun=True)[0] == \
+        ["True", funneled, "None", "None"]
+    assert _start_up("from mpi4py import MPI", srun=True)[0] == ["True", multiple, "None", "None"]
+    assert _start_up(env={"MPI4PY_RC_INITIALIZE": "0"}, srun=True)[0][0] == "False"
+    assert _start_up("import mpi4py; mpi4py.rc.initialize = False", srun=True)[0][0] == "False"
