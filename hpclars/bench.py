@@ -332,11 +332,11 @@ class TimedKernels:
 
 
 def step_parts(batch, threads, chunk_size, optimizer, repeats, between=None):
-    """{part: [seconds per step]} for :data:`STEP_PARTS` and "step" (the whole step), over
-    ``repeats`` timed :class:`OneRankStep`: the kernels through
+    """({part: [seconds per step]}, executed FLOPs per image): the times for :data:`STEP_PARTS`
+    and "step" (the whole step), over ``repeats`` timed :class:`OneRankStep`: the kernels through
     :class:`TimedKernels`, the input conversion and the optimizer timed around their calls,
-    "rest" the step minus every part (Python, zeroing the gradient, the timers themselves);
-    "executed" holds one value, :func:`executed_flops` after the last step.
+    "rest" the step minus every part (Python, zeroing the gradient, the timers themselves); and
+    :func:`executed_flops` of the last step's batch (int).
     ``between``, if given, is called and timed (as "between") before each step, e.g. the
     sgemm the step is compared with, so that both see the same machine; an untimed step then
     follows it, so that the timed step finds its own data in cache, as the trainer's steps do
@@ -377,8 +377,7 @@ def step_parts(batch, threads, chunk_size, optimizer, repeats, between=None):
             for part, sec in timed.seconds.items():
                 out[part].append(sec)
             out["step"].append(t2 - t0)
-    out["executed"] = [executed_flops(model)[0]]  # FLOPs per image the build executed (one value)
-    return out
+    return out, executed_flops(model)[0]
 
 
 def bench_step(args):
@@ -403,11 +402,12 @@ def bench_step(args):
     comm.barrier()  # the ranks start their timed steps together
     if args.back_to_back:  # the steps one after another, as the trainer runs them; sgemm around them
         calls = [median_time(sgemm, 3)]
-        t = step_parts(args.batch, args.threads, args.chunk_size, args.optimizer, args.repeats)
+        t, executed = step_parts(args.batch, args.threads, args.chunk_size, args.optimizer, args.repeats)
         calls.append(median_time(sgemm, 3))
         sgemm_s, where = statistics.median(calls), "3 calls before and 3 after the steps, which run back to back"
     else:
-        t = step_parts(args.batch, args.threads, args.chunk_size, args.optimizer, args.repeats, between=sgemm)
+        t, executed = step_parts(args.batch, args.threads, args.chunk_size, args.optimizer, args.repeats,
+                                 between=sgemm)
         sgemm_s, where = statistics.median(t["between"]), ("1 call before each step, after an untimed one; "
                                                       "an untimed step between it and the timed step")
     med = {part: statistics.median(v) for part, v in t.items() if v}
@@ -428,7 +428,6 @@ def bench_step(args):
         f"{1e3 * bound:9.3f}")
     say(f"# every FLOP at the sgemm rate and the parts without FLOPs as measured: a {1e3 * bound:.3f} ms "
         f"step, {100 * TRAIN_FLOPS * args.batch / bound / 1e9 / rate:.1f}% of sgemm")
-    executed = t["executed"][0]
     if executed < TRAIN_FLOPS:
         say(f"# this build executed {executed / 1e6:.3f} of the {TRAIN_FLOPS / 1e6:.3f} MFLOP per image on this "
             f"batch (bench.executed_flops): the step at {100 * step_rate / rate * executed / TRAIN_FLOPS:.1f}% "
