@@ -260,11 +260,12 @@ def bench_train(args):
         executed, _ = executed_flops(fns["step"].model)
         med = {name: statistics.median(v) for name, v in t.items()}
         pct = [100 * (batch * TRAIN_FLOPS / ts) / (sgemm_flops / tg) for ts, tg in zip(t["step"], t["sgemm"])]
+        share = statistics.median(pct)
         row = (f"{batch:>6} {batch / med['step']:>14.0f} {batch * TRAIN_FLOPS / med['step'] / 1e9:>8.1f} "
-               f"{sgemm_flops / med['sgemm'] / 1e9:>6.1f} {statistics.median(pct):>7.1f}% "
+               f"{sgemm_flops / med['sgemm'] / 1e9:>6.1f} {share:>7.1f}% "
                f"{f'{min(pct):.0f}-{max(pct):.0f}%':>12} "
                f"{100 * (batch * TRAIN_FLOPS / min(t['step'])) / (sgemm_flops / min(t['sgemm'])):>5.1f}% "
-               f"{statistics.median(pct) * executed / TRAIN_FLOPS:>6.1f}% {executed / 1e6:>10.3f} "
+               f"{share * executed / TRAIN_FLOPS:>6.1f}% {executed / 1e6:>10.3f} "
                f"{batch / med['eval']:>11.0f} "
                f"{statistics.median(s / e for s, e in zip(t['step'], t['eval'])):>8.2f}")
         if "torch" in t:

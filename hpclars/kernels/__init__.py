@@ -43,8 +43,8 @@ def _borrow_cython_blas():
         import scipy
 
         folder = os.path.join(os.path.dirname(scipy.__file__), "linalg")
-        path = next((p for p in (os.path.join(folder, "cython_blas" + suffix)
-                                 for suffix in importlib.machinery.EXTENSION_SUFFIXES) if os.path.exists(p)), None)
+        paths = [os.path.join(folder, "cython_blas" + suffix) for suffix in importlib.machinery.EXTENSION_SUFFIXES]
+        path = next((p for p in paths if os.path.exists(p)), None)
         if path is None:
             return False
         spec = importlib.util.spec_from_file_location(_BLAS, path)
@@ -70,8 +70,6 @@ try:
     from .pool import maxpool2_backward, maxpool2_forward
     from .update import momentum_update, momentum_update_segments, sumsq, sumsq_segments
 except ImportError as exc:  # pragma: no cover - depends on how hpclars was installed
-    import os
-
     raise ImportError(
         f"hpclars.kernels is not compiled ({exc}). hpclars is being imported from "
         f"{os.path.dirname(os.path.dirname(__file__))}; install it with "
