@@ -234,7 +234,7 @@ def _start_up(prelude="", env=None, srun=False):
     srun's PMI (hydra's PMI_FD kept, its MPI_LOCALNRANKS removed, SLURM_MPI_TYPE=pmi2).
     Returns (rank 0's "initialised thread-level finalize netmod" words, stderr)."""
     code = (f"{prelude}\nimport mpi4py, os\nfrom hpclars.comm import MPI\n"
-            "if not MPI.Is_initialized() or MPI.COMM_WORLD.rank == 0:\n"
+            "if os.environ['PMI_RANK'] == '0':  # one rank prints, also where MPI is not started\n"
             "    print(MPI.Is_initialized(), MPI.Is_initialized() and MPI.Query_thread(), mpi4py.rc.finalize,\n"
             "          os.environ.get('MPIR_CVAR_CH4_NETMOD'), flush=True)")
     wrap = ["env", "-u", "MPI_LOCALNRANKS", "SLURM_MPI_TYPE=pmi2"] if srun else []
