@@ -63,20 +63,22 @@ def slurm_pmi1_netmod(library_version, environ):
     4096 bytes read from UCX's address buffer of a few hundred bytes (MPICH,
     ``src/mpid/ch4/netmod/ucx/ucx_init.c``, ``MPIDI_UCX_comm_addr_exchange``: "FIXME: use the
     actual addrname_len"), so most of what it publishes is whatever heap memory follows that
-    buffer.  MPICH's own PMI-1 client sends it as hex in 511-byte segments, one ``cmd=put`` line
-    each, with runs of zero bytes compressed.  Slurm's ``mpi/pmi2`` plugin serves PMI-1 with one
+    buffer.  MPICH's own PMI-1 client sends it as hex, 511 bytes of it per ``cmd=put`` line (up to
+    1022 hex characters), with runs of zero bytes compressed.  Slurm's ``mpi/pmi2`` plugin serves PMI-1 with one
     1024-byte ``read`` per request (Slurm, ``src/plugins/mpi/pmi2/pmi1.c``, ``MAX_READLINE``).  A
     segment of heap with few zero bytes makes a line of up to about 1080 bytes, Slurm splits it
     ("value not properly terminated", then "request not begin with 'cmd='"), and ``MPI_Init``
     fails.  It depends on the process's heap, so one program can fail on most or every launch.
-    MPICH's OFI netmod publishes its real 16-byte address.  It also picks its own network
+    MPICH's OFI netmod publishes only its real address (16 bytes with libfabric's sockets
+    provider, which it took on the test cluster).  It also picks its own network
     interface (libfabric's ``FI_PROVIDER``, ``FI_SOCKETS_IFACE``, ``FI_TCP_IFACE``; jobs/README.md).
 
     Returns "ofi" when all of these hold, else None:
     - the library is MPICH (its version text starts with "MPICH Version") built with both the
       UCX and the OFI netmods (its "MPICH Device:" line names both), as the PyPI wheel is;
     - :func:`launched_by_slurm_pmi`;
-    - MPICH speaks PMI-1 (its PMI_VERSION setting unset or 1) and the user has not chosen a
+    - MPICH speaks PMI-1 (its PMI_VERSION setting unset or 1; the wheel has no PMI-2 client, and
+      with PMI_VERSION 2 its ``MPI_Init`` fails at once) and the user has not chosen a
       netmod (CH4_NETMOD unset, in any of :func:`mpich_setting`'s spellings).
     """
     lines = library_version.splitlines()
