@@ -9,7 +9,8 @@ warm-up first, then several repeats, the median quoted.
   achieved GFLOP/s beside this machine's single-thread sgemm rate.
 - ``step``: where one training step's time goes: every kernel call, the input conversion and
   the optimizer, each part's GFLOP/s beside the same run's sgemm, and what the step would take
-  were every FLOP to run at the sgemm rate.
+  were every FLOP to run at the sgemm rate; then the step and the sgemm against the core's FMA
+  peak (:func:`fma_peak_gflops`), a ceiling that holds where the BLAS's sgemm is not one.
 - ``kernels``: each kernel, forward and backward, checked against its NumPy
   reference before it is timed.
 - ``scaling``: weak scaling (fixed images per rank) of hpclars under mpiexec
@@ -99,6 +100,23 @@ def median_time(fn, repeats, warmup=2):
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def fma_peak_gflops(repeats=21, rounds=1 << 20):
+    """This core's arithmetic peak in GFLOP/s: independent float32 FMAs one register wide
+    (:func:`hpclars.kernels.probes.fma_peak`: 16, 8 or 4 lanes as the build's ISA), median of
+    ``repeats`` calls of ``rounds`` rounds (about 2 ms each at 200 GFLOP/s), after 2 untimed ones.
+
+    The ceiling of a single-threaded kernel, which a BLAS's sgemm need not reach: on an AMD EPYC
+    Zen 5 (2026-12-02, BENCHMARKS.md session 21) NumPy's and SciPy's OpenBLAS took their Haswell
+    (AVX2) kernels, sgemm 1024^3 at 94-117 GFLOP/s against 237 here, and hpclars's AVX-512 direct
+    convolutions ran at up to 216.  Raises ValueError for repeats < 1 or rounds < 1.
+    """
+    from .kernels import probes
+
+    if repeats < 1 or rounds < 1:
+        raise ValueError(f"fma_peak_gflops needs repeats >= 1 and rounds >= 1, got {repeats}, {rounds}")
+    return rounds * probes.FMA_FLOPS_PER_ROUND / median_time(lambda: probes.fma_peak(rounds), repeats) / 1e9
 
 
 def sgemm_call(n=1024):
@@ -433,6 +451,13 @@ def bench_step(args):
         say(f"# this build executed {executed / 1e6:.3f} of the {TRAIN_FLOPS / 1e6:.3f} MFLOP per image on this "
             f"batch (bench.executed_flops): the step at {100 * step_rate / rate * executed / TRAIN_FLOPS:.1f}% "
             "of sgemm in executed FLOPs")
+    from .kernels.probes import FMA_LANES
+
+    peak = fma_peak_gflops()
+    say(f"# this core's FMA peak (kernels.probes.fma_peak, {FMA_LANES} float32 lanes, in registers, "
+        f"after the steps): {peak:.1f} GFLOP/s; the step at {100 * step_rate / peak:.1f}% of it in model "
+        f"FLOPs, {100 * step_rate * executed / TRAIN_FLOPS / peak:.1f}% in executed FLOPs; sgemm at "
+        f"{100 * rate / peak:.1f}%")
     rows = comm.gather_obj((comm.rank, rate, med["step"]))
     if comm.size > 1 and comm.is_root:
         print_rank_spread(rows, TRAIN_FLOPS * args.batch)
@@ -1020,5 +1045,5 @@ def main(args):
     return 0
 
 
-__all__ = ["add_parser", "main", "median_time", "sgemm_gflops", "TRAIN_FLOPS", "executed_flops", "fit_alpha_beta",
+__all__ = ["add_parser", "main", "median_time", "sgemm_gflops", "fma_peak_gflops", "TRAIN_FLOPS", "executed_flops", "fit_alpha_beta",
            "latency_rounds", "LINK_LATENCY"]

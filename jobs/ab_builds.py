@@ -1,7 +1,8 @@
 """Two builds of hpclars, one training step (or evaluation, or update) each, timed in alternation.
 
     git worktree add /tmp/base <commit> && (cd /tmp/base && python setup.py -q build_ext --inplace)
-    python jobs/ab_builds.py /tmp/base [--batch 256] [--rounds 40] [--what step|eval|optimizer]
+    python jobs/ab_builds.py /tmp/base [--batch 256] [--rounds 40]
+                             [--what step|eval|optimizer|conv1-bwd|conv2-bwd]
                              [--optimizer sgd|lars|lamb|adam|adamw]
 
 Two worker processes, one importing hpclars from BASE (a checkout built in place), one from the
@@ -12,7 +13,9 @@ speed-up (base time / this build's time; above 1: this build is faster) of the m
 the medians.  Single thread, the step of ``hpclars bench train`` (hpclars.bench.hpclars_step /
 hpclars_eval).
 ``--what optimizer`` times the update alone (``make_optimizer(...).step`` on LeNet's parameters
-and a fixed gradient), with ``--optimizer`` (default sgd, as the step's).
+and a fixed gradient), with ``--optimizer`` (default sgd, as the step's).  ``--what conv1-bwd`` and
+``conv2-bwd`` time one fused conv -> max pool -> ReLU backward pass of LeNet's conv1 (no dx) or
+conv2 (with dx) on a fixed random problem (:func:`conv_backward`).
 """
 
 import argparse
@@ -39,12 +42,37 @@ def optimizer_update(name):
     return lambda: opt.step(flat, grads, 1e-4)
 
 
+def conv_backward(layer, batch):
+    """A closure running ``kernels.conv.conv2d_pool_relu_backward`` once for LeNet's conv1
+    (1 -> 6 channels, 28 x 28, no dx) or conv2 (6 -> 16, 14 x 14, with dx), batch ``batch``,
+    1 thread: x uniform in [0, 1), w normal times 0.1, b 0 (the forward pass's pooled output and
+    positions from the same kernels), the pooled gradient standard normal, all from seed 0.  About
+    half of conv1's and 70% of conv2's pooling windows carry a gradient, near real training's 62%
+    and 74% (BENCHMARKS.md session 18)."""
+    from hpclars.kernels import conv
+
+    cin, hw, cout = {"conv1-bwd": (1, 28, 6), "conv2-bwd": (6, 14, 16)}[layer]
+    rng = np.random.default_rng(0)
+    x = rng.random((batch, cin, hw, hw), dtype=np.float32)
+    w = (rng.standard_normal((cout, cin, 5, 5)) * 0.1).astype(np.float32)
+    out = np.empty((batch, cout, hw // 2, hw // 2), np.float32)
+    idx = np.empty(out.shape, np.uint8)
+    g = rng.standard_normal(out.shape).astype(np.float32)
+    work = np.empty(conv.conv2d_pool_relu_work_size(batch, cin, hw, hw, cout, 5, 1), np.float32)
+    conv.conv2d_pool_relu_forward(x, w, np.zeros(cout, np.float32), out, idx, work, 1)
+    dx = np.empty_like(x) if layer == "conv2-bwd" else None
+    dw, db = np.zeros_like(w), np.zeros(cout, np.float32)
+    return lambda: conv.conv2d_pool_relu_backward(x, w, out, idx, g, dx, dw, db, work, 1)
+
+
 def worker(batch, what, optimizer):
     import hpclars
     from hpclars import bench
 
     if what == "optimizer":
         fn = optimizer_update(optimizer)
+    elif what in ("conv1-bwd", "conv2-bwd"):
+        fn = conv_backward(what, batch)
     elif optimizer != "sgd":
         try:
             fn = bench.hpclars_step(batch, 1, 256, optimizer)
@@ -70,15 +98,17 @@ def main():
     ap.add_argument("base", help="a checkout of the baseline commit, built in place")
     ap.add_argument("--batch", type=int, default=256, help="images per step (default 256; not used by optimizer)")
     ap.add_argument("--rounds", type=int, default=40, help="turns of 3 calls per build (default 40)")
-    ap.add_argument("--what", choices=("step", "eval", "optimizer"), default="step",
+    ap.add_argument("--what", choices=("step", "eval", "optimizer", "conv1-bwd", "conv2-bwd"),
+                    default="step",
                     help="step: one training step; eval: the forward-only evaluation; optimizer: the "
-                         "update alone (default step)")
+                         "update alone; conv1-bwd, conv2-bwd: that layer's fused backward pass "
+                         "(default step)")
     ap.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd",
                     help="the update timed by --what optimizer, or the step's (default sgd)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.what == "eval" and args.optimizer != "sgd":
-        sys.exit("ab_builds: --optimizer applies to --what step or optimizer, not eval")
+    if args.what not in ("step", "optimizer") and args.optimizer != "sgd":
+        sys.exit(f"ab_builds: --optimizer applies to --what step or optimizer, not {args.what}")
     if args.worker:
         return worker(args.batch, args.what, args.optimizer)
     if not os.path.isfile(os.path.join(args.base, "hpclars", "__init__.py")):

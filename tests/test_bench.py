@@ -1,6 +1,8 @@
 """Benchmark windows: a timed run takes exactly the steps it says, across epoch boundaries, and
 its untimed warm-up steps are outside the timed window.  Never a timing."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -174,7 +176,25 @@ def test_bench_step_accounts_for_the_whole_step():
     shares = sum(float(rows[p][1].rstrip("%")) for p in STEP_PARTS)
     assert 80 < shares < 120, shares
     assert rows["conv2 bwd"][2] != "-" and rows["optimizer"][2] == "-"
-    assert "% of sgemm" in proc.stdout.splitlines()[-1]
+    assert "% of sgemm" in proc.stdout.splitlines()[-2]
+    # The closing line sets the step (the table's GFLOP/s) and the sgemm against the core's FMA peak.
+    m = re.search(r"FMA peak .*: ([\d.]+) GFLOP/s; the step at ([\d.]+)% of it in model FLOPs, ([\d.]+)% in "
+                  r"executed FLOPs; sgemm at ([\d.]+)%", proc.stdout.splitlines()[-1])
+    assert m, proc.stdout.splitlines()[-1]
+    peak, model_pct, exec_pct, sgemm_pct = map(float, m.groups())
+    step_gflops, step_pct_sgemm = float(rows["step"][2]), float(rows["step"][3].rstrip("%"))
+    assert model_pct == pytest.approx(100 * step_gflops / peak, rel=0.01, abs=0.1)
+    assert 0 < exec_pct <= model_pct
+    assert sgemm_pct == pytest.approx(100 * model_pct / step_pct_sgemm, rel=0.01, abs=0.2)
+
+
+def test_fma_peak_gflops_is_a_rate_and_rejects_bad_counts():
+    from hpclars.bench import fma_peak_gflops
+
+    assert fma_peak_gflops(repeats=3, rounds=1 << 12) > 0
+    for bad in ({"repeats": 0}, {"rounds": 0}):
+        with pytest.raises(ValueError, match="fma_peak_gflops needs"):
+            fma_peak_gflops(**bad)
 
 
 def _bench_in_child(args):
