@@ -59,11 +59,12 @@ def flops_note():
 
     if not kernels.CONV_POOLED_DW:
         return None
-    what = ("conv1's and conv2's weight gradients and conv2's dx" if kernels.CONV_POOLED_DX
-            else "conv1's and conv2's weight gradients")
+    parts = (["conv1's weight gradient"] if kernels.CONV_POOLED_DW1 else []) + ["conv2's weight gradient"] \
+        + (["conv2's dx"] if kernels.CONV_POOLED_DX else [])
+    what = " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts)
     return ("# GFLOP/s (and % sgemm where shown) count the dense computation's FLOPs; this build's "
             f"fused conv -> pool -> ReLU backward sums {what} over the nonzero "
-            "pooling windows only (kernels.CONV_POOLED_DW, CONV_POOLED_DX: their nonzero terms are "
+            "pooling windows only (kernels.CONV_POOLED_DW, _DW1, _DX: their nonzero terms are "
             "at most a quarter of those parts' dense FLOPs), so its rates are dense-equivalent (model FLOPs)")
 
 
@@ -72,8 +73,8 @@ def executed_flops(model):
     that ``model`` (a :class:`hpclars.model.LeNet`) last ran forward and backward.
 
     The dense count is :data:`TRAIN_FLOPS` (multiply-add = 2).  Where the build sums the
-    convolutions' weight gradients (``kernels.CONV_POOLED_DW``: conv1 and conv2) or conv2's input
-    gradient (``kernels.CONV_POOLED_DX``) over the pooling windows with a nonzero gradient only,
+    convolutions' weight gradients (``kernels.CONV_POOLED_DW``: conv2, ``CONV_POOLED_DW1``: conv1)
+    or conv2's input gradient (``kernels.CONV_POOLED_DX``) over the pooling windows with a nonzero gradient only,
     such a part executes a quarter of its dense FLOPs (one pre-pool position of the window's
     four) times the share of those windows: the pooled values whose gradient times the ReLU's
     mask, ``dp * (p > 0)``, is nonzero, the kernels' own test.  The shares are those of the
@@ -85,7 +86,7 @@ def executed_flops(model):
 
     share = {name: float(np.count_nonzero(dp * (p > 0)) / dp.size)
              for name, dp, p in (("conv1", model.dp1, model.p1), ("conv2", model.dp2, model.p2))}
-    dw1 = CONV1 * share["conv1"] / 4 if kernels.CONV_POOLED_DW else CONV1
+    dw1 = CONV1 * share["conv1"] / 4 if kernels.CONV_POOLED_DW1 else CONV1
     dw2 = CONV2 * share["conv2"] / 4 if kernels.CONV_POOLED_DW else CONV2
     dx2 = CONV2 * share["conv2"] / 4 if kernels.CONV_POOLED_DX else CONV2
     return FWD_FLOPS + 2 * DENSE + dw1 + dw2 + dx2, share

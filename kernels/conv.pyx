@@ -36,6 +36,20 @@ values are the image-by-image path's bit for bit.  A small gain: minima of 100 c
 images 0.57-0.65 ms against 0.59-0.88 ms, alternating, on a noisy VM (Xeon, 2026-12-01,
 results/bench-xeon-2026-12-01/conv1_fwd_ab.txt).
 
+The fused backward pass of an input with 2 to 6 channels (conv2) takes dw, db and dx from the
+pooled gradient instead (``hpc_dw_pooled_hwc5``; :data:`POOLED_DW`, :data:`POOLED_DX`), as the
+AVX2 build does (below), but on the image padded channel-last (``hpc_pad_hwc``): a listed
+window's 5 taps of a kernel row for every input channel are 5 Cin <= 30 consecutive floats, so
+10 16-lane FMAs per window give its 5 Cin x 25 weight-gradient terms, and 10 read-modify-writes
+of a channel-last dx (the weights in a (Cout, 5, 32) table) its dx terms; consecutive windows
+add into 4 copies of dx in turn, so that a window's loads do not wait on the previous window's
+stores to overlapping floats (1 copy: dx 1.7-1.8 ms per 256 images; 4: 1.1-1.3; 8: 1.2), summed
+and transposed back per image.  conv2's backward pass 2.34-2.50 -> 1.69-1.81 ms per 256 images
+(min and median of 400 alternating rounds), the training step 1.15-1.17x (minima; 1.09-1.17x on
+real MNIST batches), AMD EPYC Zen 5, 2026-12-02, BENCHMARKS.md session 21.  The AVX2 build's
+8-lane kernels, tried here first, were no faster than the dense 16-lane ones on that machine,
+and conv1's 16 images in the lanes stay.
+
 Measured at batch 256, one thread, on the AMD EPYC (Zen 5) nodes: several times
 faster than the per-image im2col + sgemm it replaced, whose (Cout = 6 or 16) x
 (CKK = 25 or 150) x (H*W) products are too small for BLAS to reach its peak, and
@@ -759,17 +773,6 @@ cdef extern from *:
                                  float* xb, float* pool, unsigned char* pidx) {}
     #endif
     /* The AVX2 build's; never called here. */
-    #define HPC_POOLED_DW 0
-    static int hpc_finite(const float* x, long n) { return 1; }
-    static void hpc_dw_pooled5(const float* xp, const float* g, const float* y, const unsigned char* idx,
-                               int cin, int cout, int h, int wd, float* acc, float* db, const int* base,
-                               int* off, float* val) {}
-    static void hpc_window_base(int* base, int ho, int wo, int wp) {}
-    static void hpc_dw_pooled_reduce(const float* acc, int cout, int cin, float* dw) {}
-    static void hpc_pack8_init(void) {}
-    static void hpc_dx_pooled14(const float* g, const float* y, const unsigned char* idx, int cin,
-                                int cout, int wd, const float* tw, float* vl, int* ol, int* cnt,
-                                float* dx) {}
     static void hpc_fwd1_group8(const float* x, const unsigned char* x8, float scale, const float* w,
                                 const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
                                 float* xb, float* pool, unsigned char* pidx) {}
@@ -804,7 +807,6 @@ cdef extern from *:
     #define HPC_DIRECT 1
     #define HPC_AVX512 0
     #define HPC_OLANES 1
-    #define HPC_POOLED_DW 1
 
     /* dst[c, y + pad, u + pad] = src[c, y, u] into planes zeroed by hpc_pad_zero. */
     static void hpc_pad_rows(const float* src, int nc, int h, int wd, int pad, float* dst) {
@@ -992,14 +994,6 @@ cdef extern from *:
                 }
     }
 
-    /* The sum of the 8 lanes of v. */
-    static inline float hpc_sum8(__m256 v) {
-        __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        s = _mm_add_ss(s, _mm_movehdup_ps(s));
-        return _mm_cvtss_f32(s);
-    }
-
     /* db[o] += sum of g[o, :, :] for one image's dout g (cout, h, wd). */
     static void hpc_db_image(const float* g, int cout, int h, int wd, float* db) {
         const long hw = (long)h * wd;
@@ -1087,320 +1081,6 @@ cdef extern from *:
         else
             hpc_dw_olanes8_body(xp, g, gt, dwt, cin, cout, h, wd);
     }
-
-    /* 1 if none of x[0:n] is inf or NaN. */
-    static int hpc_finite(const float* x, long n) {
-        const __m256 inf = _mm256_set1_ps(__builtin_inff()), sign = _mm256_set1_ps(-0.0f);
-        __m256 bad = _mm256_setzero_ps();
-        long i = 0;
-        for (; i + 8 <= n; i += 8)  /* |x| < inf is false for inf and NaN */
-            bad = _mm256_or_ps(bad, _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)), inf, _CMP_NLT_UQ));
-        bad = _mm256_or_ps(bad, _mm256_cmp_ps(_mm256_andnot_ps(sign, hpc_load8(x + i, (int)(n - i))), inf, _CMP_NLT_UQ));
-        return _mm256_movemask_ps(bad) == 0;
-    }
-
-    /* Left-packing permutations: hpc_pack8[m] lists the set bits of m (0-255) in order, padded
-       with 0s; filled once by hpc_pack8_init (module import). */
-    static unsigned char hpc_pack8[256][8];
-    static void hpc_pack8_init(void) {
-        for (int m = 0; m < 256; m++) {
-            int n = 0;
-            memset(hpc_pack8[m], 0, 8);
-            for (int j = 0; j < 8; j++)
-                if (m >> j & 1) hpc_pack8[m][n++] = (unsigned char)j;
-        }
-    }
-
-    /* The lanes of v and off set in the movemask mk, in lane order, to val[0:] and offs[0:] (8 lanes
-       stored: room for 8 past the last entry); returns how many. */
-    static inline int hpc_left_pack8(__m256 v, __m256i off, int mk, float* val, int* offs) {
-        const __m256i pk = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)hpc_pack8[mk]));
-        _mm256_storeu_ps(val, _mm256_permutevar8x32_ps(v, pk));
-        _mm256_storeu_si256((__m256i*)offs, _mm256_permutevar8x32_epi32(off, pk));
-        return __builtin_popcount((unsigned)mk);
-    }
-
-    /* base[j] = 2 (j / wo) wp + 2 (j % wo): window j's top-left pixel in a padded plane of width wp
-       (before the padding's offset: tap 0 of a pad-2, k = 5 kernel), j < ho * wo. */
-    static void hpc_window_base(int* base, int ho, int wo, int wp) {
-        for (int r = 0; r < ho; r++)
-            for (int ss = 0; ss < wo; ss++) base[r * wo + ss] = 2 * r * wp + 2 * ss;
-    }
-
-    /* One output channel's windows with a nonzero v = g * (y > 0) (0 for a position past 3, never
-       the forward pass's, as hpc_pool_bwd), in window order, 8 windows at a time with a
-       left-packing permutation (no branch on the data; NaN and inf are kept): val their v, off
-       the padded plane's offset of their recorded position (base[j] + dy wp + dx).  Returns their
-       count; *db += the sum of all the v.  off, val: room for hw2 + 8 entries. */
-    static inline int hpc_list_windows(const float* go, const float* yo, const unsigned char* io,
-                                       long hw2, int wp, const int* base, int* off, float* val,
-                                       float* db) {
-        __m256 sdb = _mm256_setzero_ps();
-        int n = 0;
-        for (long j0 = 0; j0 < hw2; j0 += 8) {
-            const int m = hw2 - j0 < 8 ? (int)(hw2 - j0) : 8;  /* tail lanes: v 0, not listed */
-            const __m256i a = _mm256_cvtepu8_epi32(hpc_load_bytes8(io + j0, m));
-            const __m256 ok = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(4), a));
-            const __m256 v = _mm256_and_ps(hpc_relu_grad8(hpc_load8(go + j0, m), hpc_load8(yo + j0, m)), ok);
-            sdb = _mm256_add_ps(sdb, v);
-            const __m256i o8 = _mm256_add_epi32(
-                _mm256_add_epi32(_mm256_loadu_si256((const __m256i*)(base + j0)),
-                                 _mm256_mullo_epi32(_mm256_and_si256(_mm256_srli_epi32(a, 1), _mm256_set1_epi32(1)),
-                                                    _mm256_set1_epi32(wp))),
-                _mm256_and_si256(a, _mm256_set1_epi32(1)));
-            const int mk = _mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NEQ_UQ));
-            n += hpc_left_pack8(v, o8, mk, val + n, off + n);
-        }
-        *db += hpc_sum8(sdb);
-        return n;
-    }
-
-    /* CC input channels (from c0) of hpc_dw_pooled5 for one output channel: acc[c][p][0:8] +=
-       the sum of val[e] * xp[c, off[e] + p * wp + (0:8)] over the n entries, 5 x CC accumulators.
-       The image's sum starts from zero and is added to acc once: a sum over the batch in two
-       levels, not one chain of every window of every image (with one chain, conv1's weights after
-       20 steps on 2 or 4 ranks drifted 1.7e-5 of their largest from one rank's, past
-       test_mpi.py's 1e-5). */
-    static inline __attribute__((always_inline)) void hpc_dw_pooled_cc(
-            const float* xp, long plane, int wp, const int* off, const float* val, int n, float* acc,
-            const int CC) {
-        __m256 a[2][5];
-        _Pragma("GCC unroll 2") for (int c = 0; c < CC; c++)
-        _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++) a[c][p] = _mm256_setzero_ps();
-        for (int e = 0; e < n; e++) {
-            const __m256 gv = _mm256_set1_ps(val[e]);
-            const float* b = xp + off[e];
-            _Pragma("GCC unroll 2") for (int c = 0; c < CC; c++)
-            _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++)
-                a[c][p] = _mm256_fmadd_ps(gv, _mm256_loadu_ps(b + c * plane + (long)p * wp), a[c][p]);
-        }
-        _Pragma("GCC unroll 2") for (int c = 0; c < CC; c++)
-        _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++) {
-            float* t = acc + (c * 5 + p) * 8;
-            _mm256_storeu_ps(t, _mm256_add_ps(_mm256_loadu_ps(t), a[c][p]));
-        }
-    }
-
-    /* One input channel (conv1), two output channels' lists at once: accA[p] += valA[e] * xp[offA[e]
-       + p wp + (0:8)], accB likewise, the two lists' entries interleaved so that 10 accumulators
-       advance instead of 5 (which wait on the FMA's latency); each sum keeps its entries' order and,
-       as hpc_dw_pooled_cc's, starts from zero and is added to accA, accB once. */
-    static void hpc_dw_pooled_oo(const float* xp, int wp, const int* offA, const float* valA, int nA,
-                                 const int* offB, const float* valB, int nB, float* accA, float* accB) {
-        __m256 a[5], b[5];
-        _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++) a[p] = b[p] = _mm256_setzero_ps();
-        const int nm = nA < nB ? nA : nB;
-        int e = 0;
-        for (; e < nm; e++) {
-            const __m256 ga = _mm256_set1_ps(valA[e]), gb = _mm256_set1_ps(valB[e]);
-            const float* xa = xp + offA[e];
-            const float* xb = xp + offB[e];
-            _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++) {
-                a[p] = _mm256_fmadd_ps(ga, _mm256_loadu_ps(xa + (long)p * wp), a[p]);
-                b[p] = _mm256_fmadd_ps(gb, _mm256_loadu_ps(xb + (long)p * wp), b[p]);
-            }
-        }
-        for (int f = e; f < nA; f++) {
-            const __m256 ga = _mm256_set1_ps(valA[f]);
-            const float* xa = xp + offA[f];
-            _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++)
-                a[p] = _mm256_fmadd_ps(ga, _mm256_loadu_ps(xa + (long)p * wp), a[p]);
-        }
-        for (int f = e; f < nB; f++) {
-            const __m256 gb = _mm256_set1_ps(valB[f]);
-            const float* xb = xp + offB[f];
-            _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++)
-                b[p] = _mm256_fmadd_ps(gb, _mm256_loadu_ps(xb + (long)p * wp), b[p]);
-        }
-        _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++) {
-            _mm256_storeu_ps(accA + p * 8, _mm256_add_ps(_mm256_loadu_ps(accA + p * 8), a[p]));
-            _mm256_storeu_ps(accB + p * 8, _mm256_add_ps(_mm256_loadu_ps(accB + p * 8), b[p]));
-        }
-    }
-
-    /* The weight and bias gradients of conv (k = 5) -> 2 x 2 max pool -> ReLU for one image from
-       the pooled gradient g, the ReLU's pooled output y and the pooling positions idx (cout, h/2,
-       wd/2 each), without the pre-pool gradient: of a window's 4 pre-pool gradients only the one at
-       its recorded position is nonzero (the pooling's backward pass puts 0 at the other three), and
-       it is v = g * (y > 0) (the ReLU's gradient as a product, as hpc_pool_bwd), 0 where the ReLU
-       was off.  So dw[o, c, p, q] = sum over the windows with v != 0 of v * xp[c, y + p, u + q],
-       (y, u) the window's recorded position: a quarter of the dense sum's FMAs or fewer, the terms
-       left out being exact zeros (0 * x, x finite: the caller checks x with hpc_finite and takes the
-       dense path otherwise, where 0 * inf gives NaN).  The dense kernels (the direct convolution over
-       the pre-pool gradient) spend at least 3 of every 4 FMAs on those zeros.
-       Per output channel the nonzero windows are listed first (hpc_list_windows), then each list
-       entry feeds 5 FMAs per input channel with the 5 taps q in the lanes of one load (lanes 5-7
-       read the row's next pixels, the padding or, past the last plane, the buffer's zeroed
-       16-float tail: finite, never used); with one input channel two output channels' lists go
-       together (hpc_dw_pooled_oo).  acc: (cout, cin, 5, 8) floats, added to (the terms of each sum
-       in window order, which the dense sum does not keep: float32 rounding differs); db[o] += the
-       sum of the v.  xp: the image's zero-padded planes (hpc_pad_rows, pad 2, plus the 16-float
-       tail); base: hpc_window_base's table; off, val: scratch for 2 (h*wd/4 + 8) entries each. */
-    static void hpc_dw_pooled5(const float* xp, const float* g, const float* y, const unsigned char* idx,
-                               int cin, int cout, int h, int wd, float* acc, float* db, const int* base,
-                               int* off, float* val) {
-        const int wp = wd + 4, ho = h / 2, wo = wd / 2;
-        const long plane = (long)(h + 4) * wp, hw2 = (long)ho * wo, room = hw2 + 8;
-        if (cin == 1) {
-            int o = 0;
-            for (; o + 2 <= cout; o += 2) {
-                const int nA = hpc_list_windows(g + o * hw2, y + o * hw2, idx + o * hw2, hw2, wp, base,
-                                                off, val, db + o);
-                const int nB = hpc_list_windows(g + (o + 1) * hw2, y + (o + 1) * hw2, idx + (o + 1) * hw2,
-                                                hw2, wp, base, off + room, val + room, db + o + 1);
-                hpc_dw_pooled_oo(xp, wp, off, val, nA, off + room, val + room, nB, acc + (long)o * 40,
-                                 acc + (long)(o + 1) * 40);
-            }
-            if (o < cout) {
-                const int n = hpc_list_windows(g + o * hw2, y + o * hw2, idx + o * hw2, hw2, wp, base,
-                                               off, val, db + o);
-                hpc_dw_pooled_cc(xp, plane, wp, off, val, n, acc + (long)o * 40, 1);
-            }
-            return;
-        }
-        for (int o = 0; o < cout; o++) {
-            const int n = hpc_list_windows(g + o * hw2, y + o * hw2, idx + o * hw2, hw2, wp, base, off,
-                                           val, db + o);
-            float* ao = acc + (long)o * cin * 40;
-            int c = 0;
-            for (; c + 2 <= cin; c += 2) hpc_dw_pooled_cc(xp + c * plane, plane, wp, off, val, n, ao + c * 40, 2);
-            if (c < cin) hpc_dw_pooled_cc(xp + c * plane, plane, wp, off, val, n, ao + c * 40, 1);
-        }
-    }
-
-    /* dw[o, c, p, q] += acc[o, c, p, q] (q < 5 of the 8 lanes): hpc_dw_pooled5's sums. */
-    static void hpc_dw_pooled_reduce(const float* acc, int cout, int cin, float* dw) {
-        for (long j = 0; j < (long)cout * cin * 5; j++)
-            for (int q = 0; q < 5; q++) dw[j * 5 + q] += acc[j * 8 + q];
-    }
-
-    /* The entries of pre-pool rows RA and RB = RA + 7 (compile-time; their dx rows RA - 2 .. RA + 2
-       and RB - 2 .. RB + 2 are apart) into the accumulators of dx's rows that exist, the two lists'
-       entries interleaved so that two sets of accumulators advance at once.  Per entry: one
-       broadcast and up to 5 FMAs, each with one load of the table. */
-    #define HPC_DX_FMA(R, V, T) _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++)                \
-        if ((R) - 2 + p >= 0 && (R) - 2 + p < 14) {                                                \
-            const int y_ = (R) - 2 + p < 0 ? 0 : (R) - 2 + p > 13 ? 13 : (R) - 2 + p;               \
-            a[y_] = _mm256_fmadd_ps(V, _mm256_loadu_ps((T) + 20 * p), a[y_]);                       \
-        }
-    #define HPC_DX_ROWS(RA, RB) do {                                                                \
-        const float* va_ = vl + (long)((RA) * 2 + hf) * cap;                                       \
-        const int* oa_ = ol + (long)((RA) * 2 + hf) * cap;                                         \
-        const int ma_ = cnt[(RA) * 2 + hf];                                                        \
-        const float* vb_ = vl + (long)((RB) * 2 + hf) * cap;                                       \
-        const int* ob_ = ol + (long)((RB) * 2 + hf) * cap;                                         \
-        const int mb_ = cnt[(RB) * 2 + hf];                                                        \
-        const int mm_ = ma_ < mb_ ? ma_ : mb_;                                                     \
-        int e = 0;                                                                                 \
-        for (; e < mm_; e++) {                                                                     \
-            const __m256 v0_ = _mm256_broadcast_ss(va_ + e), v1_ = _mm256_broadcast_ss(vb_ + e);   \
-            const float* t0_ = tc + oa_[e];                                                        \
-            const float* t1_ = tc + ob_[e];                                                        \
-            HPC_DX_FMA(RA, v0_, t0_)                                                               \
-            HPC_DX_FMA(RB, v1_, t1_)                                                               \
-        }                                                                                          \
-        for (int f = e; f < ma_; f++) {                                                            \
-            const __m256 v0_ = _mm256_broadcast_ss(va_ + f);                                       \
-            const float* t0_ = tc + oa_[f];                                                        \
-            HPC_DX_FMA(RA, v0_, t0_)                                                               \
-        }                                                                                          \
-        for (int f = e; f < mb_; f++) {                                                            \
-            const __m256 v1_ = _mm256_broadcast_ss(vb_ + f);                                       \
-            const float* t1_ = tc + ob_[f];                                                        \
-            HPC_DX_FMA(RB, v1_, t1_)                                                               \
-        }                                                                                          \
-    } while (0)
-
-    /* dx of conv (k = 5, pad 2) -> 2 x 2 max pool -> ReLU for one image of 14 rows (wd even, 10 to
-       16 pixels) from the pooled gradient g, the ReLU's pooled output y and the pooling positions
-       idx (cout, 7, wd/2 each), without the pre-pool gradient: as in hpc_dw_pooled5, a window's
-       only nonzero pre-pool gradient is v = g * (y > 0) at its recorded position (r, s), so
-       dx[c, r + p - 2, s + q - 2] += v * w[o, c, p, q] over the windows with v != 0 is the whole
-       sum, the terms left out being 0 * w: exact zeros for a finite w.  Every entry also
-       multiplies v by the zeros around its taps (the other pixels of its 8-pixel rows), so v must
-       be finite too: the caller checks w once and g per image, and takes the dense path otherwise.
-       A window scatters into 5 rows of dx; dx's rows are held in registers instead (14
-       accumulators of 8 pixels: one half of each row, one input channel at a time), so no
-       read-modify-write of memory waits on the previous window's store (session 17's scatter into
-       memory did).  The windows are listed per pre-pool row r (its entries feed rows r - 2 .. r + 2,
-       a compile-time set) and per half they reach (pixels 0-7: s <= 9, px <= 4; pixels 8-15:
-       s >= 6, px >= 3), 7 or 8 windows at a time with a left-packing permutation (no branch on the
-       data); rows r and r + 7 are summed together.
-       tw: (cin, cout, 5, 20) floats, tw[c, o, p, 7 + q] = w[o, c, p, q], 0 elsewhere; an entry of
-       half hf for window column s reads tw[c, o, 0:5, 9 + 8 hf - s + (0:8)].  vl, ol: 28 lists of
-       cap = cout * wd/2 + 8 entries each (v; offsets into tw[c]); cnt: 28 ints.  dx (cin, 14, wd)
-       is written, not added to; the terms of each sum come in another order than the dense
-       convolution's (float32 rounding differs). */
-    static void hpc_dx_pooled14(const float* g, const float* y, const unsigned char* idx, int cin,
-                                int cout, int wd, const float* tw, float* vl, int* ol, int* cnt,
-                                float* dx) {
-        const int ho = 7, wo = wd / 2, cap = cout * wo + 8;
-        const long hw2 = (long)ho * wo;
-        const __m256i px = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), one = _mm256_set1_epi32(1);
-        const __m256 valid = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(wo), px));
-        const __m256 in0 = _mm256_and_ps(valid, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(5), px)));
-        const __m256 in1 = _mm256_and_ps(valid, _mm256_castsi256_ps(_mm256_cmpgt_epi32(px, _mm256_set1_epi32(2))));
-        for (int py = 0; py < ho; py++) {
-            /* lists (2 py + dy) * 2 + hf */
-            float* v00 = vl + (long)(4 * py) * cap;
-            float* v01 = v00 + cap;
-            float* v10 = v01 + cap;
-            float* v11 = v10 + cap;
-            int* o00 = ol + (long)(4 * py) * cap;
-            int* o01 = o00 + cap;
-            int* o10 = o01 + cap;
-            int* o11 = o10 + cap;
-            int n00 = 0, n01 = 0, n10 = 0, n11 = 0;
-            for (int o = 0; o < cout; o++) {
-                const long j = o * hw2 + (long)py * wo;
-                const int last = j + 8 > (long)cout * hw2;  /* the image's last row: not 8 readable */
-                const int m = last ? wo : 8;
-                const __m256i a = _mm256_cvtepu8_epi32(last ? hpc_load_bytes8(idx + j, wo)
-                                                            : _mm_loadl_epi64((const __m128i*)(idx + j)));
-                /* a position past 3 (never the forward pass's) drops the window, as hpc_pool_bwd */
-                const __m256 ok = _mm256_and_ps(valid, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(4), a)));
-                const __m256 v = _mm256_and_ps(hpc_relu_grad8(hpc_load8(g + j, m), hpc_load8(y + j, m)), ok);
-                const __m256 nz = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NEQ_UQ);
-                const __m256 dy1 = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(_mm256_srli_epi32(a, 1), one), one));
-                /* tw's offset: o * 100 + 9 - s, s = 2 px + (a & 1) */
-                const __m256i off = _mm256_sub_epi32(_mm256_set1_epi32(o * 100 + 9),
-                                                     _mm256_add_epi32(_mm256_add_epi32(px, px), _mm256_and_si256(a, one)));
-                const __m256i off1 = _mm256_add_epi32(off, _mm256_set1_epi32(8));
-                const __m256 z0 = _mm256_andnot_ps(dy1, nz), z1 = _mm256_and_ps(dy1, nz);
-                const int m00 = _mm256_movemask_ps(_mm256_and_ps(z0, in0));
-                const int m01 = _mm256_movemask_ps(_mm256_and_ps(z0, in1));
-                const int m10 = _mm256_movemask_ps(_mm256_and_ps(z1, in0));
-                const int m11 = _mm256_movemask_ps(_mm256_and_ps(z1, in1));
-                n00 += hpc_left_pack8(v, off, m00, v00 + n00, o00 + n00);
-                n01 += hpc_left_pack8(v, off1, m01, v01 + n01, o01 + n01);
-                n10 += hpc_left_pack8(v, off, m10, v10 + n10, o10 + n10);
-                n11 += hpc_left_pack8(v, off1, m11, v11 + n11, o11 + n11);
-            }
-            cnt[4 * py] = n00; cnt[4 * py + 1] = n01; cnt[4 * py + 2] = n10; cnt[4 * py + 3] = n11;
-        }
-        const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32(wd - 8), px);
-        for (int hf = 0; hf < 2; hf++)
-            for (int c = 0; c < cin; c++) {
-                const float* tc = tw + (long)c * cout * 100;
-                __m256 a[14];
-                _Pragma("GCC unroll 14") for (int r = 0; r < 14; r++) a[r] = _mm256_setzero_ps();
-                HPC_DX_ROWS(0, 7);
-                HPC_DX_ROWS(1, 8);
-                HPC_DX_ROWS(2, 9);
-                HPC_DX_ROWS(3, 10);
-                HPC_DX_ROWS(4, 11);
-                HPC_DX_ROWS(5, 12);
-                HPC_DX_ROWS(6, 13);
-                float* d = dx + (long)c * 14 * wd + 8 * hf;
-                if (hf == 0) {
-                    _Pragma("GCC unroll 14") for (int r = 0; r < 14; r++) _mm256_storeu_ps(d + (long)r * wd, a[r]);
-                } else {
-                    _Pragma("GCC unroll 14") for (int r = 0; r < 14; r++) _mm256_maskstore_ps(d + (long)r * wd, tail, a[r]);
-                }
-            }
-    }
-    #undef HPC_DX_ROWS
-    #undef HPC_DX_FMA
 
     /* r[i][j] -> r[j][i] for an 8 x 8 block in registers. */
     static inline void hpc_tr8(__m256 r[8]) {
@@ -1640,17 +1320,6 @@ cdef extern from *:
     #define HPC_DIRECT 0
     #define HPC_AVX512 0
     #define HPC_OLANES 0
-    #define HPC_POOLED_DW 0
-    static int hpc_finite(const float* x, long n) { return 1; }
-    static void hpc_dw_pooled5(const float* xp, const float* g, const float* y, const unsigned char* idx,
-                               int cin, int cout, int h, int wd, float* acc, float* db, const int* base,
-                               int* off, float* val) {}
-    static void hpc_window_base(int* base, int ho, int wo, int wp) {}
-    static void hpc_dw_pooled_reduce(const float* acc, int cout, int cin, float* dw) {}
-    static void hpc_pack8_init(void) {}
-    static void hpc_dx_pooled14(const float* g, const float* y, const unsigned char* idx, int cin,
-                                int cout, int wd, const float* tw, float* vl, int* ol, int* cnt,
-                                float* dx) {}
     static void hpc_pad_rows(const float* src, int nc, int h, int wd, int pad, float* dst) {}
     static void hpc_pad_rows_u8(const unsigned char* src, int nc, int h, int wd, int pad, float scale,
                                 float* dst) {}
@@ -1675,6 +1344,486 @@ cdef extern from *:
                                  const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
                                  float* xb, float* pool, unsigned char* pidx) {}
     #endif
+
+    /* The pooled weight gradient and dx (hpc_dw_pooled5, hpc_dx_pooled14): 8-lane AVX2 kernels, in
+       both SIMD builds (every AVX-512 CPU has AVX2 + FMA).  They list the pooling windows that carry
+       a gradient and skip the others' exact zeros, so they do a quarter of the dense FLOPs or fewer
+       and take the place of the AVX-512 build's dense backward kernels too. */
+    #if HPC_DIRECT && defined(__AVX2__) && defined(__FMA__)
+    #define HPC_POOLED_DW 1
+
+    /* 1 if none of x[0:n] is inf or NaN. */
+    static int hpc_finite(const float* x, long n) {
+        const __m256 inf = _mm256_set1_ps(__builtin_inff()), sign = _mm256_set1_ps(-0.0f);
+        __m256 bad = _mm256_setzero_ps();
+        long i = 0;
+        for (; i + 8 <= n; i += 8)  /* |x| < inf is false for inf and NaN */
+            bad = _mm256_or_ps(bad, _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)), inf, _CMP_NLT_UQ));
+        bad = _mm256_or_ps(bad, _mm256_cmp_ps(_mm256_andnot_ps(sign, hpc_load8(x + i, (int)(n - i))), inf, _CMP_NLT_UQ));
+        return _mm256_movemask_ps(bad) == 0;
+    }
+
+    /* Left-packing permutations: hpc_pack8[m] lists the set bits of m (0-255) in order, padded
+       with 0s; filled once by hpc_pack8_init (module import). */
+    static unsigned char hpc_pack8[256][8];
+    static void hpc_pack8_init(void) {
+        for (int m = 0; m < 256; m++) {
+            int n = 0;
+            memset(hpc_pack8[m], 0, 8);
+            for (int j = 0; j < 8; j++)
+                if (m >> j & 1) hpc_pack8[m][n++] = (unsigned char)j;
+        }
+    }
+
+    /* The lanes of v and off set in the movemask mk, in lane order, to val[0:] and offs[0:] (8 lanes
+       stored: room for 8 past the last entry); returns how many. */
+    static inline int hpc_left_pack8(__m256 v, __m256i off, int mk, float* val, int* offs) {
+        const __m256i pk = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)hpc_pack8[mk]));
+        _mm256_storeu_ps(val, _mm256_permutevar8x32_ps(v, pk));
+        _mm256_storeu_si256((__m256i*)offs, _mm256_permutevar8x32_epi32(off, pk));
+        return __builtin_popcount((unsigned)mk);
+    }
+
+    /* base[j] = 2 (j / wo) wp + 2 (j % wo) px: window j's top-left pixel in a padded image whose
+       rows are wp floats apart and pixels px (before the padding's offset: tap 0 of a pad-2, k = 5
+       kernel), j < ho * wo.  px is 1 for planes (hpc_pad_rows), Cin for hpc_pad_hwc's layout. */
+    static void hpc_window_base(int* base, int ho, int wo, int wp, int px) {
+        for (int r = 0; r < ho; r++)
+            for (int ss = 0; ss < wo; ss++) base[r * wo + ss] = 2 * r * wp + 2 * ss * px;
+    }
+
+    /* One output channel's windows with a nonzero v = g * (y > 0) (0 for a position past 3, never
+       the forward pass's, as hpc_pool_bwd), in window order, 8 windows at a time with a
+       left-packing permutation (no branch on the data; NaN and inf are kept): val their v, off
+       the padded image's offset of their recorded position (base[j] + dy wp + dx px, strides as
+       hpc_window_base's).  Returns their count; *db += the sum of all the v.  off, val: room for
+       hw2 + 8 entries. */
+    static inline int hpc_list_windows(const float* go, const float* yo, const unsigned char* io,
+                                       long hw2, int wp, int px, const int* base, int* off, float* val,
+                                       float* db) {
+        __m256 sdb = _mm256_setzero_ps();
+        int n = 0;
+        for (long j0 = 0; j0 < hw2; j0 += 8) {
+            const int m = hw2 - j0 < 8 ? (int)(hw2 - j0) : 8;  /* tail lanes: v 0, not listed */
+            const __m256i a = _mm256_cvtepu8_epi32(hpc_load_bytes8(io + j0, m));
+            const __m256 ok = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(4), a));
+            const __m256 v = _mm256_and_ps(hpc_relu_grad8(hpc_load8(go + j0, m), hpc_load8(yo + j0, m)), ok);
+            sdb = _mm256_add_ps(sdb, v);
+            const __m256i o8 = _mm256_add_epi32(
+                _mm256_add_epi32(_mm256_loadu_si256((const __m256i*)(base + j0)),
+                                 _mm256_mullo_epi32(_mm256_and_si256(_mm256_srli_epi32(a, 1), _mm256_set1_epi32(1)),
+                                                    _mm256_set1_epi32(wp))),
+                _mm256_mullo_epi32(_mm256_and_si256(a, _mm256_set1_epi32(1)), _mm256_set1_epi32(px)));
+            const int mk = _mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NEQ_UQ));
+            n += hpc_left_pack8(v, o8, mk, val + n, off + n);
+        }
+        *db += hpc_sum8(sdb);
+        return n;
+    }
+
+    /* CC input channels (from c0) of hpc_dw_pooled5 for one output channel: acc[c][p][0:8] +=
+       the sum of val[e] * xp[c, off[e] + p * wp + (0:8)] over the n entries, 5 x CC accumulators.
+       The image's sum starts from zero and is added to acc once: a sum over the batch in two
+       levels, not one chain of every window of every image (with one chain, conv1's weights after
+       20 steps on 2 or 4 ranks drifted 1.7e-5 of their largest from one rank's, past
+       test_mpi.py's 1e-5). */
+    static inline __attribute__((always_inline)) void hpc_dw_pooled_cc(
+            const float* xp, long plane, int wp, const int* off, const float* val, int n, float* acc,
+            const int CC) {
+        __m256 a[2][5];
+        _Pragma("GCC unroll 2") for (int c = 0; c < CC; c++)
+        _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++) a[c][p] = _mm256_setzero_ps();
+        for (int e = 0; e < n; e++) {
+            const __m256 gv = _mm256_set1_ps(val[e]);
+            const float* b = xp + off[e];
+            _Pragma("GCC unroll 2") for (int c = 0; c < CC; c++)
+            _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++)
+                a[c][p] = _mm256_fmadd_ps(gv, _mm256_loadu_ps(b + c * plane + (long)p * wp), a[c][p]);
+        }
+        _Pragma("GCC unroll 2") for (int c = 0; c < CC; c++)
+        _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++) {
+            float* t = acc + (c * 5 + p) * 8;
+            _mm256_storeu_ps(t, _mm256_add_ps(_mm256_loadu_ps(t), a[c][p]));
+        }
+    }
+
+    /* One input channel (conv1), two output channels' lists at once: accA[p] += valA[e] * xp[offA[e]
+       + p wp + (0:8)], accB likewise, the two lists' entries interleaved so that 10 accumulators
+       advance instead of 5 (which wait on the FMA's latency); each sum keeps its entries' order and,
+       as hpc_dw_pooled_cc's, starts from zero and is added to accA, accB once. */
+    static void hpc_dw_pooled_oo(const float* xp, int wp, const int* offA, const float* valA, int nA,
+                                 const int* offB, const float* valB, int nB, float* accA, float* accB) {
+        __m256 a[5], b[5];
+        _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++) a[p] = b[p] = _mm256_setzero_ps();
+        const int nm = nA < nB ? nA : nB;
+        int e = 0;
+        for (; e < nm; e++) {
+            const __m256 ga = _mm256_set1_ps(valA[e]), gb = _mm256_set1_ps(valB[e]);
+            const float* xa = xp + offA[e];
+            const float* xb = xp + offB[e];
+            _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++) {
+                a[p] = _mm256_fmadd_ps(ga, _mm256_loadu_ps(xa + (long)p * wp), a[p]);
+                b[p] = _mm256_fmadd_ps(gb, _mm256_loadu_ps(xb + (long)p * wp), b[p]);
+            }
+        }
+        for (int f = e; f < nA; f++) {
+            const __m256 ga = _mm256_set1_ps(valA[f]);
+            const float* xa = xp + offA[f];
+            _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++)
+                a[p] = _mm256_fmadd_ps(ga, _mm256_loadu_ps(xa + (long)p * wp), a[p]);
+        }
+        for (int f = e; f < nB; f++) {
+            const __m256 gb = _mm256_set1_ps(valB[f]);
+            const float* xb = xp + offB[f];
+            _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++)
+                b[p] = _mm256_fmadd_ps(gb, _mm256_loadu_ps(xb + (long)p * wp), b[p]);
+        }
+        _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++) {
+            _mm256_storeu_ps(accA + p * 8, _mm256_add_ps(_mm256_loadu_ps(accA + p * 8), a[p]));
+            _mm256_storeu_ps(accB + p * 8, _mm256_add_ps(_mm256_loadu_ps(accB + p * 8), b[p]));
+        }
+    }
+
+    /* The weight and bias gradients of conv (k = 5) -> 2 x 2 max pool -> ReLU for one image from
+       the pooled gradient g, the ReLU's pooled output y and the pooling positions idx (cout, h/2,
+       wd/2 each), without the pre-pool gradient: of a window's 4 pre-pool gradients only the one at
+       its recorded position is nonzero (the pooling's backward pass puts 0 at the other three), and
+       it is v = g * (y > 0) (the ReLU's gradient as a product, as hpc_pool_bwd), 0 where the ReLU
+       was off.  So dw[o, c, p, q] = sum over the windows with v != 0 of v * xp[c, y + p, u + q],
+       (y, u) the window's recorded position: a quarter of the dense sum's FMAs or fewer, the terms
+       left out being exact zeros (0 * x, x finite: the caller checks x with hpc_finite and takes the
+       dense path otherwise, where 0 * inf gives NaN).  The dense kernels (the direct convolution over
+       the pre-pool gradient) spend at least 3 of every 4 FMAs on those zeros.
+       Per output channel the nonzero windows are listed first (hpc_list_windows), then each list
+       entry feeds 5 FMAs per input channel with the 5 taps q in the lanes of one load (lanes 5-7
+       read the row's next pixels, the padding or, past the last plane, the buffer's zeroed
+       16-float tail: finite, never used); with one input channel two output channels' lists go
+       together (hpc_dw_pooled_oo).  acc: (cout, cin, 5, 8) floats, added to (the terms of each sum
+       in window order, which the dense sum does not keep: float32 rounding differs); db[o] += the
+       sum of the v.  xp: the image's zero-padded planes (hpc_pad_rows, pad 2, plus the 16-float
+       tail); base: hpc_window_base's table; off, val: scratch for 2 (h*wd/4 + 8) entries each. */
+    static void hpc_dw_pooled5(const float* xp, const float* g, const float* y, const unsigned char* idx,
+                               int cin, int cout, int h, int wd, float* acc, float* db, const int* base,
+                               int* off, float* val) {
+        const int wp = wd + 4, ho = h / 2, wo = wd / 2;
+        const long plane = (long)(h + 4) * wp, hw2 = (long)ho * wo, room = hw2 + 8;
+        if (cin == 1) {
+            int o = 0;
+            for (; o + 2 <= cout; o += 2) {
+                const int nA = hpc_list_windows(g + o * hw2, y + o * hw2, idx + o * hw2, hw2, wp, 1, base,
+                                                off, val, db + o);
+                const int nB = hpc_list_windows(g + (o + 1) * hw2, y + (o + 1) * hw2, idx + (o + 1) * hw2,
+                                                hw2, wp, 1, base, off + room, val + room, db + o + 1);
+                hpc_dw_pooled_oo(xp, wp, off, val, nA, off + room, val + room, nB, acc + (long)o * 40,
+                                 acc + (long)(o + 1) * 40);
+            }
+            if (o < cout) {
+                const int n = hpc_list_windows(g + o * hw2, y + o * hw2, idx + o * hw2, hw2, wp, 1, base,
+                                               off, val, db + o);
+                hpc_dw_pooled_cc(xp, plane, wp, off, val, n, acc + (long)o * 40, 1);
+            }
+            return;
+        }
+        for (int o = 0; o < cout; o++) {
+            const int n = hpc_list_windows(g + o * hw2, y + o * hw2, idx + o * hw2, hw2, wp, 1, base, off,
+                                           val, db + o);
+            float* ao = acc + (long)o * cin * 40;
+            int c = 0;
+            for (; c + 2 <= cin; c += 2) hpc_dw_pooled_cc(xp + c * plane, plane, wp, off, val, n, ao + c * 40, 2);
+            if (c < cin) hpc_dw_pooled_cc(xp + c * plane, plane, wp, off, val, n, ao + c * 40, 1);
+        }
+    }
+
+    /* dw[o, c, p, q] += acc[o, c, p, q] (q < 5 of the 8 lanes): hpc_dw_pooled5's sums. */
+    static void hpc_dw_pooled_reduce(const float* acc, int cout, int cin, float* dw) {
+        for (long j = 0; j < (long)cout * cin * 5; j++)
+            for (int q = 0; q < 5; q++) dw[j * 5 + q] += acc[j * 8 + q];
+    }
+
+    /* The entries of pre-pool rows RA and RB = RA + 7 (compile-time; their dx rows RA - 2 .. RA + 2
+       and RB - 2 .. RB + 2 are apart) into the accumulators of dx's rows that exist, the two lists'
+       entries interleaved so that two sets of accumulators advance at once.  Per entry: one
+       broadcast and up to 5 FMAs, each with one load of the table. */
+    #define HPC_DX_FMA(R, V, T) _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++)                \
+        if ((R) - 2 + p >= 0 && (R) - 2 + p < 14) {                                                \
+            const int y_ = (R) - 2 + p < 0 ? 0 : (R) - 2 + p > 13 ? 13 : (R) - 2 + p;               \
+            a[y_] = _mm256_fmadd_ps(V, _mm256_loadu_ps((T) + 20 * p), a[y_]);                       \
+        }
+    #define HPC_DX_ROWS(RA, RB) do {                                                                \
+        const float* va_ = vl + (long)((RA) * 2 + hf) * cap;                                       \
+        const int* oa_ = ol + (long)((RA) * 2 + hf) * cap;                                         \
+        const int ma_ = cnt[(RA) * 2 + hf];                                                        \
+        const float* vb_ = vl + (long)((RB) * 2 + hf) * cap;                                       \
+        const int* ob_ = ol + (long)((RB) * 2 + hf) * cap;                                         \
+        const int mb_ = cnt[(RB) * 2 + hf];                                                        \
+        const int mm_ = ma_ < mb_ ? ma_ : mb_;                                                     \
+        int e = 0;                                                                                 \
+        for (; e < mm_; e++) {                                                                     \
+            const __m256 v0_ = _mm256_broadcast_ss(va_ + e), v1_ = _mm256_broadcast_ss(vb_ + e);   \
+            const float* t0_ = tc + oa_[e];                                                        \
+            const float* t1_ = tc + ob_[e];                                                        \
+            HPC_DX_FMA(RA, v0_, t0_)                                                               \
+            HPC_DX_FMA(RB, v1_, t1_)                                                               \
+        }                                                                                          \
+        for (int f = e; f < ma_; f++) {                                                            \
+            const __m256 v0_ = _mm256_broadcast_ss(va_ + f);                                       \
+            const float* t0_ = tc + oa_[f];                                                        \
+            HPC_DX_FMA(RA, v0_, t0_)                                                               \
+        }                                                                                          \
+        for (int f = e; f < mb_; f++) {                                                            \
+            const __m256 v1_ = _mm256_broadcast_ss(vb_ + f);                                       \
+            const float* t1_ = tc + ob_[f];                                                        \
+            HPC_DX_FMA(RB, v1_, t1_)                                                               \
+        }                                                                                          \
+    } while (0)
+
+    /* dx of conv (k = 5, pad 2) -> 2 x 2 max pool -> ReLU for one image of 14 rows (wd even, 10 to
+       16 pixels) from the pooled gradient g, the ReLU's pooled output y and the pooling positions
+       idx (cout, 7, wd/2 each), without the pre-pool gradient: as in hpc_dw_pooled5, a window's
+       only nonzero pre-pool gradient is v = g * (y > 0) at its recorded position (r, s), so
+       dx[c, r + p - 2, s + q - 2] += v * w[o, c, p, q] over the windows with v != 0 is the whole
+       sum, the terms left out being 0 * w: exact zeros for a finite w.  Every entry also
+       multiplies v by the zeros around its taps (the other pixels of its 8-pixel rows), so v must
+       be finite too: the caller checks w once and g per image, and takes the dense path otherwise.
+       A window scatters into 5 rows of dx; dx's rows are held in registers instead (14
+       accumulators of 8 pixels: one half of each row, one input channel at a time), so no
+       read-modify-write of memory waits on the previous window's store (session 17's scatter into
+       memory did).  The windows are listed per pre-pool row r (its entries feed rows r - 2 .. r + 2,
+       a compile-time set) and per half they reach (pixels 0-7: s <= 9, px <= 4; pixels 8-15:
+       s >= 6, px >= 3), 7 or 8 windows at a time with a left-packing permutation (no branch on the
+       data); rows r and r + 7 are summed together.
+       tw: (cin, cout, 5, 20) floats, tw[c, o, p, 7 + q] = w[o, c, p, q], 0 elsewhere; an entry of
+       half hf for window column s reads tw[c, o, 0:5, 9 + 8 hf - s + (0:8)].  vl, ol: 28 lists of
+       cap = cout * wd/2 + 8 entries each (v; offsets into tw[c]); cnt: 28 ints.  dx (cin, 14, wd)
+       is written, not added to; the terms of each sum come in another order than the dense
+       convolution's (float32 rounding differs). */
+    static void hpc_dx_pooled14(const float* g, const float* y, const unsigned char* idx, int cin,
+                                int cout, int wd, const float* tw, float* vl, int* ol, int* cnt,
+                                float* dx) {
+        const int ho = 7, wo = wd / 2, cap = cout * wo + 8;
+        const long hw2 = (long)ho * wo;
+        const __m256i px = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), one = _mm256_set1_epi32(1);
+        const __m256 valid = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(wo), px));
+        const __m256 in0 = _mm256_and_ps(valid, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(5), px)));
+        const __m256 in1 = _mm256_and_ps(valid, _mm256_castsi256_ps(_mm256_cmpgt_epi32(px, _mm256_set1_epi32(2))));
+        for (int py = 0; py < ho; py++) {
+            /* lists (2 py + dy) * 2 + hf */
+            float* v00 = vl + (long)(4 * py) * cap;
+            float* v01 = v00 + cap;
+            float* v10 = v01 + cap;
+            float* v11 = v10 + cap;
+            int* o00 = ol + (long)(4 * py) * cap;
+            int* o01 = o00 + cap;
+            int* o10 = o01 + cap;
+            int* o11 = o10 + cap;
+            int n00 = 0, n01 = 0, n10 = 0, n11 = 0;
+            for (int o = 0; o < cout; o++) {
+                const long j = o * hw2 + (long)py * wo;
+                const int last = j + 8 > (long)cout * hw2;  /* the image's last row: not 8 readable */
+                const int m = last ? wo : 8;
+                const __m256i a = _mm256_cvtepu8_epi32(last ? hpc_load_bytes8(idx + j, wo)
+                                                            : _mm_loadl_epi64((const __m128i*)(idx + j)));
+                /* a position past 3 (never the forward pass's) drops the window, as hpc_pool_bwd */
+                const __m256 ok = _mm256_and_ps(valid, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(4), a)));
+                const __m256 v = _mm256_and_ps(hpc_relu_grad8(hpc_load8(g + j, m), hpc_load8(y + j, m)), ok);
+                const __m256 nz = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NEQ_UQ);
+                const __m256 dy1 = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(_mm256_srli_epi32(a, 1), one), one));
+                /* tw's offset: o * 100 + 9 - s, s = 2 px + (a & 1) */
+                const __m256i off = _mm256_sub_epi32(_mm256_set1_epi32(o * 100 + 9),
+                                                     _mm256_add_epi32(_mm256_add_epi32(px, px), _mm256_and_si256(a, one)));
+                const __m256i off1 = _mm256_add_epi32(off, _mm256_set1_epi32(8));
+                const __m256 z0 = _mm256_andnot_ps(dy1, nz), z1 = _mm256_and_ps(dy1, nz);
+                const int m00 = _mm256_movemask_ps(_mm256_and_ps(z0, in0));
+                const int m01 = _mm256_movemask_ps(_mm256_and_ps(z0, in1));
+                const int m10 = _mm256_movemask_ps(_mm256_and_ps(z1, in0));
+                const int m11 = _mm256_movemask_ps(_mm256_and_ps(z1, in1));
+                n00 += hpc_left_pack8(v, off, m00, v00 + n00, o00 + n00);
+                n01 += hpc_left_pack8(v, off1, m01, v01 + n01, o01 + n01);
+                n10 += hpc_left_pack8(v, off, m10, v10 + n10, o10 + n10);
+                n11 += hpc_left_pack8(v, off1, m11, v11 + n11, o11 + n11);
+            }
+            cnt[4 * py] = n00; cnt[4 * py + 1] = n01; cnt[4 * py + 2] = n10; cnt[4 * py + 3] = n11;
+        }
+        const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32(wd - 8), px);
+        for (int hf = 0; hf < 2; hf++)
+            for (int c = 0; c < cin; c++) {
+                const float* tc = tw + (long)c * cout * 100;
+                __m256 a[14];
+                _Pragma("GCC unroll 14") for (int r = 0; r < 14; r++) a[r] = _mm256_setzero_ps();
+                HPC_DX_ROWS(0, 7);
+                HPC_DX_ROWS(1, 8);
+                HPC_DX_ROWS(2, 9);
+                HPC_DX_ROWS(3, 10);
+                HPC_DX_ROWS(4, 11);
+                HPC_DX_ROWS(5, 12);
+                HPC_DX_ROWS(6, 13);
+                float* d = dx + (long)c * 14 * wd + 8 * hf;
+                if (hf == 0) {
+                    _Pragma("GCC unroll 14") for (int r = 0; r < 14; r++) _mm256_storeu_ps(d + (long)r * wd, a[r]);
+                } else {
+                    _Pragma("GCC unroll 14") for (int r = 0; r < 14; r++) _mm256_maskstore_ps(d + (long)r * wd, tail, a[r]);
+                }
+            }
+    }
+    #undef HPC_DX_ROWS
+    #undef HPC_DX_FMA
+
+    #if HPC_AVX512
+    /* The AVX-512 build's pooled weight gradient for 2 to 6 input channels (LeNet's conv2), 16 lanes:
+       the image padded channel-last (hpc_pad_hwc), so that the 5 taps of a kernel row for every
+       input channel, xh[(y + p) wp' + (u + q) cin + c] for q < 5 and c < cin, are 5 cin <= 30
+       consecutive floats, two 16-float loads.  Per listed window 10 FMAs cover the 5 cin x 25
+       products (150 for conv2), against 5 cin 8-lane FMAs of 5 useful lanes (30) in
+       hpc_dw_pooled5, whose 8-lane kernels were no faster than the dense 16-lane ones on an AMD
+       EPYC Zen 5 (BENCHMARKS.md session 21). */
+
+    /* dst[((y + 2) (wd + 4) + u + 2) cin + c] = x[c, y, u]: the image padded by 2 with the channels
+       last; the border, zeroed once (the slot's memset), stays zero. */
+    static void hpc_pad_hwc(const float* x, int cin, int h, int wd, float* dst) {
+        const long rs = (long)(wd + 4) * cin;
+        for (int c = 0; c < cin; c++)
+            for (int y = 0; y < h; y++) {
+                const float* s = x + ((long)c * h + y) * wd;
+                float* d = dst + (y + 2) * rs + 2 * cin + c;
+                for (int u = 0; u < wd; u++) d[(long)u * cin] = s[u];
+            }
+    }
+
+    /* Copies of the channel-last dx that hpc_dw_pooled_hwc5 adds into in turn, so that one listed
+       window's read-modify-writes do not wait on the previous window's stores to overlapping
+       floats (a load that a pending store only partly covers waits until that store is written). */
+    #define HPC_DX_COPIES 4
+
+    /* hpc_dw_pooled5 on hpc_pad_hwc's layout (base: hpc_window_base with wp = (wd + 4) cin and
+       px = cin): for each output channel the windows with a nonzero v are listed
+       (hpc_list_windows), then acc[o, p, 0:32] += the sum over them of v * xh[off + p wp + (0:32)],
+       lane q cin + c holding dw[o, c, p, q] (lanes 5 cin and up: the next pixel's values, never
+       used).  As in hpc_dw_pooled5 the image's sums start from zero, run in window order and are
+       added to acc once; db[o] += the sum of the v.  acc: (cout, 5, 32) floats.  xh must hold 32
+       floats past its last padded row's end (hpc_pad_hwc's buffer has them, zero).
+       With DX, the same windows give dx (the terms left out are 0 * w): window e adds v * tt[o, p,
+       0:32] to dcopy[e % HPC_DX_COPIES][off + p wp + (0:32)], tt[o, p, q cin + c] = w[o, c, p, q]
+       and 0 in lanes 5 cin and up, so v must be finite (v * 0 lands on the next pixel) and w too:
+       the caller checks.  dcopy: HPC_DX_COPIES zeroed buffers laid out as xh, dstride floats
+       apart; hpc_dx_hwc_finish sums them into dx. */
+    static inline __attribute__((always_inline)) void hpc_pooled_hwc5_body(
+            const float* xh, const float* g, const float* y, const unsigned char* idx, int cin,
+            int cout, int h, int wd, float* acc, float* db, const int* base, int* off, float* val,
+            const float* tt, float* dcopy, long dstride, const int DX) {
+        const int wp = (wd + 4) * cin;
+        const long hw2 = (long)(h / 2) * (wd / 2);
+        for (int o = 0; o < cout; o++) {
+            const int n = hpc_list_windows(g + o * hw2, y + o * hw2, idx + o * hw2, hw2, wp, cin, base,
+                                           off, val, db + o);
+            __m512 a[5][2], t[5][2];
+            _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++) {
+                a[p][0] = a[p][1] = _mm512_setzero_ps();
+                if (DX) {
+                    t[p][0] = _mm512_loadu_ps(tt + (long)o * 160 + 32 * p);
+                    t[p][1] = _mm512_loadu_ps(tt + (long)o * 160 + 32 * p + 16);
+                }
+            }
+            for (int e = 0; e < n; e++) {
+                const __m512 gv = _mm512_set1_ps(val[e]);
+                const float* b = xh + off[e];
+                float* d = dcopy + (e % HPC_DX_COPIES) * dstride + off[e];
+                _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++) {
+                    a[p][0] = _mm512_fmadd_ps(gv, _mm512_loadu_ps(b + (long)p * wp), a[p][0]);
+                    a[p][1] = _mm512_fmadd_ps(gv, _mm512_loadu_ps(b + (long)p * wp + 16), a[p][1]);
+                    if (DX) {
+                        float* dp = d + (long)p * wp;
+                        _mm512_storeu_ps(dp, _mm512_fmadd_ps(gv, t[p][0], _mm512_loadu_ps(dp)));
+                        _mm512_storeu_ps(dp + 16, _mm512_fmadd_ps(gv, t[p][1], _mm512_loadu_ps(dp + 16)));
+                    }
+                }
+            }
+            float* ao = acc + (long)o * 160;
+            _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++) {
+                _mm512_storeu_ps(ao + 32 * p, _mm512_add_ps(_mm512_loadu_ps(ao + 32 * p), a[p][0]));
+                _mm512_storeu_ps(ao + 32 * p + 16, _mm512_add_ps(_mm512_loadu_ps(ao + 32 * p + 16), a[p][1]));
+            }
+        }
+    }
+
+    /* hpc_pooled_hwc5_body without dx (tt and dcopy NULL) or with it. */
+    static void hpc_dw_pooled_hwc5(const float* xh, const float* g, const float* y,
+                                   const unsigned char* idx, int cin, int cout, int h, int wd,
+                                   float* acc, float* db, const int* base, int* off, float* val,
+                                   const float* tt, float* dcopy, long dstride) {
+        if (tt)
+            hpc_pooled_hwc5_body(xh, g, y, idx, cin, cout, h, wd, acc, db, base, off, val, tt, dcopy,
+                                 dstride, 1);
+        else
+            hpc_pooled_hwc5_body(xh, g, y, idx, cin, cout, h, wd, acc, db, base, off, val, NULL, NULL,
+                                 0, 0);
+    }
+
+    /* dx[c, y, u] = the sum over the HPC_DX_COPIES copies of dcopy[((y + 2) (wd + 4) + u + 2) cin +
+       c] (hpc_dw_pooled_hwc5's dx, written, not added to), then every copy zeroed for the next
+       image: the sum 16 floats at a time (into copy 0), the transposition to channel planes one
+       float at a time. */
+    static void hpc_dx_hwc_finish(float* dcopy, long dstride, int cin, int h, int wd, float* dx) {
+        const long rs = (long)(wd + 4) * cin, n = (h + 4) * rs;
+        for (long j = 0; j < n; j += 16) {
+            const __mmask16 m = hpc_tail((int)(n - j < 16 ? n - j : 16));
+            __m512 sum = _mm512_maskz_loadu_ps(m, dcopy + j);
+            for (int k = 1; k < HPC_DX_COPIES; k++) {
+                sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(m, dcopy + k * dstride + j));
+                _mm512_mask_storeu_ps(dcopy + k * dstride + j, m, _mm512_setzero_ps());
+            }
+            _mm512_mask_storeu_ps(dcopy + j, m, sum);
+        }
+        for (int c = 0; c < cin; c++)
+            for (int yy = 0; yy < h; yy++) {
+                const float* s = dcopy + (yy + 2) * rs + 2 * cin + c;
+                float* d = dx + ((long)c * h + yy) * wd;
+                for (int u = 0; u < wd; u++) d[u] = s[(long)u * cin];
+            }
+        memset(dcopy, 0, (size_t)n * sizeof(float));
+    }
+
+    /* dw[o, c, p, q] += acc[o, p, q cin + c]: hpc_dw_pooled_hwc5's sums. */
+    static void hpc_dw_hwc_reduce(const float* acc, int cout, int cin, float* dw) {
+        for (int o = 0; o < cout; o++)
+            for (int c = 0; c < cin; c++)
+                for (int p = 0; p < 5; p++)
+                    for (int q = 0; q < 5; q++)
+                        dw[((long)(o * cin + c) * 5 + p) * 5 + q] += acc[(long)(o * 5 + p) * 32 + q * cin + c];
+    }
+    #else
+    /* The AVX-512 build's; never called here. */
+    static void hpc_pad_hwc(const float* x, int cin, int h, int wd, float* dst) {}
+    static void hpc_dw_pooled_hwc5(const float* xh, const float* g, const float* y,
+                                   const unsigned char* idx, int cin, int cout, int h, int wd,
+                                   float* acc, float* db, const int* base, int* off, float* val,
+                                   const float* tt, float* dcopy, long dstride) {}
+    static void hpc_dx_hwc_finish(float* dcopy, long dstride, int cin, int h, int wd, float* dx) {}
+    #define HPC_DX_COPIES 4
+    static void hpc_dw_hwc_reduce(const float* acc, int cout, int cin, float* dw) {}
+    #endif
+
+    #else
+    /* Without a direct path the kernels take the im2col + sgemm path; these are never called. */
+    #define HPC_POOLED_DW 0
+    static void hpc_pad_hwc(const float* x, int cin, int h, int wd, float* dst) {}
+    static void hpc_dw_pooled_hwc5(const float* xh, const float* g, const float* y,
+                                   const unsigned char* idx, int cin, int cout, int h, int wd,
+                                   float* acc, float* db, const int* base, int* off, float* val,
+                                   const float* tt, float* dcopy, long dstride) {}
+    static void hpc_dx_hwc_finish(float* dcopy, long dstride, int cin, int h, int wd, float* dx) {}
+    #define HPC_DX_COPIES 4
+    static void hpc_dw_hwc_reduce(const float* acc, int cout, int cin, float* dw) {}
+    static int hpc_finite(const float* x, long n) { return 1; }
+    static void hpc_dw_pooled5(const float* xp, const float* g, const float* y, const unsigned char* idx,
+                               int cin, int cout, int h, int wd, float* acc, float* db, const int* base,
+                               int* off, float* val) {}
+    static void hpc_window_base(int* base, int ho, int wo, int wp, int px) {}
+    static void hpc_dw_pooled_reduce(const float* acc, int cout, int cin, float* dw) {}
+    static void hpc_pack8_init(void) {}
+    static void hpc_dx_pooled14(const float* g, const float* y, const unsigned char* idx, int cin,
+                                int cout, int wd, const float* tw, float* vl, int* ol, int* cnt,
+                                float* dx) {}
+    #endif
     """
     int HPC_DIRECT
     int HPC_AVX512
@@ -1686,8 +1835,16 @@ cdef extern from *:
     void hpc_dw_pooled5(const float* xp, const float* g, const float* y, const unsigned char* idx,
                         int cin, int cout, int h, int wd, float* acc, float* db, const int* base,
                         int* off, float* val) noexcept nogil
-    void hpc_window_base(int* base, int ho, int wo, int wp) noexcept nogil
+    void hpc_window_base(int* base, int ho, int wo, int wp, int px) noexcept nogil
     void hpc_dw_pooled_reduce(const float* acc, int cout, int cin, float* dw) noexcept nogil
+    void hpc_pad_hwc(const float* x, int cin, int h, int wd, float* dst) noexcept nogil
+    void hpc_dw_pooled_hwc5(const float* xh, const float* g, const float* y, const unsigned char* idx,
+                            int cin, int cout, int h, int wd, float* acc, float* db, const int* base,
+                            int* off, float* val, const float* tt, float* dcopy,
+                            long dstride) noexcept nogil
+    void hpc_dx_hwc_finish(float* dcopy, long dstride, int cin, int h, int wd, float* dx) noexcept nogil
+    int HPC_DX_COPIES
+    void hpc_dw_hwc_reduce(const float* acc, int cout, int cin, float* dw) noexcept nogil
     void hpc_pack8_init() noexcept nogil
     void hpc_dx_pooled14(const float* g, const float* y, const unsigned char* idx, int cin,
                          int cout, int wd, const float* tw, float* vl, int* ol, int* cnt,
@@ -1732,10 +1889,16 @@ DIRECT = bool(HPC_DIRECT)
 #: Which convolution: "avx512" (16 lanes), "avx2" (AVX2 + FMA, 8 lanes) or "portable" (sgemm).
 ISA = "avx512" if HPC_AVX512 else "avx2" if HPC_DIRECT else "portable"
 #: True where conv2d_pool_relu_backward sums dw and db over the nonzero pooling windows only
-#: (hpc_dw_pooled5; the AVX2 build): fewer FLOPs than the dense computation, equal to rounding.
+#: (K = 5, even H and W) for an input of 2 to 6 channels (LeNet's conv2; hpc_dw_pooled5 on the
+#: AVX2 build, hpc_dw_pooled_hwc5 on AVX-512): fewer FLOPs than the dense computation, equal to
+#: rounding.
 POOLED_DW = bool(HPC_POOLED_DW)
-#: True where conv2d_pool_relu_backward also sums dx over the nonzero pooling windows only
-#: (hpc_dx_pooled14; the AVX2 build, K = 5, H = 14, even W of 10 to 16): equal to rounding.
+#: ... and for one input channel (LeNet's conv1; the AVX2 build only: on AVX-512 conv1's backward
+#: pass keeps its 16 images in the lanes).
+POOLED_DW1 = bool(HPC_POOLED_DW and not HPC_AVX512)
+#: True where conv2d_pool_relu_backward also sums dx over the nonzero pooling windows only, equal
+#: to rounding: on the AVX2 build for K = 5, H = 14 and even W of 10 to 16 (hpc_dx_pooled14), on
+#: AVX-512 with the weight gradient, for 2 to 6 input channels (hpc_dw_pooled_hwc5).
 POOLED_DX = bool(HPC_POOLED_DW)
 hpc_pack8_init()
 
@@ -1764,6 +1927,12 @@ ctypedef struct Geom:
     # its accumulators (Cout, Cin, 5, 8) and the list of nonzero windows (offsets, values).
     bint pooled_dw
     Py_ssize_t dpa, dpo, dpv, dpb
+    # ... on the AVX-512 build, for 2 to 6 input channels, on the image padded channel-last
+    # (hpc_dw_pooled_hwc5, hpc_pad_hwc): at dph; with dx from the same windows, its weight table
+    # (Cout, 5, 32) at dtt in the shared piece and HPC_DX_COPIES channel-last dx buffers at dpd,
+    # dps floats apart.
+    bint hwc
+    Py_ssize_t dph, dtt, dpd, dps
     # ... and dx from the same windows (hpc_dx_pooled14: H = 14, W 10 to 16): its weight table
     # (Cin, Cout, 5, 20) in the shared piece, then per slot the window lists (values, offsets)
     # and their counts.
@@ -1818,15 +1987,28 @@ cdef Geom _geom(Py_ssize_t cin, Py_ssize_t h, Py_ssize_t w, Py_ssize_t cout,
     # against 0.91-1.15 for the 8 images in the lanes it replaced (hpc_bwd1_group8, removed; min of
     # 100, 4 alternating pairs, AMD EPYC, 2026-12-01, BENCHMARKS.md session 18; session 17's scalar
     # listing had been slower).
-    g.pooled_dw = HPC_POOLED_DW and k == 5 and h % 2 == 0 and w % 2 == 0
-    g.dpa = g.dpo = g.dpv = g.dpb = 0  # used only with pooled_dw
+    # The AVX-512 build takes it for 2 to 6 input channels only (hpc_dw_pooled_hwc5; conv1's
+    # backward pass there keeps its 16 images in the lanes, conv2's dx its dense kernel: the AVX2
+    # build's 8-lane versions were no faster there, BENCHMARKS.md session 21).
+    g.pooled_dw = (HPC_POOLED_DW and k == 5 and h % 2 == 0 and w % 2 == 0
+                   and (not HPC_AVX512 or 2 <= cin <= 6))
+    g.hwc = g.pooled_dw and HPC_AVX512
+    g.dpa = g.dpo = g.dpv = g.dpb = g.dph = 0  # used only with pooled_dw (dph: with hwc)
     if g.pooled_dw:
         g.dpa = g.dslot
-        g.dpo = g.dpa + _up16(<Py_ssize_t>cout * cin * 40)
+        g.dpo = g.dpa + _up16(<Py_ssize_t>cout * (160 if g.hwc else cin * 40))
         g.dpv = g.dpo + 2 * _up16((h // 2) * (w // 2) + 8)
         g.dpb = g.dpv + 2 * _up16((h // 2) * (w // 2) + 8)
         g.dslot = g.dpb + _up16((h // 2) * (w // 2) + 8)
-    g.pooled_dx = g.pooled_dw and h == 14 and 10 <= w <= 16
+    g.dtt = g.dpd = g.dps = 0
+    if g.hwc:
+        g.dps = _up16(<Py_ssize_t>(h + 4) * (w + 4) * cin + 32)
+        g.dph = g.dslot
+        g.dpd = g.dph + g.dps
+        g.dslot = g.dpd + HPC_DX_COPIES * g.dps
+        g.dtt = g.shared
+        g.shared += _up16(<Py_ssize_t>cout * 160)
+    g.pooled_dx = g.pooled_dw and not HPC_AVX512 and h == 14 and 10 <= w <= 16
     g.dtw = g.dqv = g.dqo = g.dqc = 0  # used only with pooled_dx
     if g.pooled_dx:
         g.dtw = g.shared
@@ -2088,9 +2270,19 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
     # dx from the listed windows too (hpc_dx_pooled14) where the build and shape have it and w is
     # finite (the terms it leaves out are 0 * w), for every image whose dout is finite; its table
     # tw[c, o, p, 7 + q] = w[o, c, p, q].
-    cdef bint pooled_dx = pooled_dw and want_dx and g.pooled_dx and bool(np.isfinite(w).all())
+    cdef bint pooled_dx = (pooled_dw and want_dx and (g.pooled_dx or g.hwc)
+                           and bool(np.isfinite(w).all()))
     cdef float* tw = wf + g.dtw
-    if pooled_dx:
+    # the AVX-512 build's table tt[o, p, q cin + c] = w[o, c, p, q], 0 in lanes 5 cin to 31
+    cdef float* tt = wf + g.dtt
+    if pooled_dx and g.hwc:
+        memset(tt, 0, <size_t>g.cout * 160 * sizeof(float))
+        for o in range(g.cout):
+            for c in range(g.cin):
+                for p in range(5):
+                    for q in range(5):
+                        tt[(o * 5 + p) * 32 + q * g.cin + c] = wv[o, c, p, q]
+    elif pooled_dx:
         memset(tw, 0, <size_t>g.cin * g.cout * 100 * sizeof(float))
         for c in range(g.cin):
             for o in range(g.cout):
@@ -2107,7 +2299,10 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
         if want_dx:
             hpc_pad_zero(g.cout, g.h, g.w, g.pad, slot + g.dgp)
         if pooled_dw:
-            hpc_window_base(<int*>(slot + g.dpb), g.h // 2, g.w // 2, g.wp)
+            if g.hwc:
+                hpc_window_base(<int*>(slot + g.dpb), g.h // 2, g.w // 2, g.wp * g.cin, g.cin)
+            else:
+                hpc_window_base(<int*>(slot + g.dpb), g.h // 2, g.w // 2, g.wp, 1)
         for grp in prange(n16 // gsz, schedule="static"):
             i0 = grp * gsz
             hpc_bwd1_group16(&xv[i0, 0, 0, 0], &gv[i0, 0, 0, 0], &yv[i0, 0, 0, 0], &iv[i0, 0, 0, 0],
@@ -2117,29 +2312,41 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
             sparse = pooled_dw and hpc_finite(&xv[i, 0, 0, 0], <long>g.cin * g.h * g.w)
             # an inf or NaN v would reach the other lanes of its 8-pixel rows as v * 0
             sparse_dx = pooled_dx and hpc_finite(&gv[i, 0, 0, 0], <long>g.cout * (g.h // 2) * (g.w // 2))
+            # the AVX-512 build's dx comes with its dw, from the same windows: only where x is finite
+            sparse_dx = sparse_dx and (sparse or not g.hwc)
             if not pooled:
                 gi = &gv[i, 0, 0, 0]
             elif (want_dx and not sparse_dx) or not sparse:
                 hpc_pool_bwd(&gv[i, 0, 0, 0], &iv[i, 0, 0, 0], g.cout, g.h // 2, g.w // 2,
                              slot + g.dda, &yv[i, 0, 0, 0])
                 gi = slot + g.dda
-            hpc_pad_rows(&xv[i, 0, 0, 0], g.cin, g.h, g.w, g.pad, slot + g.dxp)
-            if sparse:
+            if sparse and g.hwc:
+                hpc_pad_hwc(&xv[i, 0, 0, 0], g.cin, g.h, g.w, slot + g.dph)
+                hpc_dw_pooled_hwc5(slot + g.dph, &gv[i, 0, 0, 0], &yv[i, 0, 0, 0], &iv[i, 0, 0, 0],
+                                   g.cin, g.cout, g.h, g.w, slot + g.dpa, slot + g.ddb,
+                                   <const int*>(slot + g.dpb), <int*>(slot + g.dpo), slot + g.dpv,
+                                   tt if sparse_dx else NULL, slot + g.dpd, g.dps)
+                if sparse_dx:
+                    hpc_dx_hwc_finish(slot + g.dpd, g.dps, g.cin, g.h, g.w, &dxv[i, 0, 0, 0])
+            elif sparse:
+                hpc_pad_rows(&xv[i, 0, 0, 0], g.cin, g.h, g.w, g.pad, slot + g.dxp)
                 hpc_dw_pooled5(slot + g.dxp, &gv[i, 0, 0, 0], &yv[i, 0, 0, 0], &iv[i, 0, 0, 0],
                                g.cin, g.cout, g.h, g.w, slot + g.dpa, slot + g.ddb,
                                <const int*>(slot + g.dpb), <int*>(slot + g.dpo), slot + g.dpv)
             elif g.olanes:
+                hpc_pad_rows(&xv[i, 0, 0, 0], g.cin, g.h, g.w, g.pad, slot + g.dxp)
                 hpc_dw_image_olanes5(slot + g.dxp, gi, slot + g.dgt, slot + g.dacc, g.cin, g.cout,
                                      g.h, g.w)
             else:
+                hpc_pad_rows(&xv[i, 0, 0, 0], g.cin, g.h, g.w, g.pad, slot + g.dxp)
                 hpc_dw_image(slot + g.dxp, gi, slot + g.dacc, g.cin, g.cout, g.h, g.w, g.k)
             if not sparse:
                 hpc_db_image(gi, g.cout, g.h, g.w, slot + g.ddb)
-            if sparse_dx:
+            if sparse_dx and not g.hwc:  # (with hwc, written above with dw)
                 hpc_dx_pooled14(&gv[i, 0, 0, 0], &yv[i, 0, 0, 0], &iv[i, 0, 0, 0], g.cin, g.cout,
                                 g.w, tw, slot + g.dqv, <int*>(slot + g.dqo), <int*>(slot + g.dqc),
                                 &dxv[i, 0, 0, 0])
-            elif want_dx:
+            elif want_dx and not sparse_dx:
                 hpc_pad_rows(gi, g.cout, g.h, g.w, g.pad, slot + g.dgp)
                 hpc_fwd_planes(slot + g.dgp, g.cout, g.k, wf, NULL, &dxv[i, 0, 0, 0], g.cin, g.h, g.w)
     for t in range(nt):
@@ -2148,7 +2355,9 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
             hpc_dwt_reduce(slot + g.dacc, g.cout, g.ckk, &dwv[0])
         else:
             hpc_dw_reduce(slot + g.dacc, <long>g.cout * g.ckk, &dwv[0])
-        if pooled_dw:
+        if pooled_dw and g.hwc:
+            hpc_dw_hwc_reduce(slot + g.dpa, g.cout, g.cin, &dwv[0])
+        elif pooled_dw:
             hpc_dw_pooled_reduce(slot + g.dpa, g.cout, g.cin, &dwv[0])
         for o in range(g.cout):
             dbv[o] += slot[g.ddb + o]

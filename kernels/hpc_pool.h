@@ -5,6 +5,51 @@
 #ifndef HPC_POOL_H
 #define HPC_POOL_H
 
+#if defined(__AVX2__) && defined(__FMA__)
+/* 8-lane helpers of the AVX2 passes below and of conv.pyx's pooled backward kernels, which both
+   SIMD builds have (every AVX-512 CPU has AVX2 + FMA). */
+#include <immintrin.h>
+#include <string.h>
+
+/* The first `left` of 8 lanes (none if left <= 0), as a vmaskmov mask. */
+static inline __m256i hpc_lanes8(int left) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* The first n (1..8) of the 8 bytes at p in the low 64 bits, zeros after them: one 8-byte load
+   when n is 8, a copy through a buffer only for a row's or batch's last few (with a memcpy for
+   every 8 bytes conv1's backward pass took 0.92-0.94 ms per 256 images, without 0.86-0.88; min of
+   100, alternating, AMD EPYC, 2026-12-01). */
+static inline __m128i hpc_load_bytes8(const unsigned char* p, int n) {
+    if (n == 8) return _mm_loadl_epi64((const __m128i*)p);
+    unsigned char t[16] = {0};
+    memcpy(t, p, (size_t)n);
+    return _mm_loadl_epi64((const __m128i*)t);
+}
+
+/* The first n (0..8) of the 8 floats at p, zeros after them: one plain load when n is 8 (the
+   loads of full rows in conv.pyx's transpositions ran conv1's backward 3% faster than
+   vmaskmovps), a masked load only for a tail.  The float twin of hpc_load_bytes8. */
+static inline __m256 hpc_load8(const float* p, int n) {
+    return n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, hpc_lanes8(n));
+}
+
+/* The ReLU's gradient g * (y > 0), y its output, as a product: NaN or inf times 0 is NaN, a
+   negative g times 0 is -0 (as hpclars.reference.relu_backward). */
+static inline __m256 hpc_relu_grad8(__m256 g, __m256 y) {
+    return _mm256_mul_ps(g, _mm256_and_ps(_mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_GT_OQ),
+                                          _mm256_set1_ps(1.0f)));
+}
+
+/* The sum of the 8 lanes of v. */
+static inline float hpc_sum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+#endif
+
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
 #include <immintrin.h>
 #define HPC_POOL_SIMD 1
@@ -109,11 +154,6 @@ static void hpc_pool_bwd(const float* g, const unsigned char* idx, long planes, 
 #define HPC_POOL_SIMD 1
 #define HPC_POOL_AVX512 0
 
-/* The first `left` of 8 lanes (none if left <= 0), as a vmaskmov mask. */
-static inline __m256i hpc_lanes8(int left) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
 /* Lanes where v replaces best: v > best, or v is the window's first NaN (np.argmax's rule). */
 static inline __m256 hpc_wins8(__m256 v, __m256 best) {
     return _mm256_and_ps(_mm256_cmp_ps(v, best, _CMP_NLE_UQ), _mm256_cmp_ps(best, best, _CMP_ORD_Q));
@@ -143,31 +183,6 @@ static inline __m256 hpc_pool4x8(__m256 v0, __m256 v1, __m256 v2, __m256 v3, __m
     a = _mm256_blendv_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(3)), m);
     *arg = _mm256_castps_si256(a);
     return best;
-}
-
-/* The first n (1..8) of the 8 bytes at p in the low 64 bits, zeros after them: one 8-byte load
-   when n is 8, a copy through a buffer only for a row's or batch's last few (with a memcpy for
-   every 8 bytes conv1's backward pass took 0.92-0.94 ms per 256 images, without 0.86-0.88; min of
-   100, alternating, AMD EPYC, 2026-12-01). */
-static inline __m128i hpc_load_bytes8(const unsigned char* p, int n) {
-    if (n == 8) return _mm_loadl_epi64((const __m128i*)p);
-    unsigned char t[16] = {0};
-    memcpy(t, p, (size_t)n);
-    return _mm_loadl_epi64((const __m128i*)t);
-}
-
-/* The first n (0..8) of the 8 floats at p, zeros after them: one plain load when n is 8 (the
-   loads of full rows in conv.pyx's transpositions ran conv1's backward 3% faster than
-   vmaskmovps), a masked load only for a tail.  The float twin of hpc_load_bytes8. */
-static inline __m256 hpc_load8(const float* p, int n) {
-    return n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, hpc_lanes8(n));
-}
-
-/* The ReLU's gradient g * (y > 0), y its output, as a product: NaN or inf times 0 is NaN, a
-   negative g times 0 is -0 (as hpclars.reference.relu_backward). */
-static inline __m256 hpc_relu_grad8(__m256 g, __m256 y) {
-    return _mm256_mul_ps(g, _mm256_and_ps(_mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_GT_OQ),
-                                          _mm256_set1_ps(1.0f)));
 }
 
 /* Eight int32 lanes in 0..255 as eight bytes, in the low 64 bits (saturating packs). */

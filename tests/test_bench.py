@@ -118,12 +118,13 @@ def test_executed_flops_counts_the_pooled_parts_by_their_nonzero_windows():
         m.dp2[...] = 0
         flops, share = executed_flops(m)
         assert share["conv2"] == 0
-        assert flops == pytest.approx(FWD_FLOPS + 2 * DENSE + CONV1 * share["conv1"] / 4
-                                      + (0 if kernels.CONV_POOLED_DX else CONV2))
+        dw1 = CONV1 * share["conv1"] / 4 if kernels.CONV_POOLED_DW1 else CONV1
+        assert flops == pytest.approx(FWD_FLOPS + 2 * DENSE + dw1 + (0 if kernels.CONV_POOLED_DX else CONV2))
         # every window with a gradient: a quarter of each pooled part's dense FLOPs
         m.dp1[...], m.p1[...], m.dp2[...], m.p2[...] = 1, 1, 1, 1
         assert executed_flops(m)[0] == pytest.approx(
-            FWD_FLOPS + 2 * DENSE + CONV1 / 4 + CONV2 / 4 + (CONV2 / 4 if kernels.CONV_POOLED_DX else CONV2))
+            FWD_FLOPS + 2 * DENSE + (CONV1 / 4 if kernels.CONV_POOLED_DW1 else CONV1) + CONV2 / 4
+            + (CONV2 / 4 if kernels.CONV_POOLED_DX else CONV2))
 
 
 def test_bench_train_times_the_optimizer_it_is_given():

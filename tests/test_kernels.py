@@ -182,8 +182,12 @@ def test_conv2d_pool_relu_backward_drops_a_pooling_position_past_3(rng, cin):
 # 5 pixels end in one of 4 that overlaps the one before by 1 (16-pixel rows), 3 (18, 28) or not
 # at all (14, 24), or in none (20).  The AVX2 build's dx from the pooled gradient holds 14-row
 # images in registers, a half row at a time: rows of 10, 12 and 16 pixels (a last half of 2, 4 and
-# 8), and of 18 (the dense dx).
+# 8), and of 18 (the dense dx).  The AVX-512 build's weight gradient and dx from the pooled
+# gradient, on images padded channel-last (2 to 6 input channels): 5 and 6 channels (25 and 30
+# of a row's 32 lanes) on small images, and 7 (past it: the dense kernels).
 @pytest.mark.parametrize("n, cin, cout, h, wd, k", [(3, 2, 3, 6, 8, 3), (2, 3, 32, 6, 10, 5),
+                                                    (2, 5, 3, 6, 10, 5), (3, 6, 2, 4, 6, 5),
+                                                    (2, 7, 4, 4, 8, 5),
                                                     (2, 3, 16, 4, 20, 5), (1, 2, 32, 2, 28, 5),
                                                     (3, 2, 12, 8, 34, 5), (1, 5, 4, 2, 2, 1),
                                                     (33, 1, 3, 8, 12, 5), (2, 3, 16, 4, 16, 5),

@@ -14,10 +14,12 @@ at a time there, 16 on AVX-512) or
 took different paths reports ``"mixed"``.  ``CONV_POOL_FUSED`` says whether
 ``conv2d_pool_relu_*`` keep each image's pre-pool activations in cache (direct
 convolution and vector pooling) or run the separate kernels over the batch.
-``CONV_POOLED_DW`` says whether ``conv2d_pool_relu_backward`` sums the weight gradient over
-the pooling windows with a nonzero gradient only (the AVX2 build): fewer FLOPs than the dense
-computation that :mod:`hpclars.bench` counts.  ``CONV_POOLED_DX``: its dx too (the AVX2 build,
-14-row inputs such as LeNet's conv2).
+``CONV_POOLED_DW`` says whether ``conv2d_pool_relu_backward`` sums the weight gradient of an
+input with 2 to 6 channels (LeNet's conv2) over the pooling windows with a nonzero gradient
+only (both the AVX2 and the AVX-512 build): fewer FLOPs than the dense computation that
+:mod:`hpclars.bench` counts.  ``CONV_POOLED_DW1``: the same for one input channel (LeNet's
+conv1; the AVX2 build).  ``CONV_POOLED_DX``: its dx too (14-row inputs such as LeNet's conv2 on
+the AVX2 build, 2 to 6 input channels on AVX-512).
 """
 
 import importlib.machinery
@@ -61,6 +63,7 @@ try:
     from .conv import ISA as _CONV_ISA
     from .conv import FUSED as CONV_POOL_FUSED
     from .conv import POOLED_DW as CONV_POOLED_DW
+    from .conv import POOLED_DW1 as CONV_POOLED_DW1
     from .conv import POOLED_DX as CONV_POOLED_DX
     from .conv import conv2d_backward, conv2d_forward, conv2d_work_size
     from .conv import conv2d_pool_relu_backward, conv2d_pool_relu_forward, conv2d_pool_relu_work_size
@@ -86,7 +89,7 @@ __all__ = [
     "KERNEL_PATH",
     "conv2d_forward", "conv2d_backward", "conv2d_work_size",
     "conv2d_pool_relu_forward", "conv2d_pool_relu_backward", "conv2d_pool_relu_work_size",
-    "CONV_POOL_FUSED", "CONV_POOLED_DW", "CONV_POOLED_DX",
+    "CONV_POOL_FUSED", "CONV_POOLED_DW", "CONV_POOLED_DW1", "CONV_POOLED_DX",
     "maxpool2_forward", "maxpool2_backward",
     "relu_forward", "relu_backward",
     "dense_forward", "dense_backward",
