@@ -110,8 +110,8 @@ def fma_peak_gflops(repeats=21, rounds=1 << 20):
 
     The ceiling of a single-threaded kernel, which a BLAS's sgemm need not reach: on an AMD EPYC
     Zen 5 (2026-12-02, BENCHMARKS.md session 21) NumPy's and SciPy's OpenBLAS took their Haswell
-    (AVX2) kernels, sgemm 1024^3 at 94-117 GFLOP/s against 237 here, and hpclars's AVX-512 direct
-    convolutions ran at up to 216.  Raises ValueError for repeats < 1 or rounds < 1.
+    (AVX2) kernels, sgemm 1024^3 at 94-117 GFLOP/s against 232-237 here, and conv2's AVX-512
+    forward pass ran at 192-201.  Raises ValueError for repeats < 1 or rounds < 1.
     """
     from .kernels import probes
 

@@ -44,9 +44,10 @@ window's 5 taps of a kernel row for every input channel are 5 Cin <= 30 consecut
 of a channel-last dx (the weights in a (Cout, 5, 32) table) its dx terms; consecutive windows
 add into 4 copies of dx in turn, so that a window's loads do not wait on the previous window's
 stores to overlapping floats (1 copy: dx 1.7-1.8 ms per 256 images; 4: 1.1-1.3; 8: 1.2), summed
-and transposed back per image.  conv2's backward pass 2.34-2.50 -> 1.69-1.81 ms per 256 images
-(min and median of 400 alternating rounds), the training step 1.15-1.17x (minima; 1.09-1.17x on
-real MNIST batches), AMD EPYC Zen 5, 2026-12-02, BENCHMARKS.md session 21.  The AVX2 build's
+and transposed back per image.  conv2's backward pass 1.37-1.40x as fast (min and median of 400
+alternating rounds; its dw part 1.23-1.25 -> 0.66 ms, dx 1.23-1.26 -> 1.12-1.15), the training
+step 1.06-1.15x (minima of 3 runs; 1.08-1.17x medians on real MNIST batches), AMD EPYC Zen 5,
+2026-12-02, BENCHMARKS.md session 21.  The AVX2 build's
 8-lane kernels, tried here first, were no faster than the dense 16-lane ones on that machine,
 and conv1's 16 images in the lanes stay.
 
