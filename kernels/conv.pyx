@@ -40,7 +40,7 @@ The fused backward pass of an input with 2 to 6 channels (conv2) takes dw, db an
 pooled gradient instead (``hpc_dw_pooled_hwc5``; :data:`POOLED_DW`, :data:`POOLED_DX`), as the
 AVX2 build does (below), but on the image padded channel-last (``hpc_pad_hwc``): a listed
 window's 5 taps of a kernel row for every input channel are 5 Cin <= 30 consecutive floats, so
-10 16-lane FMAs per window give its 5 Cin x 25 weight-gradient terms, and 10 read-modify-writes
+10 16-lane FMAs per window give its 25 Cin weight-gradient terms, and 10 read-modify-writes
 of a channel-last dx (the weights in a (Cout, 5, 32) table) its dx terms; consecutive windows
 add into 4 copies of dx in turn, so that a window's loads do not wait on the previous window's
 stores to overlapping floats (1 copy: dx 1.7-1.8 ms per 256 images; 4: 1.1-1.3; 8: 1.2), summed
@@ -48,8 +48,8 @@ and transposed back per image.  conv2's backward pass 1.37-1.40x as fast (min an
 alternating rounds; its dw part 1.23-1.25 -> 0.66 ms, dx 1.23-1.26 -> 1.12-1.15), the training
 step 1.06-1.15x (minima of 3 runs; 1.08-1.17x medians on real MNIST batches), AMD EPYC Zen 5,
 2026-12-02, BENCHMARKS.md session 21.  The AVX2 build's
-8-lane kernels, tried here first, were no faster than the dense 16-lane ones on that machine,
-and conv1's 16 images in the lanes stay.
+8-lane kernels, tried here first, were not clearly faster than the dense 16-lane ones on that
+machine (the step 0.93-1.09x), and conv1's 16 images in the lanes stay.
 
 Measured at batch 256, one thread, on the AMD EPYC (Zen 5) nodes: several times
 faster than the per-image im2col + sgemm it replaced, whose (Cout = 6 or 16) x
@@ -129,7 +129,10 @@ reused for dcols), ``outp`` (Cout*HWp; the padded dout on the backward pass),
 to 8, even H and W) a direct-path slot also holds, after ``dda``, the 16-image (AVX2: 8) pieces
 of ``hpc_bwd1_group16`` and ``hpc_fwd1_group16`` (``dxb``, ``ddt``, ``dkt``, ``dg2``); where
 :data:`POOLED_DW`, a slot holds after ``dda`` the pooled weight gradient's accumulators
-(``dpa``, Cout*Cin*40) and its list of windows (``dpo``, ``dpv``); where :data:`POOLED_DX` and
+(``dpa``, Cout*Cin*40; on AVX-512 Cout*160), its list of windows (``dpo``, ``dpv``) and the
+windows' base offsets (``dpb``); on AVX-512 then the channel-last padded image (``dph``, ``dps``
+floats) and the HPC_DX_COPIES (4) channel-last dx copies (``dpd``, ``dps`` floats each), and the
+shared piece the dx table (``dtt``, Cout*160); on AVX2, where :data:`POOLED_DX` and
 H = 14, the shared piece holds after ``wf`` the dx table (Cin*Cout*100) and a slot the dx lists
 (``dqv``, ``dqo``: 28 * (Cout*W/2 + 8) each) and their counts (``dqc``).  Deliberately left out: strides,
 dilation, groups, even K, and any padding other than K // 2.
@@ -1346,10 +1349,11 @@ cdef extern from *:
                                  float* xb, float* pool, unsigned char* pidx) {}
     #endif
 
-    /* The pooled weight gradient and dx (hpc_dw_pooled5, hpc_dx_pooled14): 8-lane AVX2 kernels, in
-       both SIMD builds (every AVX-512 CPU has AVX2 + FMA).  They list the pooling windows that carry
-       a gradient and skip the others' exact zeros, so they do a quarter of the dense FLOPs or fewer
-       and take the place of the AVX-512 build's dense backward kernels too. */
+    /* The pooled weight gradient and dx (hpc_dw_pooled5, hpc_dx_pooled14): 8-lane AVX2 kernels that
+       list the pooling windows that carry a gradient and skip the others' exact zeros, so they do a
+       quarter of the dense FLOPs or fewer.  Compiled in both SIMD builds (every AVX-512 CPU has
+       AVX2 + FMA): the AVX-512 build's kernels below share the window listing and hpc_finite, but
+       never call hpc_dw_pooled5 or hpc_dx_pooled14 (their 8 lanes were not clearly faster there). */
     #if HPC_DIRECT && defined(__AVX2__) && defined(__FMA__)
     #define HPC_POOLED_DW 1
 
@@ -1673,9 +1677,9 @@ cdef extern from *:
     /* The AVX-512 build's pooled weight gradient for 2 to 6 input channels (LeNet's conv2), 16 lanes:
        the image padded channel-last (hpc_pad_hwc), so that the 5 taps of a kernel row for every
        input channel, xh[(y + p) wp' + (u + q) cin + c] for q < 5 and c < cin, are 5 cin <= 30
-       consecutive floats, two 16-float loads.  Per listed window 10 FMAs cover the 5 cin x 25
+       consecutive floats, two 16-float loads.  Per listed window 10 FMAs cover the 25 cin
        products (150 for conv2), against 5 cin 8-lane FMAs of 5 useful lanes (30) in
-       hpc_dw_pooled5, whose 8-lane kernels were no faster than the dense 16-lane ones on an AMD
+       hpc_dw_pooled5, whose 8-lane kernels were not clearly faster than the dense 16-lane ones on an AMD
        EPYC Zen 5 (BENCHMARKS.md session 21). */
 
     /* dst[((y + 2) (wd + 4) + u + 2) cin + c] = x[c, y, u]: the image padded by 2 with the channels
@@ -1727,12 +1731,11 @@ cdef extern from *:
             for (int e = 0; e < n; e++) {
                 const __m512 gv = _mm512_set1_ps(val[e]);
                 const float* b = xh + off[e];
-                float* d = dcopy + (e % HPC_DX_COPIES) * dstride + off[e];
                 _Pragma("GCC unroll 5") for (int p = 0; p < 5; p++) {
                     a[p][0] = _mm512_fmadd_ps(gv, _mm512_loadu_ps(b + (long)p * wp), a[p][0]);
                     a[p][1] = _mm512_fmadd_ps(gv, _mm512_loadu_ps(b + (long)p * wp + 16), a[p][1]);
                     if (DX) {
-                        float* dp = d + (long)p * wp;
+                        float* dp = dcopy + (e % HPC_DX_COPIES) * dstride + off[e] + (long)p * wp;
                         _mm512_storeu_ps(dp, _mm512_fmadd_ps(gv, t[p][0], _mm512_loadu_ps(dp)));
                         _mm512_storeu_ps(dp + 16, _mm512_fmadd_ps(gv, t[p][1], _mm512_loadu_ps(dp + 16)));
                     }
@@ -1780,6 +1783,8 @@ cdef extern from *:
                 float* d = dx + ((long)c * h + yy) * wd;
                 for (int u = 0; u < wd; u++) d[u] = s[(long)u * cin];
             }
+        /* Past n (up to 31 - 5 cin floats) the copies only ever got v * 0 from tt's zero lanes:
+           still zero, with v finite. */
         memset(dcopy, 0, (size_t)n * sizeof(float));
     }
 
@@ -1890,9 +1895,9 @@ DIRECT = bool(HPC_DIRECT)
 #: Which convolution: "avx512" (16 lanes), "avx2" (AVX2 + FMA, 8 lanes) or "portable" (sgemm).
 ISA = "avx512" if HPC_AVX512 else "avx2" if HPC_DIRECT else "portable"
 #: True where conv2d_pool_relu_backward sums dw and db over the nonzero pooling windows only
-#: (K = 5, even H and W) for an input of 2 to 6 channels (LeNet's conv2; hpc_dw_pooled5 on the
-#: AVX2 build, hpc_dw_pooled_hwc5 on AVX-512): fewer FLOPs than the dense computation, equal to
-#: rounding.
+#: (K = 5, even H and W) for an input of more than one channel (LeNet's conv2; hpc_dw_pooled5 on
+#: the AVX2 build, any Cin; hpc_dw_pooled_hwc5 on AVX-512, 2 to 6): fewer FLOPs than the dense
+#: computation, equal to rounding.
 POOLED_DW = bool(HPC_POOLED_DW)
 #: ... and for one input channel (LeNet's conv1; the AVX2 build only: on AVX-512 conv1's backward
 #: pass keeps its 16 images in the lanes).
@@ -1988,9 +1993,9 @@ cdef Geom _geom(Py_ssize_t cin, Py_ssize_t h, Py_ssize_t w, Py_ssize_t cout,
     # against 0.91-1.15 for the 8 images in the lanes it replaced (hpc_bwd1_group8, removed; min of
     # 100, 4 alternating pairs, AMD EPYC, 2026-12-01, BENCHMARKS.md session 18; session 17's scalar
     # listing had been slower).
-    # The AVX-512 build takes it for 2 to 6 input channels only (hpc_dw_pooled_hwc5; conv1's
-    # backward pass there keeps its 16 images in the lanes, conv2's dx its dense kernel: the AVX2
-    # build's 8-lane versions were no faster there, BENCHMARKS.md session 21).
+    # The AVX-512 build takes it for 2 to 6 input channels only, with dx, on the image padded
+    # channel-last (hpc_dw_pooled_hwc5); conv1's backward pass there keeps its 16 images in the
+    # lanes (the AVX2 build's 8-lane kernels were not clearly faster there, BENCHMARKS.md session 21).
     g.pooled_dw = (HPC_POOLED_DW and k == 5 and h % 2 == 0 and w % 2 == 0
                    and (not HPC_AVX512 or 2 <= cin <= 6))
     g.hwc = g.pooled_dw and HPC_AVX512
@@ -2265,12 +2270,13 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
         memset(wf + g.shared + t * g.dslot + g.dacc, 0, (g.dslot - g.dacc) * sizeof(float))
     # conv1's fused backward (one input channel, no dx) on the AVX-512 build: 16 images at a time
     # with the images in the lanes, the rest image by image.  The zeroing above left the padded
-    # grid's border zero.  The pooled weight gradient (hpc_dw_pooled5) where the build has it
-    # (AVX2: conv1 and conv2), for every image whose x is finite.
+    # grid's border zero.  The pooled weight gradient (hpc_dw_pooled5; on AVX-512
+    # hpc_dw_pooled_hwc5) where the build has it (AVX2: conv1 and conv2; AVX-512: conv2), for
+    # every image whose x is finite.
     cdef bint pooled_dw = pooled and g.pooled_dw, sparse = False, sparse_dx = False
-    # dx from the listed windows too (hpc_dx_pooled14) where the build and shape have it and w is
-    # finite (the terms it leaves out are 0 * w), for every image whose dout is finite; its table
-    # tw[c, o, p, 7 + q] = w[o, c, p, q].
+    # dx from the listed windows too (hpc_dx_pooled14; on AVX-512 hpc_dw_pooled_hwc5's) where the
+    # build and shape have it and w is finite (the terms it leaves out are 0 * w), for every image
+    # whose dout is finite; its table tw[c, o, p, 7 + q] = w[o, c, p, q] (AVX-512: tt).
     cdef bint pooled_dx = (pooled_dw and want_dx and (g.pooled_dx or g.hwc)
                            and bool(np.isfinite(w).all()))
     cdef float* tw = wf + g.dtw
@@ -2602,10 +2608,12 @@ def conv2d_pool_relu_backward(x, w, out, idx, dout, dx, dw, db, work, int nthrea
 
     The same values as relu_backward, maxpool2_backward and conv2d_backward in turn; where
     :data:`FUSED`, each image's pre-pool gradient is built in the thread's scratch and never
-    goes to memory.  Where :data:`POOLED_DW` (AVX2 build, K = 5, H and W even), dw and db of an image
-    with a finite x are summed over its pooling windows with a nonzero gradient only (the other
-    terms are exact zeros; module docstring): equal to rounding.  Where :data:`POOLED_DX` (the
-    same, H = 14, even W of 10 to 16), so is dx of an image with a finite dout, if w is finite.
+    goes to memory.  Where :data:`POOLED_DW` (K = 5, H and W even; any Cin on the AVX2 build,
+    2 to 6 on AVX-512), dw and db of an image with a finite x are summed over its pooling windows
+    with a nonzero gradient only (the other terms are exact zeros; module docstring): equal to
+    rounding.  Where :data:`POOLED_DX` (on AVX2 the same with H = 14 and even W of 10 to 16; on
+    AVX-512 the same as dw's, with a finite x), so is dx of an image with a finite dout, if w is
+    finite.
     Raises ValueError for a bad argument.
     """
     n, cin, h, wd, cout, k = _check_fused(x, w, out, idx, work, nthreads, False)

@@ -15,8 +15,8 @@ took different paths reports ``"mixed"``.  ``CONV_POOL_FUSED`` says whether
 ``conv2d_pool_relu_*`` keep each image's pre-pool activations in cache (direct
 convolution and vector pooling) or run the separate kernels over the batch.
 ``CONV_POOLED_DW`` says whether ``conv2d_pool_relu_backward`` sums the weight gradient of an
-input with 2 to 6 channels (LeNet's conv2) over the pooling windows with a nonzero gradient
-only (both the AVX2 and the AVX-512 build): fewer FLOPs than the dense computation that
+input with more than one channel (LeNet's conv2; any count on the AVX2 build, 2 to 6 on
+AVX-512) over the pooling windows with a nonzero gradient only: fewer FLOPs than the dense computation that
 :mod:`hpclars.bench` counts.  ``CONV_POOLED_DW1``: the same for one input channel (LeNet's
 conv1; the AVX2 build).  ``CONV_POOLED_DX``: its dx too (14-row inputs such as LeNet's conv2 on
 the AVX2 build, 2 to 6 input channels on AVX-512).
