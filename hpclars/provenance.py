@@ -14,7 +14,11 @@ needs (AlgoPerf records the commit and the hardware too):
   version architecture (library file)", joined with "; " (NumPy's and SciPy's may differ).
   The architecture is the kernel set OpenBLAS chose for this CPU at load time (e.g.
   "SkylakeX", "Haswell"): the sgemm rate every "% of sgemm" figure is measured against
-  depends on it, so two machines' ratios compare only where it is the same.
+  depends on it, so two machines' ratios compare only where it is the same.  Then, where
+  set, the environment variables that override OpenBLAS's own choice (:data:`BLAS_OVERRIDES`,
+  e.g. "[OPENBLAS_CORETYPE=Haswell]"): a shell that sets ``OPENBLAS_CORETYPE=Haswell`` on an
+  AVX-512 CPU halves sgemm (an AMD EPYC Zen 5, 2026-12-02: 108 against 180-206 GFLOP/s,
+  BENCHMARKS.md session 21).
 - ``kernel_path``: which convolution the compiled kernels take: "avx512" (direct, with
   intrinsics; the default ``-march=native`` build on an AVX-512 CPU), "avx2" (the same with
   8-lane AVX2 + FMA intrinsics, on a CPU without AVX-512) or "portable" (im2col + sgemm;
@@ -85,12 +89,19 @@ def first_line(text):
     return " ".join(lines[0].split()) if lines else ""
 
 
-def blas():
-    """Every BLAS loaded in this process, as threadpoolctl sees it ("none loaded" if none)."""
+#: Environment variables that change which kernels or blocking OpenBLAS uses (its README).
+BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_VERBOSE")
+
+
+def blas(environ=None):
+    """Every BLAS loaded in this process, as threadpoolctl sees it ("none loaded" if none), then
+    "[NAME=value, ...]" for the :data:`BLAS_OVERRIDES` set in ``environ`` (default os.environ)."""
+    environ = os.environ if environ is None else environ
     found = [" ".join(str(i[k]) for k in ("internal_api", "version", "architecture") if i.get(k))
              + f" ({os.path.basename(i.get('filepath', '?'))})"
              for i in threadpool_info() if i.get("user_api") == "blas"]
-    return "; ".join(dict.fromkeys(found)) or "none loaded"
+    overrides = [f"{name}={environ[name]}" for name in BLAS_OVERRIDES if environ.get(name)]
+    return ("; ".join(dict.fromkeys(found)) or "none loaded") + (f" [{', '.join(overrides)}]" if overrides else "")
 
 
 def kernel_path():

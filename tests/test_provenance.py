@@ -35,6 +35,16 @@ def test_environment_names_the_machine():
 
 
 @needs_git
+def test_blas_line_names_the_overrides_of_openblass_own_choice():
+    from hpclars.provenance import blas
+
+    plain = blas({})
+    assert "[" not in plain
+    assert blas({"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "512", "PATH": "/bin"}) == \
+        plain + " [OPENBLAS_CORETYPE=Haswell, OPENBLAS_L2_SIZE=512]"
+    assert blas({"OPENBLAS_CORETYPE": ""}) == plain  # set but empty: OpenBLAS ignores it
+
+
 def test_git_commit_is_the_checkout_hpclars_runs_from():
     if subprocess.run(["git", "-C", str(ROOT), "rev-parse"], capture_output=True).returncode:
         pytest.skip("not a git checkout")
