@@ -108,10 +108,10 @@ def fma_peak_gflops(repeats=21, rounds=1 << 20):
     (:func:`hpclars.kernels.probes.fma_peak`: 16, 8 or 4 lanes as the build's ISA), median of
     ``repeats`` calls of ``rounds`` rounds (about 2 ms each at 200 GFLOP/s), after 2 untimed ones.
 
-    The ceiling of a single-threaded kernel, which a BLAS's sgemm need not reach: on an AMD EPYC
-    Zen 5 (2026-12-02, BENCHMARKS.md session 21) NumPy's and SciPy's OpenBLAS took their Haswell
-    (AVX2) kernels, sgemm 1024^3 at 94-117 GFLOP/s against 232-237 here, and conv2's AVX-512
-    forward pass ran at 192-201.  Raises ValueError for repeats < 1 or rounds < 1.
+    The ceiling of a single-threaded kernel, which a BLAS's sgemm need not reach and which no
+    BLAS setting moves: on an AMD EPYC Zen 5 (2026-12-02, BENCHMARKS.md session 21) a shell with
+    ``OPENBLAS_CORETYPE=Haswell`` held OpenBLAS to its AVX2 kernels, sgemm 1024^3 at 108-113
+    GFLOP/s (180 without it) against 227-237 here, and conv2's AVX-512 forward pass ran at 192-201.  Raises ValueError for repeats < 1 or rounds < 1.
     """
     from .kernels import probes
 
