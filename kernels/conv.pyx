@@ -43,7 +43,8 @@ window's 5 taps of a kernel row for every input channel are 5 Cin <= 30 consecut
 10 16-lane FMAs per window give its 25 Cin weight-gradient terms, and 10 read-modify-writes
 of a channel-last dx (the weights in a (Cout, 5, 32) table) its dx terms; consecutive windows
 add into 4 copies of dx in turn, so that a window's loads do not wait on the previous window's
-stores to overlapping floats (1 copy: dx 1.7-1.8 ms per 256 images; 4: 1.1-1.3; 8: 1.2), summed
+stores to overlapping floats (1 copy: dx 2.42-2.57 ms per 256 images; 4: 1.26-1.49; 8: 1.40-1.61;
+the dense kernel 1.18-1.38, in one noisy alternating run), summed
 and transposed back per image.  conv2's backward pass 1.37-1.40x as fast (min and median of 400
 alternating rounds; its dw part 1.23-1.25 -> 0.66 ms, dx 1.23-1.26 -> 1.12-1.15), the training
 step 1.06-1.15x (minima of 3 runs; 1.08-1.17x medians on real MNIST batches), AMD EPYC Zen 5,
