@@ -1674,7 +1674,22 @@ cdef extern from *:
     #undef HPC_DX_ROWS
     #undef HPC_DX_FMA
 
-    #if HPC_AVX512
+    #else
+    /* Without a direct path the kernels take the im2col + sgemm path; these are never called. */
+    #define HPC_POOLED_DW 0
+    static int hpc_finite(const float* x, long n) { return 1; }
+    static void hpc_dw_pooled5(const float* xp, const float* g, const float* y, const unsigned char* idx,
+                               int cin, int cout, int h, int wd, float* acc, float* db, const int* base,
+                               int* off, float* val) {}
+    static void hpc_window_base(int* base, int ho, int wo, int wp, int px) {}
+    static void hpc_dw_pooled_reduce(const float* acc, int cout, int cin, float* dw) {}
+    static void hpc_pack8_init(void) {}
+    static void hpc_dx_pooled14(const float* g, const float* y, const unsigned char* idx, int cin,
+                                int cout, int wd, const float* tw, float* vl, int* ol, int* cnt,
+                                float* dx) {}
+    #endif
+
+    #if HPC_AVX512  /* implies the block above: AVX-512 CPUs have AVX2 + FMA */
     /* The AVX-512 build's pooled weight gradient for 2 to 6 input channels (LeNet's conv2), 16 lanes:
        the image padded channel-last (hpc_pad_hwc), so that the 5 taps of a kernel row for every
        input channel, xh[(y + p) wp' + (u + q) cin + c] for q < 5 and c < cin, are 5 cin <= 30
@@ -1807,29 +1822,6 @@ cdef extern from *:
     static void hpc_dx_hwc_finish(float* dcopy, long dstride, int cin, int h, int wd, float* dx) {}
     #define HPC_DX_COPIES 4
     static void hpc_dw_hwc_reduce(const float* acc, int cout, int cin, float* dw) {}
-    #endif
-
-    #else
-    /* Without a direct path the kernels take the im2col + sgemm path; these are never called. */
-    #define HPC_POOLED_DW 0
-    static void hpc_pad_hwc(const float* x, int cin, int h, int wd, float* dst) {}
-    static void hpc_dw_pooled_hwc5(const float* xh, const float* g, const float* y,
-                                   const unsigned char* idx, int cin, int cout, int h, int wd,
-                                   float* acc, float* db, const int* base, int* off, float* val,
-                                   const float* tt, float* dcopy, long dstride) {}
-    static void hpc_dx_hwc_finish(float* dcopy, long dstride, int cin, int h, int wd, float* dx) {}
-    #define HPC_DX_COPIES 4
-    static void hpc_dw_hwc_reduce(const float* acc, int cout, int cin, float* dw) {}
-    static int hpc_finite(const float* x, long n) { return 1; }
-    static void hpc_dw_pooled5(const float* xp, const float* g, const float* y, const unsigned char* idx,
-                               int cin, int cout, int h, int wd, float* acc, float* db, const int* base,
-                               int* off, float* val) {}
-    static void hpc_window_base(int* base, int ho, int wo, int wp, int px) {}
-    static void hpc_dw_pooled_reduce(const float* acc, int cout, int cin, float* dw) {}
-    static void hpc_pack8_init(void) {}
-    static void hpc_dx_pooled14(const float* g, const float* y, const unsigned char* idx, int cin,
-                                int cout, int wd, const float* tw, float* vl, int* ol, int* cnt,
-                                float* dx) {}
     #endif
     """
     int HPC_DIRECT
