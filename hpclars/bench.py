@@ -111,7 +111,8 @@ def fma_peak_gflops(repeats=21, rounds=1 << 20):
     The ceiling of a single-threaded kernel, which a BLAS's sgemm need not reach and which no
     BLAS setting moves: on an AMD EPYC Zen 5 (2026-12-02, BENCHMARKS.md session 21) a shell with
     ``OPENBLAS_CORETYPE=Haswell`` held OpenBLAS to its AVX2 kernels, sgemm 1024^3 at 108-113
-    GFLOP/s (180 without it) against 227-237 here, and conv2's AVX-512 forward pass ran at 192-201.  Raises ValueError for repeats < 1 or rounds < 1.
+    GFLOP/s (180 without it) against 227-237 here, and conv2's AVX-512 forward pass ran at
+    192-201.  Raises ValueError for repeats < 1 or rounds < 1.
     """
     from .kernels import probes
 

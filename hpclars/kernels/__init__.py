@@ -16,8 +16,8 @@ took different paths reports ``"mixed"``.  ``CONV_POOL_FUSED`` says whether
 convolution and vector pooling) or run the separate kernels over the batch.
 ``CONV_POOLED_DW`` says whether ``conv2d_pool_relu_backward`` sums the weight gradient of an
 input with more than one channel (LeNet's conv2; any count on the AVX2 build, 2 to 6 on
-AVX-512) over the pooling windows with a nonzero gradient only: fewer FLOPs than the dense computation that
-:mod:`hpclars.bench` counts.  ``CONV_POOLED_DW1``: the same for one input channel (LeNet's
+AVX-512) over the pooling windows with a nonzero gradient only: fewer FLOPs than the dense
+computation that :mod:`hpclars.bench` counts.  ``CONV_POOLED_DW1``: the same for one input channel (LeNet's
 conv1; the AVX2 build).  ``CONV_POOLED_DX``: its dx too (14-row inputs such as LeNet's conv2 on
 the AVX2 build, 2 to 6 input channels on AVX-512).
 """
