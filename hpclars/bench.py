@@ -1038,10 +1038,12 @@ def main(args):
 
         is_root = Comm().is_root
     from .machine import bench_machine
-    from .provenance import describe, environment
+    from .provenance import blas_override_note, describe, environment
 
     if is_root:  # the code and the machine, as every run log records them
         print(describe(environment()), flush=True)
+        if note := blas_override_note():
+            print(note, flush=True)
     {"train": bench_train, "step": bench_step, "kernels": bench_kernels, "allreduce": bench_allreduce,
      "scaling": bench_scaling, "machine": bench_machine, "hybrid": bench_hybrid}[args.bench](args)
     return 0

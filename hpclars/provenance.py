@@ -117,6 +117,21 @@ def environment():
             "blas": blas(), "kernel_path": kernel_path()}
 
 
+def blas_override_note(environ=None):
+    """A '# note: ...' line for a benchmark's header where ``environ`` (default os.environ) sets
+    one of :data:`BLAS_OVERRIDES`, else None: such a setting changes the sgemm that "% of sgemm"
+    is measured against, and hpclars's dense layers, from what OpenBLAS would pick for this CPU
+    (BENCHMARKS.md session 21: a shell's ``OPENBLAS_CORETYPE=Haswell`` on an AVX-512 CPU)."""
+    environ = os.environ if environ is None else environ
+    names = [name for name in BLAS_OVERRIDES if environ.get(name)]
+    if not names:
+        return None
+    return (f"# note: {', '.join(f'{n}={environ[n]}' for n in names)} set: OpenBLAS's kernels or blocking "
+            "are not the ones it picks for this CPU, in the sgemm that '% of sgemm' is measured against "
+            f"and in hpclars's dense layers; `env -u {' -u '.join(names)} hpclars bench ...` measures this "
+            "machine as it is")
+
+
 def describe(env):
     """The environment as '# name: value' lines, for the top of a benchmark's output."""
     return "\n".join(f"# {k}: {'none (not a git checkout)' if v is None else v}" for k, v in env.items())

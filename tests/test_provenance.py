@@ -45,6 +45,20 @@ def test_blas_line_names_the_overrides_of_openblass_own_choice():
     assert blas({"OPENBLAS_CORETYPE": ""}) == plain  # set but empty: OpenBLAS ignores it
 
 
+def test_a_blas_override_gets_a_note_under_the_benchs_environment():
+    from hpclars.provenance import blas_override_note
+
+    assert blas_override_note({"PATH": "/bin", "OPENBLAS_CORETYPE": ""}) is None
+    note = blas_override_note({"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "512"})
+    assert note.startswith("# note: OPENBLAS_CORETYPE=Haswell, OPENBLAS_L2_SIZE=512 set:")
+    assert "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE hpclars bench ...`" in note
+    proc = run(["bench", "kernels", "--batch", "2", "--repeats", "1"], env={"OPENBLAS_CORETYPE": "Haswell"})
+    assert_ok(proc)
+    lines = proc.stdout.splitlines()
+    assert lines[3].startswith("# blas: ") and "OPENBLAS_CORETYPE=Haswell" in lines[3]
+    assert lines[5].startswith("# note: OPENBLAS_CORETYPE=Haswell")
+
+
 def test_git_commit_is_the_checkout_hpclars_runs_from():
     if subprocess.run(["git", "-C", str(ROOT), "rev-parse"], capture_output=True).returncode:
         pytest.skip("not a git checkout")
