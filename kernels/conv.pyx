@@ -2275,6 +2275,7 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
     cdef float* tw = wf + g.dtw
     # the AVX-512 build's table tt[o, p, q cin + c] = w[o, c, p, q], 0 in lanes 5 cin to 31
     cdef float* tt = wf + g.dtt
+    cdef int px = g.cin if g.hwc else 1
     if pooled_dx and g.hwc:
         memset(tt, 0, <size_t>g.cout * 160 * sizeof(float))
         for o in range(g.cout):
@@ -2298,11 +2299,8 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
         hpc_pad_zero(g.cin, g.h, g.w, g.pad, slot + g.dxp)
         if want_dx:
             hpc_pad_zero(g.cout, g.h, g.w, g.pad, slot + g.dgp)
-        if pooled_dw:
-            if g.hwc:
-                hpc_window_base(<int*>(slot + g.dpb), g.h // 2, g.w // 2, g.wp * g.cin, g.cin)
-            else:
-                hpc_window_base(<int*>(slot + g.dpb), g.h // 2, g.w // 2, g.wp, 1)
+        if pooled_dw:  # pixels cin floats apart channel-last (hwc), 1 in planes
+            hpc_window_base(<int*>(slot + g.dpb), g.h // 2, g.w // 2, g.wp * px, px)
         for grp in prange(n16 // gsz, schedule="static"):
             i0 = grp * gsz
             hpc_bwd1_group16(&xv[i0, 0, 0, 0], &gv[i0, 0, 0, 0], &yv[i0, 0, 0, 0], &iv[i0, 0, 0, 0],
@@ -2328,18 +2326,17 @@ cdef void _direct_backward(x, w, dout, y, idx, dx, dw, db, work, int nt):
                                    tt if sparse_dx else NULL, slot + g.dpd, g.dps)
                 if sparse_dx:
                     hpc_dx_hwc_finish(slot + g.dpd, g.dps, g.cin, g.h, g.w, &dxv[i, 0, 0, 0])
-            elif sparse:
-                hpc_pad_rows(&xv[i, 0, 0, 0], g.cin, g.h, g.w, g.pad, slot + g.dxp)
-                hpc_dw_pooled5(slot + g.dxp, &gv[i, 0, 0, 0], &yv[i, 0, 0, 0], &iv[i, 0, 0, 0],
-                               g.cin, g.cout, g.h, g.w, slot + g.dpa, slot + g.ddb,
-                               <const int*>(slot + g.dpb), <int*>(slot + g.dpo), slot + g.dpv)
-            elif g.olanes:
-                hpc_pad_rows(&xv[i, 0, 0, 0], g.cin, g.h, g.w, g.pad, slot + g.dxp)
-                hpc_dw_image_olanes5(slot + g.dxp, gi, slot + g.dgt, slot + g.dacc, g.cin, g.cout,
-                                     g.h, g.w)
             else:
                 hpc_pad_rows(&xv[i, 0, 0, 0], g.cin, g.h, g.w, g.pad, slot + g.dxp)
-                hpc_dw_image(slot + g.dxp, gi, slot + g.dacc, g.cin, g.cout, g.h, g.w, g.k)
+                if sparse:
+                    hpc_dw_pooled5(slot + g.dxp, &gv[i, 0, 0, 0], &yv[i, 0, 0, 0], &iv[i, 0, 0, 0],
+                                   g.cin, g.cout, g.h, g.w, slot + g.dpa, slot + g.ddb,
+                                   <const int*>(slot + g.dpb), <int*>(slot + g.dpo), slot + g.dpv)
+                elif g.olanes:
+                    hpc_dw_image_olanes5(slot + g.dxp, gi, slot + g.dgt, slot + g.dacc, g.cin, g.cout,
+                                         g.h, g.w)
+                else:
+                    hpc_dw_image(slot + g.dxp, gi, slot + g.dacc, g.cin, g.cout, g.h, g.w, g.k)
             if not sparse:
                 hpc_db_image(gi, g.cout, g.h, g.w, slot + g.ddb)
             if sparse_dx and not g.hwc:  # (with hwc, written above with dw)
