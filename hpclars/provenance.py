@@ -93,15 +93,21 @@ def first_line(text):
 BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_VERBOSE")
 
 
+def blas_overrides(environ=None):
+    """{name: value} of the :data:`BLAS_OVERRIDES` set (non-empty) in ``environ`` (default
+    os.environ), in that order."""
+    environ = os.environ if environ is None else environ
+    return {name: environ[name] for name in BLAS_OVERRIDES if environ.get(name)}
+
+
 def blas(environ=None):
     """Every BLAS loaded in this process, as threadpoolctl sees it ("none loaded" if none), then
-    "[NAME=value, ...]" for the :data:`BLAS_OVERRIDES` set in ``environ`` (default os.environ)."""
-    environ = os.environ if environ is None else environ
+    "[NAME=value, ...]" for the :func:`blas_overrides` set in ``environ``."""
     found = [" ".join(str(i[k]) for k in ("internal_api", "version", "architecture") if i.get(k))
              + f" ({os.path.basename(i.get('filepath', '?'))})"
              for i in threadpool_info() if i.get("user_api") == "blas"]
-    overrides = [f"{name}={environ[name]}" for name in BLAS_OVERRIDES if environ.get(name)]
-    return ("; ".join(dict.fromkeys(found)) or "none loaded") + (f" [{', '.join(overrides)}]" if overrides else "")
+    overrides = ", ".join(f"{n}={v}" for n, v in blas_overrides(environ).items())
+    return ("; ".join(dict.fromkeys(found)) or "none loaded") + (f" [{overrides}]" if overrides else "")
 
 
 def kernel_path():
@@ -122,13 +128,13 @@ def blas_override_note(environ=None):
     one of :data:`BLAS_OVERRIDES`, else None: such a setting changes the sgemm that "% of sgemm"
     is measured against, and hpclars's dense layers, from what OpenBLAS would pick for this CPU
     (BENCHMARKS.md session 21: a shell's ``OPENBLAS_CORETYPE=Haswell`` on an AVX-512 CPU)."""
-    environ = os.environ if environ is None else environ
-    names = [name for name in BLAS_OVERRIDES if environ.get(name)]
-    if not names:
+    overrides = blas_overrides(environ)
+    if not overrides:
         return None
-    return (f"# note: {', '.join(f'{n}={environ[n]}' for n in names)} set: OpenBLAS's kernels or blocking "
+    unset = " -u ".join(overrides)
+    return (f"# note: {', '.join(f'{n}={v}' for n, v in overrides.items())} set: OpenBLAS's kernels or blocking "
             "are not the ones it picks for this CPU, in the sgemm that '% of sgemm' is measured against "
-            f"and in hpclars's dense layers; `env -u {' -u '.join(names)} hpclars bench ...` measures this "
+            f"and in hpclars's dense layers; `env -u {unset} hpclars bench ...` measures this "
             "machine as it is")
 
 
