@@ -453,7 +453,6 @@ cdef extern from *:
             hpc_dw_olanes5_body(xp, g, gt, dwt, cin, cout, h, wd);
     }
 
-    #if HPC_POOL_AVX512
     /* r[i][j] -> r[j][i] for a 16 x 16 block in registers (unpack 32- and 64-bit pairs, then
        exchange 128-bit lanes twice). */
     static inline void hpc_tr16(__m512 r[16]) {
@@ -766,17 +765,6 @@ cdef extern from *:
             }
         }
     }
-    #else
-    static void hpc_fwd_pool_olanes5(const float* xp, int cin, const float* wt, const float* b,
-                                     float* out, unsigned char* idx, int cout, int h, int wd,
-                                     float* rows, float* pool, unsigned char* pidx) {}
-    static void hpc_bwd1_group16(const float* x, const float* dout, const float* y,
-                                 const unsigned char* idx, int cout, int h, int wd, float* xb,
-                                 float* dt, float* kt, float* g2, float* acc16, float* db) {}
-    static void hpc_fwd1_group16(const float* x, const unsigned char* x8, float scale, const float* w,
-                                 const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
-                                 float* xb, float* pool, unsigned char* pidx) {}
-    #endif
     /* The AVX2 build's; never called here. */
     static void hpc_fwd1_group8(const float* x, const unsigned char* x8, float scale, const float* w,
                                 const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
