@@ -250,6 +250,8 @@ def torch_step(batch, threads, ddp=False):
 
 
 def bench_train(args):
+    from . import kernels
+
     print(f"# hpclars bench train: {args.threads} thread(s), chunk {args.chunk_size}, {args.repeats} "
           f"repeats, {TRAIN_FLOPS / 1e6:.2f} MFLOP per image, optimizer {args.optimizer}")
     print("# interleaved: each repeat times one sgemm 1024^3 (scipy OpenBLAS, 1 call), the training "
@@ -263,8 +265,10 @@ def bench_train(args):
     print("# % exec: the median % sgemm over the FLOPs this build executes on the batch "
           "(bench.executed_flops; the same as % sgemm where a build computes every dense term); "
           "exec MFLOP: those FLOPs per image")
-    print("# eval: the trainer's forward-only evaluation at the same batch and chunk; x train = its "
-          "images/s over the training step's")
+    wino = ("; this build takes conv2 by Winograd F(2x2, 5x5) there (kernels.CONV_WINOGRAD: fewer "
+            "operations than the 1.39 model MFLOP per image, equal to rounding)" if kernels.CONV_WINOGRAD else "")
+    print("# eval: the trainer's forward-only evaluation (no pooling positions) at the same batch and chunk"
+          f"{wino}; x train = its images/s over the training step's")
     print(f"{'batch':>6} {'hpclars img/s':>14} {'GFLOP/s':>8} {'sgemm':>6} {'% sgemm':>8} {'min-max':>12} "
           f"{'best':>6} {'% exec':>7} {'exec MFLOP':>10} {'eval img/s':>11} {'x train':>8} {'torch img/s':>12} "
           f"{'ratio':>6}")

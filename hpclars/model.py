@@ -193,12 +193,14 @@ class LeNet:
             x[...] = images.reshape(n, 1, 28, 28)
         return x
 
-    def _forward(self, p, x, n, x_scale=None):
+    def _forward(self, p, x, n, x_scale=None, for_backward=True):
         """Logits of the chunk ``x``: float (n, 1, 28, 28), or uint8 pixels with ``x_scale``
         (:data:`hpclars.data.PIXEL_SCALE`), scaled by the first convolution as it pads each
-        image (no float copy)."""
+        image (no float copy).  ``for_backward`` False (evaluation): the pooling positions, which
+        only the backward pass reads, are neither computed nor stored (the same logits)."""
         k, t = self.k, self.nthreads
-        p1, i1, p2, i2 = self.p1[:n], self.i1[:n], self.p2[:n], self.i2[:n]
+        p1, p2 = self.p1[:n], self.p2[:n]
+        i1, i2 = (self.i1[:n], self.i2[:n]) if for_backward else (None, None)
         h1, h2, logits = self.h1[:n], self.h2[:n], self.logits[:n]
         # conv -> max pool -> ReLU in one kernel per layer: the pre-pool activations stay in
         # cache, image by image (where the build fuses them; kernels.CONV_POOL_FUSED).
@@ -263,17 +265,19 @@ class LeNet:
     def evaluate(self, params, images, labels):
         """(summed loss, number correct) over ``images`` without touching gradients.
 
-        uint8 images go to the first convolution as they are, scaled there (forward only: no
-        backward pass needs them as floats), the same values as :func:`to_float`'s."""
+        Forward only: no pooling positions kept, and uint8 images go to the first convolution
+        as they are, scaled there (no backward pass needs them as floats), the same values as
+        :func:`to_float`'s; so the same logits as :meth:`forward_backward`'s."""
         loss, correct = 0.0, 0
         pixels = images.dtype == np.uint8 and images.flags.c_contiguous
         for lo in range(0, len(labels), self.chunk):
             hi = min(lo + self.chunk, len(labels))
             n = hi - lo
             if pixels:
-                logits = self._forward(params, images[lo:hi].reshape(n, *IMAGE_SHAPE), n, PIXEL_SCALE)
+                logits = self._forward(params, images[lo:hi].reshape(n, *IMAGE_SHAPE), n, PIXEL_SCALE,
+                                       for_backward=False)
             else:
-                logits = self._forward(params, self._load(images[lo:hi], n), n)
+                logits = self._forward(params, self._load(images[lo:hi], n), n, for_backward=False)
             chunk_loss, chunk_correct = self.k.softmax_xent(logits, labels[lo:hi], None, 1.0, self.nthreads)
             loss += chunk_loss
             correct += chunk_correct

@@ -89,14 +89,15 @@ def maxpool2_forward(x, out, idx, nthreads=1):
 
     x   (N, C, H, W)          IN   H and W even
     out (N, C, H/2, W/2)      OUT
-    idx (N, C, H/2, W/2)      OUT  uint8, position of the max in its window (0..3)
+    idx (N, C, H/2, W/2)      OUT  uint8, position of the max in its window (0..3), or None
     """
     n, c, h, wd = x.shape
     win = (x.reshape(n, c, h // 2, 2, wd // 2, 2)
             .transpose(0, 1, 2, 4, 3, 5)
             .reshape(n, c, h // 2, wd // 2, 4))
     arg = win.argmax(axis=-1)  # argmax returns the first maximum
-    idx[...] = arg
+    if idx is not None:
+        idx[...] = arg
     out[...] = np.take_along_axis(win, arg[..., None], axis=-1)[..., 0]
 
 
@@ -135,7 +136,8 @@ def conv2d_pool_relu_forward(x, w, b, out, idx, work, nthreads=1, x_scale=None):
 
     x (N, Cin, H, W) IN, H and W even, in out's dtype, or uint8 with ``x_scale``: then the
     input is x * x_scale, each product rounded to out's dtype (as :func:`hpclars.data.to_float`);
-    w (Cout, Cin, K, K) IN; b (Cout,) IN; out, idx (N, Cout, H/2, W/2) OUT (idx uint8).
+    w (Cout, Cin, K, K) IN; b (Cout,) IN; out, idx (N, Cout, H/2, W/2) OUT (idx uint8, or None
+    where no backward pass follows).
     """
     if x.dtype == np.uint8:
         x = np.multiply(x, out.dtype.type(x_scale), dtype=out.dtype)

@@ -52,6 +52,21 @@ step 1.06-1.15x (minima of 3 runs; 1.08-1.17x medians on real MNIST batches), AM
 8-lane kernels, tried here first, were not clearly faster than the dense 16-lane ones on that
 machine (the step 0.93-1.09x), and conv1's 16 images in the lanes stay.
 
+The forward pass without pooling positions (``idx`` None: evaluation, where no backward pass
+follows) skips the positions' bookkeeping on every build: conv1's fused forward 0.31 against
+0.33-0.34 ms per 256 images, conv2's 1-2% (min of 100, AMD EPYC Zen 5, 2026-12-02).  On the
+AVX-512 build it takes conv2 (K = 5, Cout a multiple of 16, float32 x) 16 images at a time by
+Winograd F(2x2, 5x5) (Lavin and Gray 2016, "Fast Algorithms for Convolutional Neural Networks",
+CVPR; ``hpc_fwd_wino25_group16``, :data:`WINOGRAD`), with the images in the lanes: each 2 x 2
+output tile is one pooling window, pooled in registers, and every scalar operation of the 6 x 6
+transforms is one 16-lane vector operation, with no transposition per tile; 36 products per
+tile and channel pair instead of 100.  conv2's forward pass 0.79-0.89 against 1.08-1.20 ms per
+256 images, the evaluation 1.27-1.31x as fast (min and median of 150 alternating rounds), AMD
+EPYC Zen 5, 2026-12-02, BENCHMARKS.md session 22.  Its rounding differs from the direct sum's
+(about 2e-6 of the largest output against 2e-7; the kernel tests bound it by 1e-5), and an inf
+in an input tile may give NaN where the direct sum gives +-inf (a NaN gives NaN exactly where
+the direct sum does); training keeps the direct sum.
+
 Measured at batch 256, one thread, on the AMD EPYC (Zen 5) nodes: several times
 faster than the per-image im2col + sgemm it replaced, whose (Cout = 6 or 16) x
 (CKK = 25 or 150) x (H*W) products are too small for BLAS to reach its peak, and
@@ -489,7 +504,8 @@ cdef extern from *:
        first row of a pooling pair goes to `rows`, the second is pooled against it in registers,
        so the pre-pool map never exists; pooled values and positions (as hpc_pool_fwd: first
        maximum, first NaN) go to `pool` and `pidx` (ho*wo*16 each, pixel-major) and are transposed
-       into out and idx at the end, 16 pixels at a time in registers.  wt: the weights as (cin, 5, 5, cout). */
+       into out and idx at the end, 16 pixels at a time in registers; idx and pidx NULL: the pooled
+       values only.  wt: the weights as (cin, 5, 5, cout). */
     static void hpc_fwd_pool_olanes5(const float* xp, int cin, const float* wt, const float* b,
                                      float* out, unsigned char* idx, int cout, int h, int wd,
                                      float* rows, float* pool, unsigned char* pidx) {
@@ -527,19 +543,21 @@ cdef extern from *:
                         __m512 best = _mm512_loadu_ps(rows + ((long)u0 + 2 * s) * 16);
                         __m512i arg = _mm512_setzero_si512();
                         __m512 v = _mm512_loadu_ps(rows + ((long)u0 + 2 * s + 1) * 16);
-                        __mmask16 m = hpc_wins(v, best);
-                        best = _mm512_mask_mov_ps(best, m, v);
-                        arg = _mm512_mask_mov_epi32(arg, m, _mm512_set1_epi32(1));
-                        m = hpc_wins(acc[2 * s], best);
-                        best = _mm512_mask_mov_ps(best, m, acc[2 * s]);
-                        arg = _mm512_mask_mov_epi32(arg, m, _mm512_set1_epi32(2));
-                        m = hpc_wins(acc[2 * s + 1], best);
-                        best = _mm512_mask_mov_ps(best, m, acc[2 * s + 1]);
-                        arg = _mm512_mask_mov_epi32(arg, m, _mm512_set1_epi32(3));
+                        __mmask16 m1 = hpc_wins(v, best);
+                        best = _mm512_mask_mov_ps(best, m1, v);
+                        const __mmask16 m2 = hpc_wins(acc[2 * s], best);
+                        best = _mm512_mask_mov_ps(best, m2, acc[2 * s]);
+                        const __mmask16 m3 = hpc_wins(acc[2 * s + 1], best);
+                        best = _mm512_mask_mov_ps(best, m3, acc[2 * s + 1]);
                         best = _mm512_mask_mov_ps(best, _mm512_cmp_ps_mask(best, zero, _CMP_LT_OQ), zero);
                         const long j = (long)(y / 2) * wo + px;
                         _mm512_storeu_ps(pool + j * 16, best);
-                        _mm_storeu_si128((__m128i*)(pidx + j * 16), _mm512_cvtepi32_epi8(arg));
+                        if (pidx) {
+                            arg = _mm512_mask_mov_epi32(arg, m1, _mm512_set1_epi32(1));
+                            arg = _mm512_mask_mov_epi32(arg, m2, _mm512_set1_epi32(2));
+                            arg = _mm512_mask_mov_epi32(arg, m3, _mm512_set1_epi32(3));
+                            _mm_storeu_si128((__m128i*)(pidx + j * 16), _mm512_cvtepi32_epi8(arg));
+                        }
                     }
                 }
             /* pool and pidx (pixel-major) -> out and idx (channel-major), 16 pixels at a time in
@@ -552,16 +570,18 @@ cdef extern from *:
                 _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++) {
                     const long jj = j0 + (i < n ? i : 0);  /* past the end: any pixel, not stored */
                     r[i] = _mm512_loadu_ps(pool + jj * 16);
-                    a[i] = _mm512_castsi512_ps(_mm512_cvtepu8_epi32(
-                        _mm_loadu_si128((const __m128i*)(pidx + jj * 16))));
+                    if (idx)
+                        a[i] = _mm512_castsi512_ps(_mm512_cvtepu8_epi32(
+                            _mm_loadu_si128((const __m128i*)(pidx + jj * 16))));
                 }
                 hpc_tr16(r);
-                hpc_tr16(a);
-                _Pragma("GCC unroll 16") for (int o = 0; o < 16; o++) {
+                _Pragma("GCC unroll 16") for (int o = 0; o < 16; o++)
                     _mm512_mask_storeu_ps(out + (long)(o0 + o) * hw2 + j0, m, r[o]);
+                if (!idx) continue;
+                hpc_tr16(a);
+                _Pragma("GCC unroll 16") for (int o = 0; o < 16; o++)
                     _mm_mask_storeu_epi8(idx + (long)(o0 + o) * hw2 + j0, m,
                                          _mm512_cvtepi32_epi8(_mm512_castps_si512(a[o])));
-                }
             }
         }
     }
@@ -685,7 +705,9 @@ cdef extern from *:
        input vectors and OB weight broadcasts for 4 * OB FMAs.  Each output's taps are summed
        in the order (p, q) from zero and the bias added last, as hpc_fwd_body's, so the values
        are those of the image-by-image path bit for bit; the window is then pooled as
-       hpc_pool_fwd pools (first maximum, first NaN; position 2 * row + column) and ReLU'd. */
+       hpc_pool_fwd pools (first maximum, first NaN; position 2 * row + column) and ReLU'd.
+       pidx NULL: values only (a copy inlined with a literal NULL, specialised, ran conv1 slower:
+       0.36 against 0.32 ms per 256 images, min of 100; AMD EPYC Zen 5, 2026-12-02). */
     static inline __attribute__((always_inline)) void hpc_fwd1_block(
             const float* xb, const float* w, const float* b, int o0, const int OB, int ho, int wo,
             float* pool, unsigned char* pidx) {
@@ -719,12 +741,12 @@ cdef extern from *:
                         const __m512 v = _mm512_add_ps(acc[o][j], bv);
                         const __mmask16 m = hpc_wins(v, best);
                         best = _mm512_mask_mov_ps(best, m, v);
-                        arg = _mm512_mask_mov_epi32(arg, m, _mm512_set1_epi32(j));
+                        if (pidx) arg = _mm512_mask_mov_epi32(arg, m, _mm512_set1_epi32(j));
                     }
                     best = _mm512_mask_mov_ps(best, _mm512_cmp_ps_mask(best, zero, _CMP_LT_OQ), zero);
                     const long f = (long)(o0 + o) * hw2 + (long)rr * wo + ss;
                     _mm512_storeu_ps(pool + f * 16, best);
-                    _mm_storeu_si128((__m128i*)(pidx + f * 16), _mm512_cvtepi32_epi8(arg));
+                    if (pidx) _mm_storeu_si128((__m128i*)(pidx + f * 16), _mm512_cvtepi32_epi8(arg));
                 }
             }
     }
@@ -735,7 +757,8 @@ cdef extern from *:
        load is one aligned vector, and each pooling window is pooled in registers, so the
        pre-pool map never exists.  x (or x8, uint8 pixels times `scale` rounded to float32 as
        hpc_pad_rows_u8; x NULL then) points at the first of the 16 images (h x wd each); out and
-       idx (cout, h/2, wd/2) each.  Scratch: xb, (h + 4) x (wd + 4) pixel vectors
+       idx (cout, h/2, wd/2) each; idx NULL: the pooled values only (evaluation), with no position
+       computed, stored or transposed.  Scratch: xb, (h + 4) x (wd + 4) pixel vectors
        whose border the caller zeroed; pool, cout*h*wd/4 vectors; pidx, 16 bytes per pooled
        value.  The pooled maps go to out and idx in 16 x 16 register transposes. */
     static void hpc_fwd1_group16(const float* x, const unsigned char* x8, float scale, const float* w,
@@ -755,16 +778,193 @@ cdef extern from *:
             _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++) {
                 const long f = f0 + (j < n ? j : 0);  /* past the end: any value, not stored */
                 r[j] = _mm512_loadu_ps(pool + f * 16);
-                a[j] = _mm512_castsi512_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(pidx + f * 16))));
+                if (idx)
+                    a[j] = _mm512_castsi512_ps(_mm512_cvtepu8_epi32(
+                        _mm_loadu_si128((const __m128i*)(pidx + f * 16))));
             }
             hpc_tr16(r);
-            hpc_tr16(a);
-            _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++) {
+            _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++)
                 _mm512_mask_storeu_ps(out + i * pf + f0, m, r[i]);
+            if (!idx) continue;
+            hpc_tr16(a);
+            _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++)
                 _mm_mask_storeu_epi8(idx + i * pf + f0, m, _mm512_cvtepi32_epi8(_mm512_castps_si512(a[i])));
-            }
         }
     }
+    /* Winograd F(2 x 2, 5 x 5) (Lavin and Gray 2016, "Fast Algorithms for Convolutional Neural
+       Networks", CVPR, section 4; Toom-Cook at the points 0, 1, -1, 2, -2 and infinity): each 2 x 2
+       output tile, which is one pooling window, is A^T [(G g G^T) . (B^T d B)] A of the 6 x 6 input
+       tile d around it, 36 products per input and output channel pair where the direct sum takes
+       100.  The matrices (derived for these points; checked by tests/test_kernels.py against the
+       direct sum):
+         B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+         G   = [1/4 0 0 0 0; -1/6 -1/6 -1/6 -1/6 -1/6; -1/6 1/6 -1/6 1/6 -1/6;
+                1/24 1/12 1/6 1/3 2/3; 1/24 -1/12 1/6 -1/3 2/3; 0 0 0 0 1]
+         A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 1]
+       v = B^T d for one column of 6 vectors (14 operations). */
+    static inline __attribute__((always_inline)) void hpc_wino_bt(
+            __m512 d0, __m512 d1, __m512 d2, __m512 d3, __m512 d4, __m512 d5, __m512 v[6]) {
+        const __m512 c2 = _mm512_set1_ps(2.0f), c4 = _mm512_set1_ps(4.0f), c5 = _mm512_set1_ps(5.0f);
+        const __m512 t5 = _mm512_sub_ps(d3, d1), t6 = _mm512_sub_ps(d4, d2);
+        v[0] = _mm512_fmadd_ps(c4, d0, _mm512_fnmadd_ps(c5, d2, d4));
+        v[1] = _mm512_fnmadd_ps(c4, _mm512_add_ps(d1, d2), _mm512_add_ps(d3, d4));
+        v[2] = _mm512_fmadd_ps(c4, _mm512_sub_ps(d1, d2), _mm512_sub_ps(d4, d3));
+        v[3] = _mm512_fmadd_ps(c2, t5, t6);
+        v[4] = _mm512_fnmadd_ps(c2, t5, t6);
+        v[5] = _mm512_fmadd_ps(c4, d1, _mm512_fnmadd_ps(c5, d3, d5));
+    }
+
+    /* (y0, y1) = A^T m for 6 vectors m, m[j] at m + j * st. */
+    static inline __attribute__((always_inline)) void hpc_wino_at(const __m512* m, int st, __m512* y0,
+                                                                  __m512* y1) {
+        const __m512 m1 = m[st], m2 = m[2 * st], m3 = m[3 * st], m4 = m[4 * st];
+        *y0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(m[0], m1), _mm512_add_ps(m2, m3)), m4);
+        *y1 = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), _mm512_sub_ps(m3, m4),
+                              _mm512_add_ps(_mm512_sub_ps(m1, m2), m[5 * st]));
+    }
+
+    /* u = G g G^T of every (o, c) kernel g = w[o, c] (5 x 5), in double and rounded once, laid out
+       u[o / 16][a * 6 + b][c][o % 16] for the 16-channel blocks of hpc_fwd_wino25_group16; cout a
+       multiple of 16. */
+    static void hpc_wino_weights(const float* w, int cout, int cin, float* u) {
+        static const double G[6][5] = {{0.25, 0, 0, 0, 0},
+                                       {-1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                       {-1.0 / 6, 1.0 / 6, -1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                       {1.0 / 24, 1.0 / 12, 1.0 / 6, 1.0 / 3, 2.0 / 3},
+                                       {1.0 / 24, -1.0 / 12, 1.0 / 6, -1.0 / 3, 2.0 / 3},
+                                       {0, 0, 0, 0, 1}};
+        for (int o = 0; o < cout; o++)
+            for (int c = 0; c < cin; c++) {
+                const float* g = w + ((long)o * cin + c) * 25;
+                double t[6][5];
+                for (int a = 0; a < 6; a++)
+                    for (int l = 0; l < 5; l++) {
+                        double s = 0;
+                        for (int k = 0; k < 5; k++) s += G[a][k] * g[k * 5 + l];
+                        t[a][l] = s;
+                    }
+                for (int a = 0; a < 6; a++)
+                    for (int bb = 0; bb < 6; bb++) {
+                        double s = 0;
+                        for (int l = 0; l < 5; l++) s += t[a][l] * G[bb][l];
+                        u[(((long)(o / 16) * 36 + a * 6 + bb) * cin + c) * 16 + o % 16] = (float)s;
+                    }
+            }
+    }
+
+    /* The forward-only conv (k = 5, cout a multiple of 16, h and wd even) + bias + 2 x 2 max pooling
+       + ReLU of 16 images at once, the images in the 16 lanes, by Winograd F(2 x 2, 5 x 5): each
+       2 x 2 output tile is a pooling window, pooled and ReLU'd in registers as it is formed (first
+       maximum, first NaN, as hpc_pool_fwd), so neither the pre-pool map nor positions exist.  About
+       1.8x fewer vector operations than the direct sum (per tile and 16 images: 36 x cin x cout
+       FMAs, 12 cin and about 5 cout 6-point transforms, against 100 x cin x cout FMAs); rounding
+       differs from the direct sum's (a relative error near 2e-6 of the largest output, against 2e-7;
+       tests/test_kernels.py), and an inf in a tile can make its outputs NaN where the direct sum
+       gives +-inf.  For evaluation only: the training pass keeps the direct sum and its positions.
+       x points at the first of the 16 images (cin, h, wd each, consecutive); out (cout, h/2, wd/2)
+       each; u from hpc_wino_weights.  Scratch: xb, cin (h + 4) x (wd + 4) pixel vectors whose border
+       the caller zeroed; th, 6 cin (h + 4) vectors; v, 36 cin vectors; m, 36 x 16 vectors; pool,
+       cout h wd / 4 vectors. */
+    static void hpc_fwd_wino25_group16(const float* x, int cin, const float* u, const float* b,
+                                       float* out, int cout, int h, int wd, float* xb, float* th,
+                                       float* v, float* m, float* pool) {
+        const int hp = h + 4, wp = wd + 4, ho = h / 2, wo = wd / 2;
+        const long px = (long)h * wd, istride = (long)cin * px, hw2 = (long)ho * wo, pf = (long)cout * hw2;
+        const __m512 zero = _mm512_setzero_ps();
+        __m512 r[16];
+        /* the 16 images' pixels, channel by channel, as pixel vectors in the padded grid */
+        for (int c = 0; c < cin; c++) {
+            float* xc = xb + (long)c * hp * wp * 16;
+            long yy = 0, uu = 0;
+            for (long b0 = 0; b0 < px; b0 += 16) {
+                const int n = px - b0 < 16 ? (int)(px - b0) : 16;
+                const __mmask16 mk = hpc_lanes(n);
+                for (int i = 0; i < 16; i++) r[i] = _mm512_maskz_loadu_ps(mk, x + i * istride + c * px + b0);
+                hpc_tr16(r);
+                for (int j = 0; j < n; j++) {
+                    _mm512_storeu_ps(xc + ((yy + 2) * wp + uu + 2) * 16, r[j]);
+                    if (++uu == wd) uu = 0, yy++;
+                }
+            }
+        }
+        for (int tx = 0; tx < wo; tx++) {
+            /* th[(c * hp + y) * 6 + b] = (d B)[y][b], the rows of the tile column's 6 input columns
+               transformed once for all its tiles (each row serves up to 3 of them) */
+            for (int c = 0; c < cin; c++)
+                for (int y = 0; y < hp; y++) {
+                    const float* dr = xb + (((long)c * hp + y) * wp + 2 * tx) * 16;
+                    __m512 t[6];
+                    hpc_wino_bt(_mm512_loadu_ps(dr), _mm512_loadu_ps(dr + 16), _mm512_loadu_ps(dr + 32),
+                                _mm512_loadu_ps(dr + 48), _mm512_loadu_ps(dr + 64), _mm512_loadu_ps(dr + 80), t);
+                    _Pragma("GCC unroll 6") for (int bb = 0; bb < 6; bb++)
+                        _mm512_storeu_ps(th + (((long)c * hp + y) * 6 + bb) * 16, t[bb]);
+                }
+            for (int ty = 0; ty < ho; ty++) {
+                /* v[(a * 6 + b) * cin + c] = (B^T d B)[a][b] of channel c's 6 x 6 tile d */
+                for (int c = 0; c < cin; c++)
+                    _Pragma("GCC unroll 6") for (int bb = 0; bb < 6; bb++) {
+                        const float* tc = th + (((long)c * hp + 2 * ty) * 6 + bb) * 16;
+                        __m512 col[6];
+                        hpc_wino_bt(_mm512_loadu_ps(tc), _mm512_loadu_ps(tc + 96), _mm512_loadu_ps(tc + 192),
+                                    _mm512_loadu_ps(tc + 288), _mm512_loadu_ps(tc + 384), _mm512_loadu_ps(tc + 480),
+                                    col);
+                        _Pragma("GCC unroll 6") for (int a = 0; a < 6; a++)
+                            _mm512_storeu_ps(v + ((long)(a * 6 + bb) * cin + c) * 16, col[a]);
+                    }
+                for (int o0 = 0; o0 < cout; o0 += 16) {
+                    const float* ub = u + (long)(o0 / 16) * 36 * cin * 16;
+                    /* m[o][ab] = sum over c of u[ab][c][o] v[ab][c], 16 channels' chains at once */
+                    for (int ab = 0; ab < 36; ab++) {
+                        __m512 acc[16];
+                        _Pragma("GCC unroll 16") for (int o = 0; o < 16; o++) acc[o] = zero;
+                        for (int c = 0; c < cin; c++) {
+                            const __m512 vv = _mm512_loadu_ps(v + ((long)ab * cin + c) * 16);
+                            const float* uc = ub + ((long)ab * cin + c) * 16;
+                            _Pragma("GCC unroll 16") for (int o = 0; o < 16; o++)
+                                acc[o] = _mm512_fmadd_ps(_mm512_set1_ps(uc[o]), vv, acc[o]);
+                        }
+                        _Pragma("GCC unroll 16") for (int o = 0; o < 16; o++)
+                            _mm512_storeu_ps(m + ((long)o * 36 + ab) * 16, acc[o]);
+                    }
+                    /* Y = A^T m A per channel, then bias, pooling (positions 0..3 row-major) and ReLU */
+                    for (int o = 0; o < 16; o++) {
+                        const __m512* mo = (const __m512*)(m + (long)o * 36 * 16);
+                        __m512 r0[6], r1[6];
+                        _Pragma("GCC unroll 6") for (int a = 0; a < 6; a++) {
+                            __m512 row[6];
+                            _Pragma("GCC unroll 6") for (int bb = 0; bb < 6; bb++)
+                                row[bb] = _mm512_loadu_ps((const float*)(mo + a * 6 + bb));
+                            hpc_wino_at(row, 1, &r0[a], &r1[a]);
+                        }
+                        __m512 y00, y10, y01, y11;
+                        hpc_wino_at(r0, 1, &y00, &y10);
+                        hpc_wino_at(r1, 1, &y01, &y11);
+                        const __m512 bv = _mm512_set1_ps(b[o0 + o]);
+                        __m512 best = _mm512_add_ps(y00, bv), t;
+                        t = _mm512_add_ps(y01, bv);
+                        best = _mm512_mask_mov_ps(best, hpc_wins(t, best), t);
+                        t = _mm512_add_ps(y10, bv);
+                        best = _mm512_mask_mov_ps(best, hpc_wins(t, best), t);
+                        t = _mm512_add_ps(y11, bv);
+                        best = _mm512_mask_mov_ps(best, hpc_wins(t, best), t);
+                        best = _mm512_mask_mov_ps(best, _mm512_cmp_ps_mask(best, zero, _CMP_LT_OQ), zero);
+                        _mm512_storeu_ps(pool + ((long)(o0 + o) * hw2 + (long)ty * wo + tx) * 16, best);
+                    }
+                }
+            }
+        }
+        /* the pooled maps (16 images in the lanes) -> out, 16 values at a time */
+        for (long f0 = 0; f0 < pf; f0 += 16) {
+            const int n = pf - f0 < 16 ? (int)(pf - f0) : 16;
+            const __mmask16 mk = hpc_lanes(n);
+            _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++)
+                r[j] = _mm512_loadu_ps(pool + (f0 + (j < n ? j : 0)) * 16);  /* past the end: not stored */
+            hpc_tr16(r);
+            _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++)
+                _mm512_mask_storeu_ps(out + i * pf + f0, mk, r[i]);
+        }
+    }
+
     /* The AVX2 build's; never called here. */
     static void hpc_fwd1_group8(const float* x, const unsigned char* x8, float scale, const float* w,
                                 const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
@@ -1141,7 +1341,7 @@ cdef extern from *:
        a reload in every kernel row's chain); 3.10-3.14 -> 2.77-2.88 ms, bit for bit the same
        (min of 100, 4 alternating pairs, session 18).
        Each row pair is pooled from `rows` as hpc_pool_fwd pools, into `pool` (pixel-major, then
-       out and idx). */
+       out and idx; idx and pidx NULL: the pooled values only). */
     static void hpc_fwd_pool_olanes5(const float* xp, int cin, const float* wt, const float* b,
                                      float* out, unsigned char* idx, int cout, int h, int wd,
                                      float* rows, float* pool, unsigned char* pidx) {
@@ -1165,7 +1365,7 @@ cdef extern from *:
                     best = _mm256_blendv_ps(best, zero, _mm256_cmp_ps(best, zero, _CMP_LT_OQ));
                     const long j = (long)(y / 2) * wo + s;
                     _mm256_storeu_ps(pool + j * 8, best);
-                    _mm_storel_epi64((__m128i*)(pidx + j * 8), hpc_bytes8(a));
+                    if (pidx) _mm_storel_epi64((__m128i*)(pidx + j * 8), hpc_bytes8(a));
                 }
             }
             /* pool and pidx (pixel-major) -> out and idx (channel-major), 8 pixels at a time in
@@ -1176,13 +1376,15 @@ cdef extern from *:
                 _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {
                     const long jj = j0 + (i < n ? i : 0);  /* past the end: any pixel, not stored */
                     r[i] = _mm256_loadu_ps(pool + jj * 8);
-                    a[i] = _mm256_castsi256_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(pidx + jj * 8))));
+                    a[i] = idx ? _mm256_castsi256_ps(_mm256_cvtepu8_epi32(
+                                     _mm_loadl_epi64((const __m128i*)(pidx + jj * 8))))
+                               : _mm256_setzero_ps();
                 }
                 hpc_tr8(r);
-                hpc_tr8(a);
+                if (idx) hpc_tr8(a);
                 _Pragma("GCC unroll 8") for (int o = 0; o < 8; o++)
-                    hpc_store8(out + (long)(o0 + o) * hw2 + j0, idx + (long)(o0 + o) * hw2 + j0, r[o],
-                               _mm256_castps_si256(a[o]), n);
+                    hpc_store8(out + (long)(o0 + o) * hw2 + j0, idx ? idx + (long)(o0 + o) * hw2 + j0 : NULL,
+                               r[o], _mm256_castps_si256(a[o]), n);
             }
         }
     }
@@ -1221,7 +1423,7 @@ cdef extern from *:
        and OB weight broadcasts for 4 * OB FMAs.  Each output's taps are summed in the order (p, q)
        from zero and the bias added last, as HPC_FWD8's, so the values are those of the
        image-by-image path bit for bit; the window is then pooled as hpc_pool_fwd pools
-       (hpc_pool4x8) and ReLU'd. */
+       (hpc_pool4x8) and ReLU'd.  pidx NULL: values only. */
     static inline __attribute__((always_inline)) void hpc_fwd1_block8(
             const float* xb, const float* w, const float* b, int o0, int ho, int wo, float* pool,
             unsigned char* pidx) {
@@ -1261,7 +1463,7 @@ cdef extern from *:
                     best = _mm256_blendv_ps(best, zero, _mm256_cmp_ps(best, zero, _CMP_LT_OQ));
                     const long f = (long)(o0 + o) * hw2 + (long)rr * wo + ss;
                     _mm256_storeu_ps(pool + f * 8, best);
-                    _mm_storel_epi64((__m128i*)(pidx + f * 8), hpc_bytes8(a));
+                    if (pidx) _mm_storel_epi64((__m128i*)(pidx + f * 8), hpc_bytes8(a));
                 }
             }
     }
@@ -1273,9 +1475,9 @@ cdef extern from *:
        AMD EPYC, 2026-12-01): no lane idles on a row's end (28-pixel rows filled 28 of 32 lanes image by
        image), and each pooling window is pooled in registers, so the pre-pool map never exists.
        x (or x8 with `scale`; x NULL then) points at the first of the 8 images (h x wd each); out
-       and idx (cout, h/2, wd/2) each.  Scratch: xb, (h + 4) x (wd + 4) pixel vectors whose border
-       the caller zeroed; pool, cout*h*wd/4 vectors; pidx, 8 bytes per pooled value.  The pooled
-       maps go to out and idx in 8 x 8 register transposes. */
+       and idx (cout, h/2, wd/2) each; idx NULL: the pooled values only.  Scratch: xb, (h + 4) x
+       (wd + 4) pixel vectors whose border the caller zeroed; pool, cout*h*wd/4 vectors; pidx, 8 bytes
+       per pooled value.  The pooled maps go to out and idx in 8 x 8 register transposes. */
     static void hpc_fwd1_group8(const float* x, const unsigned char* x8, float scale, const float* w,
                                 const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
                                 float* xb, float* pool, unsigned char* pidx) {
@@ -1289,12 +1491,14 @@ cdef extern from *:
             _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) {
                 const long f = f0 + (j < n ? j : 0);  /* past the end: any value, not stored */
                 r[j] = _mm256_loadu_ps(pool + f * 8);
-                a[j] = _mm256_castsi256_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(pidx + f * 8))));
+                a[j] = idx ? _mm256_castsi256_ps(_mm256_cvtepu8_epi32(
+                                 _mm_loadl_epi64((const __m128i*)(pidx + f * 8))))
+                           : _mm256_setzero_ps();
             }
             hpc_tr8(r);
-            hpc_tr8(a);
+            if (idx) hpc_tr8(a);
             _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)
-                hpc_store8(out + i * pf + f0, idx + i * pf + f0, r[i], _mm256_castps_si256(a[i]), n);
+                hpc_store8(out + i * pf + f0, idx ? idx + i * pf + f0 : NULL, r[i], _mm256_castps_si256(a[i]), n);
         }
     }
 
@@ -1306,6 +1510,10 @@ cdef extern from *:
     static void hpc_fwd1_group16(const float* x, const unsigned char* x8, float scale, const float* w,
                                  const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
                                  float* xb, float* pool, unsigned char* pidx) {}
+    static void hpc_wino_weights(const float* w, int cout, int cin, float* u) {}
+    static void hpc_fwd_wino25_group16(const float* x, int cin, const float* u, const float* b,
+                                       float* out, int cout, int h, int wd, float* xb, float* th,
+                                       float* v, float* m, float* pool) {}
 
     #else
     /* Without AVX-512 or AVX2 + FMA the kernels take the im2col + sgemm path; these are never
@@ -1336,6 +1544,10 @@ cdef extern from *:
     static void hpc_fwd1_group16(const float* x, const unsigned char* x8, float scale, const float* w,
                                  const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
                                  float* xb, float* pool, unsigned char* pidx) {}
+    static void hpc_wino_weights(const float* w, int cout, int cin, float* u) {}
+    static void hpc_fwd_wino25_group16(const float* x, int cin, const float* u, const float* b,
+                                       float* out, int cout, int h, int wd, float* xb, float* th,
+                                       float* v, float* m, float* pool) {}
     #endif
 
     /* The pooled weight gradient and dx (hpc_dw_pooled5, hpc_dx_pooled14): 8-lane AVX2 kernels that
@@ -1859,6 +2071,10 @@ cdef extern from *:
     void hpc_bwd1_group16(const float* x, const float* dout, const float* y,
                           const unsigned char* idx, int cout, int h, int wd, float* xb, float* dt,
                           float* kt, float* g2, float* acc16, float* db) noexcept nogil
+    void hpc_wino_weights(const float* w, int cout, int cin, float* u) noexcept nogil
+    void hpc_fwd_wino25_group16(const float* x, int cin, const float* u, const float* b, float* out,
+                                int cout, int h, int wd, float* xb, float* th, float* v,
+                                float* m, float* pool) noexcept nogil
     void hpc_fwd1_group16(const float* x, const unsigned char* x8, float scale, const float* w,
                           const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
                           float* xb, float* pool, unsigned char* pidx) noexcept nogil
@@ -1883,6 +2099,11 @@ POOLED_DW = bool(HPC_POOLED_DW)
 #: ... and for one input channel (LeNet's conv1; the AVX2 build only: on AVX-512 conv1's backward
 #: pass keeps its 16 images in the lanes).
 POOLED_DW1 = bool(HPC_POOLED_DW and not HPC_AVX512)
+#: True where conv2d_pool_relu_forward without positions (idx None: evaluation) takes 16 images
+#: at a time by Winograd F(2x2, 5x5) for K = 5, Cout a multiple of 16, even H and W and a float32
+#: x (LeNet's conv2; the AVX-512 build): fewer operations than the direct sum, equal to rounding
+#: (a relative error near 2e-6 of the largest output; hpc_fwd_wino25_group16).
+WINOGRAD = bool(HPC_AVX512)
 #: True where conv2d_pool_relu_backward also sums dx over the nonzero pooling windows only, equal
 #: to rounding: on the AVX2 build for K = 5, H = 14 and even W of 10 to 16 (hpc_dx_pooled14), on
 #: AVX-512 with the weight gradient, for 2 to 6 input channels (hpc_dw_pooled_hwc5).
@@ -1925,6 +2146,11 @@ ctypedef struct Geom:
     # and their counts.
     bint pooled_dx
     Py_ssize_t dtw, dqv, dqo, dqc
+    # Direct path, the forward-only Winograd F(2x2, 5x5) (hpc_fwd_wino25_group16: AVX-512, K = 5,
+    # Cout a multiple of 16, H and W even): the transformed weights at dwu in the shared piece, then
+    # per slot the padded pixel vectors, the transformed tile, its products and the pooled maps.
+    bint wino
+    Py_ssize_t dwu, dwx, dwt, dwv, dwm, dwp
 
 
 cdef inline Py_ssize_t _up16(Py_ssize_t m) noexcept nogil:
@@ -2012,6 +2238,17 @@ cdef Geom _geom(Py_ssize_t cin, Py_ssize_t h, Py_ssize_t w, Py_ssize_t cout,
         g.dkt = g.ddt + 16 * <Py_ssize_t>cout * (h // 2) * (w // 2)
         g.dg2 = g.dkt + 16 * <Py_ssize_t>cout * (h // 2) * (w // 2)
         g.dslot = g.dg2 + 16 * 2 * <Py_ssize_t>cout * w
+    g.wino = HPC_AVX512 and k == 5 and cout % 16 == 0 and h % 2 == 0 and w % 2 == 0
+    g.dwu = g.dwx = g.dwt = g.dwv = g.dwm = g.dwp = 0  # used only with wino
+    if g.wino:
+        g.dwu = g.shared
+        g.shared += _up16(<Py_ssize_t>36 * cin * cout)
+        g.dwx = g.dslot
+        g.dwt = g.dwx + 16 * <Py_ssize_t>cin * (h + 4) * (w + 4)
+        g.dwv = g.dwt + 16 * 6 * <Py_ssize_t>cin * (h + 4)
+        g.dwm = g.dwv + 16 * 36 * <Py_ssize_t>cin
+        g.dwp = g.dwm + 16 * 36 * 16
+        g.dslot = g.dwp + 16 * <Py_ssize_t>cout * (h // 2) * (w // 2)
     return g
 
 
@@ -2145,12 +2382,12 @@ def _dx_padding_terms(w, dx):
         dx[:, c][:, (j < 0) | (j >= h * wp)] = np.nan
 
 
-cdef void _direct_forward(x, w, b, out, idx, work, int nt, float x_scale=1.0):
-    """Direct path of conv2d_forward (idx None) and conv2d_pool_relu_forward (idx given: each
-    image's convolution goes to the thread's ``dda`` and only its pooled, ReLU'd map to ``out``).
-    x float32, or uint8 scaled by ``x_scale`` as each image is padded.  Arguments already
-    checked."""
-    cdef bint pooled = idx is not None
+cdef void _direct_forward(x, w, b, out, idx, work, int nt, float x_scale=1.0, bint pooled=False):
+    """Direct path of conv2d_forward (not pooled) and conv2d_pool_relu_forward (pooled: each
+    image's convolution goes to the thread's ``dda`` and only its pooled, ReLU'd map to ``out``,
+    the pooling positions to ``idx`` unless it is None).  x float32, or uint8 scaled by
+    ``x_scale`` as each image is padded.  Arguments already checked."""
+    cdef bint want_idx = pooled and idx is not None
     cdef bint u8 = x.dtype == np.uint8
     # 1-element dummies keep the memoryviews typed for the dtype x does not have.
     cdef const float[:, :, :, ::1] xv = np.empty((1, 1, 1, 1), np.float32) if u8 else x
@@ -2159,8 +2396,9 @@ cdef void _direct_forward(x, w, b, out, idx, work, int nt, float x_scale=1.0):
     cdef const float[:, :, :, ::1] wv = w
     cdef const float[::1] bv = b
     cdef float[:, :, :, ::1] ov = out
-    # A 1-element dummy keeps the memoryview typed when there is no pooling.
-    cdef unsigned char[:, :, :, ::1] iv = idx if pooled else np.empty((1, 1, 1, 1), np.uint8)
+    # A 1-element dummy keeps the memoryview typed when no positions are wanted; the kernels then
+    # get NULL for idx and for their scratch of positions.
+    cdef unsigned char[:, :, :, ::1] iv = idx if want_idx else np.empty((1, 1, 1, 1), np.uint8)
     cdef float[::1] workv = work
     cdef Geom g = _geom(x.shape[1], x.shape[2], x.shape[3], w.shape[0], w.shape[2])
     cdef int t, o, c, p, q
@@ -2179,38 +2417,53 @@ cdef void _direct_forward(x, w, b, out, idx, work, int nt, float x_scale=1.0):
     # conv1 (one input channel): 16 (AVX2: 8) images at a time with the images in the lanes, the
     # rest image by image below.
     cdef bint groups = pooled and g.blanes and HPC_POOL_SIMD and (g.cout == 3 or g.cout == 6)
+    # Forward only (no positions) with Cout a multiple of 16 (conv2), on AVX-512: 16 images at a
+    # time by Winograd F(2x2, 5x5) (:data:`CONV_WINOGRAD`), the rest image by image below.
+    cdef bint wino = pooled and not want_idx and not u8 and g.wino
     cdef int gsz = 16 if HPC_POOL_AVX512 else 8
-    cdef Py_ssize_t i0, grp, n16 = (nimg // gsz) * gsz if groups else 0
+    cdef Py_ssize_t i0, grp, n16 = (nimg // gsz) * gsz if groups or wino else 0
+    if wino and n16:
+        hpc_wino_weights(&wv[0, 0, 0, 0], g.cout, g.cin, wt + g.dwu)
     with nogil, parallel(num_threads=nt):
         t = threadid()
         slot = wt + g.shared + t * g.dslot
         hpc_pad_zero(g.cin, g.h, g.w, g.pad, slot + g.dxp)
-        if n16:
-            memset(slot + g.dxb, 0, 16 * <Py_ssize_t>g.plane * sizeof(float))  # the grid's zero border
+        if n16 and wino:  # the grids' zero borders
+            memset(slot + g.dwx, 0, 16 * <Py_ssize_t>g.cin * g.plane * sizeof(float))
+        elif n16:
+            memset(slot + g.dxb, 0, 16 * <Py_ssize_t>g.plane * sizeof(float))
         for grp in prange(n16 // gsz, schedule="static"):
             i0 = grp * gsz
-            if HPC_POOL_AVX512:
+            if wino:
+                hpc_fwd_wino25_group16(&xv[i0, 0, 0, 0], g.cin, wt + g.dwu, &bv[0], &ov[i0, 0, 0, 0], g.cout,
+                                       g.h, g.w, slot + g.dwx, slot + g.dwt, slot + g.dwv, slot + g.dwm,
+                                       slot + g.dwp)
+            elif HPC_POOL_AVX512:
                 hpc_fwd1_group16(NULL if u8 else &xv[i0, 0, 0, 0], &xu[i0, 0, 0, 0] if u8 else NULL, x_scale,
-                                 &wv[0, 0, 0, 0], &bv[0], &ov[i0, 0, 0, 0], &iv[i0, 0, 0, 0], g.cout, g.h,
-                                 g.w, slot + g.dxb, slot + g.ddt, <unsigned char*>(slot + g.dkt))
+                                 &wv[0, 0, 0, 0], &bv[0], &ov[i0, 0, 0, 0],
+                                 &iv[i0, 0, 0, 0] if want_idx else NULL, g.cout, g.h, g.w, slot + g.dxb,
+                                 slot + g.ddt, <unsigned char*>(slot + g.dkt) if want_idx else NULL)
             else:
                 hpc_fwd1_group8(NULL if u8 else &xv[i0, 0, 0, 0], &xu[i0, 0, 0, 0] if u8 else NULL, x_scale,
-                                &wv[0, 0, 0, 0], &bv[0], &ov[i0, 0, 0, 0], &iv[i0, 0, 0, 0], g.cout, g.h,
-                                g.w, slot + g.dxb, slot + g.ddt, <unsigned char*>(slot + g.dkt))
+                                &wv[0, 0, 0, 0], &bv[0], &ov[i0, 0, 0, 0],
+                                &iv[i0, 0, 0, 0] if want_idx else NULL, g.cout, g.h, g.w, slot + g.dxb,
+                                slot + g.ddt, <unsigned char*>(slot + g.dkt) if want_idx else NULL)
         for i in prange(n16, nimg, schedule="static"):
             if u8:
                 hpc_pad_rows_u8(&xu[i, 0, 0, 0], g.cin, g.h, g.w, g.pad, x_scale, slot + g.dxp)
             else:
                 hpc_pad_rows(&xv[i, 0, 0, 0], g.cin, g.h, g.w, g.pad, slot + g.dxp)
             if olanes:
-                hpc_fwd_pool_olanes5(slot + g.dxp, g.cin, wt, &bv[0], &ov[i, 0, 0, 0], &iv[i, 0, 0, 0],
-                                     g.cout, g.h, g.w, slot + g.dda, slot + g.dda + _up16(16 * g.w),
+                hpc_fwd_pool_olanes5(slot + g.dxp, g.cin, wt, &bv[0], &ov[i, 0, 0, 0],
+                                     &iv[i, 0, 0, 0] if want_idx else NULL, g.cout, g.h, g.w, slot + g.dda,
+                                     slot + g.dda + _up16(16 * g.w),
                                      <unsigned char*>(slot + g.dda + _up16(16 * g.w)
-                                                      + _up16(<Py_ssize_t>4 * g.h * g.w)))
+                                                      + _up16(<Py_ssize_t>4 * g.h * g.w)) if want_idx else NULL)
             elif pooled:
                 hpc_fwd_planes(slot + g.dxp, g.cin, g.k, &wv[0, 0, 0, 0], &bv[0], slot + g.dda,
                                g.cout, g.h, g.w)
-                hpc_pool_fwd(slot + g.dda, g.cout, g.h, g.w, &ov[i, 0, 0, 0], &iv[i, 0, 0, 0], 1)
+                hpc_pool_fwd(slot + g.dda, g.cout, g.h, g.w, &ov[i, 0, 0, 0],
+                             &iv[i, 0, 0, 0] if want_idx else NULL, 1)
             else:
                 hpc_fwd_planes(slot + g.dxp, g.cin, g.k, &wv[0, 0, 0, 0], &bv[0], &ov[i, 0, 0, 0],
                                g.cout, g.h, g.w)
@@ -2516,7 +2769,8 @@ cdef tuple _check_fused(x, w, out, idx, work, int nthreads, bint forward):
     cout, k = w.shape[0], w.shape[2]
     pooled = (n, cout, h // 2, wd // 2)
     _checked(out, "out", np.float32, pooled, out=forward)
-    _checked(idx, "idx", np.uint8, pooled, out=forward)
+    if idx is not None or not forward:  # the forward pass may skip the positions (evaluation)
+        _checked(idx, "idx", np.uint8, pooled, out=forward)
     _check_work(work, conv2d_pool_relu_work_size(n, cin, h, wd, cout, k, nthreads),
                 "conv2d_pool_relu_work_size")
     return n, cin, h, wd, cout, k
@@ -2541,7 +2795,9 @@ def conv2d_pool_relu_forward(x, w, b, out, idx, work, int nthreads=1, x_scale=No
     b    (Cout,)                 IN   float32
     out  (N, Cout, H/2, W/2)     OUT  float32
     idx  (N, Cout, H/2, W/2)     OUT  uint8, the max's position in its window (0..3), as
-                                      maxpool2_forward on the convolution's output
+                                      maxpool2_forward on the convolution's output; or None
+                                      for a forward pass that no backward pass follows
+                                      (evaluation): the same out, no position computed or stored
     work (>= conv2d_pool_relu_work_size(N, Cin, H, W, Cout, K, nthreads),)  scratch, float32
 
     The same values as conv2d_forward, maxpool2_forward and relu_forward in turn (ReLU
@@ -2560,7 +2816,8 @@ def conv2d_pool_relu_forward(x, w, b, out, idx, work, int nthreads=1, x_scale=No
     if n == 0 or h == 0 or wd == 0:
         return
     if FUSED:
-        _direct_forward(x, w, b, out, idx, work, _threads(n, nthreads), np.float32(x_scale) if u8 else 1.0)
+        _direct_forward(x, w, b, out, idx, work, _threads(n, nthreads), np.float32(x_scale) if u8 else 1.0,
+                        True)
         return
     if u8:  # the portable path convolves float32: one rounded product per pixel, as to_float
         x = np.multiply(x, np.float32(x_scale), dtype=np.float32)

@@ -69,7 +69,7 @@ static inline __mmask16 hpc_wins(__m512 v, __m512 best) {
 /* Max pooling of `planes` consecutive (h, wd) planes (then, if relu, max(., 0) of the pooled
    values), 16 outputs of a row at a time: the two input rows are loaded as 32-float runs and split
    into even and odd columns, which gives the four window positions; strict '>' in position order
-   keeps the first maximum on ties. */
+   keeps the first maximum on ties.  idx NULL: the pooled values only (the same values). */
 static void hpc_pool_fwd(const float* x, long planes, int h, int wd, float* out,
                          unsigned char* idx, int relu) {
     const int ho = h / 2, wo = wd / 2;
@@ -80,7 +80,7 @@ static void hpc_pool_fwd(const float* x, long planes, int h, int wd, float* out,
             const float* r0 = x + (pl * h + 2 * r) * (long)wd;
             const float* r1 = r0 + wd;
             float* o = out + (pl * ho + r) * (long)wo;
-            unsigned char* ix = idx + (pl * ho + r) * (long)wo;
+            unsigned char* ix = idx ? idx + (pl * ho + r) * (long)wo : NULL;
             for (int s0 = 0; s0 < wo; s0 += 16) {
                 const int ns = wo - s0 < 16 ? wo - s0 : 16;
                 const __mmask16 mo = hpc_lanes(ns), ml = hpc_lanes(2 * ns), mh = hpc_lanes(2 * ns - 16);
@@ -106,7 +106,7 @@ static void hpc_pool_fwd(const float* x, long planes, int h, int wd, float* out,
                     best = _mm512_mask_mov_ps(best, _mm512_cmp_ps_mask(best, _mm512_setzero_ps(), _CMP_LT_OQ),
                                               _mm512_setzero_ps());
                 _mm512_mask_storeu_ps(o + s0, mo, best);
-                _mm_mask_storeu_epi8(ix + s0, mo, _mm512_cvtepi32_epi8(arg));
+                if (ix) _mm_mask_storeu_epi8(ix + s0, mo, _mm512_cvtepi32_epi8(arg));
             }
         }
 }
@@ -193,30 +193,30 @@ static inline __m128i hpc_bytes8(__m256i a) {
 
 /* The first n (1..8) of 8 pooled values v to out and their positions (int32 lanes a, 0..255)
    as bytes to idx: 8-wide stores when n is 8, otherwise pieces of 4, 2 and 1 (vmaskmovps stores
-   are slow on AMD's Zen cores).  Shared by hpc_pool_fwd and conv.pyx's transpositions of pooled
-   maps. */
+   are slow on AMD's Zen cores); idx NULL: the values only.  Shared by hpc_pool_fwd and conv.pyx's
+   transpositions of pooled maps. */
 static inline void hpc_store8(float* out, unsigned char* idx, __m256 v, __m256i a, int n) {
     const __m128i b8 = hpc_bytes8(a);
     if (n >= 8) {
         _mm256_storeu_ps(out, v);
-        _mm_storel_epi64((__m128i*)idx, b8);
+        if (idx) _mm_storel_epi64((__m128i*)idx, b8);
         return;
     }
     unsigned long long bytes = (unsigned long long)_mm_cvtsi128_si64(b8);
     __m128 lo = _mm256_castps256_ps128(v);
     if (n >= 4) {
         _mm_storeu_ps(out, lo);
-        memcpy(idx, &bytes, 4);
-        lo = _mm256_extractf128_ps(v, 1), bytes >>= 32, out += 4, idx += 4, n -= 4;
+        if (idx) memcpy(idx, &bytes, 4), idx += 4;
+        lo = _mm256_extractf128_ps(v, 1), bytes >>= 32, out += 4, n -= 4;
     }
     if (n >= 2) {
         _mm_storel_pi((__m64*)out, lo);
-        memcpy(idx, &bytes, 2);
-        lo = _mm_movehl_ps(lo, lo), bytes >>= 16, out += 2, idx += 2, n -= 2;
+        if (idx) memcpy(idx, &bytes, 2), idx += 2;
+        lo = _mm_movehl_ps(lo, lo), bytes >>= 16, out += 2, n -= 2;
     }
     if (n) {
         _mm_store_ss(out, lo);
-        *idx = (unsigned char)bytes;
+        if (idx) *idx = (unsigned char)bytes;
     }
 }
 
@@ -229,7 +229,7 @@ static void hpc_pool_fwd(const float* x, long planes, int h, int wd, float* out,
             const float* r0 = x + (pl * h + 2 * r) * (long)wd;
             const float* r1 = r0 + wd;
             float* o = out + (pl * ho + r) * (long)wo;
-            unsigned char* ix = idx + (pl * ho + r) * (long)wo;
+            unsigned char* ix = idx ? idx + (pl * ho + r) * (long)wo : NULL;
             for (int s0 = 0; s0 < wo; s0 += 8) {
                 const int ns = wo - s0 < 8 ? wo - s0 : 8;
                 const __m256i ml = hpc_lanes8(2 * ns), mh = hpc_lanes8(2 * ns - 8);
@@ -240,7 +240,7 @@ static void hpc_pool_fwd(const float* x, long planes, int h, int wd, float* out,
                 __m256 best = hpc_pool4x8(e0, o0, e1, o1, &a);
                 if (relu)  /* max(best, 0), NaN kept (as np.maximum) */
                     best = _mm256_blendv_ps(best, zero, _mm256_cmp_ps(best, zero, _CMP_LT_OQ));
-                hpc_store8(o + s0, ix + s0, best, a, ns);
+                hpc_store8(o + s0, ix ? ix + s0 : NULL, best, a, ns);
             }
         }
 }

@@ -42,7 +42,8 @@ def maxpool2_forward(x, out, idx, int nthreads=1):
 
     x   (N, C, H, W)          IN   float32, H and W even
     out (N, C, H/2, W/2)      OUT  float32
-    idx (N, C, H/2, W/2)      OUT  uint8, position of the max in its window (0..3)
+    idx (N, C, H/2, W/2)      OUT  uint8, position of the max in its window (0..3); or None
+                                   when no backward pass needs it (the same out)
     """
     _check_threads(nthreads)
     _checked(x, "x", np.float32, None)
@@ -50,10 +51,13 @@ def maxpool2_forward(x, out, idx, int nthreads=1):
         raise ValueError(f"x must have shape (N, C, H, W) with H and W even, got {x.shape}")
     pooled = (x.shape[0], x.shape[1], x.shape[2] // 2, x.shape[3] // 2)
     _checked(out, "out", np.float32, pooled, out=True)
-    _checked(idx, "idx", np.uint8, pooled, out=True)
+    cdef bint want_idx = idx is not None
+    if want_idx:
+        _checked(idx, "idx", np.uint8, pooled, out=True)
     cdef const float[:, :, :, ::1] xv = x
     cdef float[:, :, :, ::1] ov = out
-    cdef unsigned char[:, :, :, ::1] iv = idx
+    # A 1-element dummy keeps the memoryview typed without positions (NULL to the SIMD pass).
+    cdef unsigned char[:, :, :, ::1] iv = idx if want_idx else np.empty((1, 1, 1, 1), np.uint8)
     cdef Py_ssize_t i, c, r, s, ho = pooled[2], wo = pooled[3]
     cdef float best, v
     cdef unsigned char arg
@@ -61,7 +65,7 @@ def maxpool2_forward(x, out, idx, int nthreads=1):
         if ho > 0 and wo > 0 and xv.shape[1] > 0:
             for i in prange(xv.shape[0], nogil=True, num_threads=nthreads, schedule="static"):
                 hpc_pool_fwd(&xv[i, 0, 0, 0], xv.shape[1], 2 * ho, 2 * wo, &ov[i, 0, 0, 0],
-                             &iv[i, 0, 0, 0], 0)
+                             &iv[i, 0, 0, 0] if want_idx else NULL, 0)
         return
     for i in prange(xv.shape[0], nogil=True, num_threads=nthreads, schedule="static"):
         for c in range(xv.shape[1]):
@@ -83,7 +87,8 @@ def maxpool2_forward(x, out, idx, int nthreads=1):
                         best = v
                         arg = 3
                     ov[i, c, r, s] = best
-                    iv[i, c, r, s] = arg
+                    if want_idx:
+                        iv[i, c, r, s] = arg
 
 
 def maxpool2_backward(dout, idx, dx, int nthreads=1):

@@ -253,6 +253,85 @@ def test_conv1_forward_images_in_the_lanes_is_image_by_image_bit_for_bit(rng, co
     assert_same_specials(out, out_ref, "conv2d_pool_relu_forward")
 
 
+def winograd_applies(n, cout, k=KSIZE):
+    """Whether conv2d_pool_relu_forward without positions takes (some of) a float32 batch of n
+    by Winograd F(2x2, 5x5) on this build: groups of 16 images, K = 5, Cout a multiple of 16."""
+    return K.CONV_WINOGRAD and k == 5 and cout % 16 == 0 and n >= 16
+
+
+# The model's two layers, a channel count past the AVX-512 pooled backward's 6, two 16-channel
+# blocks, and images of one 2 x 2 tile; batches below one group of 16, of two groups with a tail
+# of 1, and of exactly two groups.
+@pytest.mark.parametrize("nthreads", THREADS)
+@pytest.mark.parametrize("n", [3, 33, 32])
+@pytest.mark.parametrize("cin,cout,h,wd", [(1, 6, 28, 28), (6, 16, 14, 14), (7, 16, 6, 8), (3, 32, 10, 4),
+                                           (2, 16, 2, 2)])
+@pytest.mark.parametrize("pixels", [False, True], ids=["float32", "uint8"])
+def test_conv2d_pool_relu_forward_without_positions(rng, cin, cout, h, wd, n, nthreads, pixels):
+    """idx None (evaluation): the outputs of the forward pass that records positions, bit for bit,
+    except where a float32 batch of 16 or more with Cout a multiple of 16 goes by Winograd
+    F(2x2, 5x5) (CONV_WINOGRAD): there its groups of 16 are within TOL of the float64 reference and
+    its last N mod 16 images are the positions' pass's bit for bit.  uint8 pixels never go by
+    Winograd."""
+    x8 = rng.integers(0, 256, size=(n, cin, h, wd), dtype=np.uint8)
+    x = np.multiply(x8, np.float32(1 / 255), dtype=np.float32) - np.float32(0.3)
+    xin, extra = (x8, (1 / 255,)) if pixels else (x, ())
+    w, b = randn(rng, cout, cin, KSIZE, KSIZE) * 0.2, randn(rng, cout) * 0.1
+    pooled = (n, cout, h // 2, wd // 2)
+    work = fused_work(n, cin, cout, h, wd, nthreads)
+    out, idx, bare = nans(pooled), np.full(pooled, 255, np.uint8), nans(pooled)
+    K.conv2d_pool_relu_forward(xin, w, b, out, idx, work, nthreads, *extra)
+    K.conv2d_pool_relu_forward(xin, w, b, bare, None, work, nthreads, *extra)
+    exact = n - (n // 16 * 16 if winograd_applies(n, cout) and not pixels else 0)
+    np.testing.assert_array_equal(bare[n - exact:].view(np.int32), out[n - exact:].view(np.int32))
+    if exact < n:
+        ref = nans(pooled, np.float64)
+        xr = np.multiply(x8, 1 / 255) - 0.3 if pixels else x
+        R.conv2d_pool_relu_forward(xr.astype(np.float64), w.astype(np.float64), b.astype(np.float64), ref,
+                                   None, None)
+        assert rel_err(bare[:n - exact], ref[:n - exact]) <= TOL
+        assert not np.array_equal(bare[:n - exact], out[:n - exact])  # it did take the other sum
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # the reference on NaN and inf
+@pytest.mark.parametrize("where", ["x", "w"])
+def test_conv2d_pool_relu_forward_without_positions_keeps_nan_and_inf(rng, where):
+    """A NaN makes NaN exactly the pooled outputs the reference makes NaN, Winograd or not (a tile's
+    2 x 2 outputs read exactly its 6 x 6 input block), and an inf leaves no output finite that the
+    reference makes non-finite (Winograd's transforms may turn a +-inf into NaN)."""
+    n, cin, cout, h = 35, 6, 16, 14
+    x, w = randn(rng, n, cin, h, h), randn(rng, cout, cin, KSIZE, KSIZE) * 0.2
+    b = randn(rng, cout) * 0.1
+    for special in (np.nan, np.inf, -np.inf):
+        xs, ws = x.copy(), w.copy()
+        if where == "x":
+            xs[[2, 20, 34], [0, 3, 5], [0, 7, 13], [5, 0, 13]] = special
+        else:
+            ws[4, 2, 1, 3] = special
+        out, ref = nans((n, cout, h // 2, h // 2)), nans((n, cout, h // 2, h // 2), np.float64)
+        K.conv2d_pool_relu_forward(xs, ws, b, out, None, fused_work(n, cin, cout, h, h, 1), 1)
+        R.conv2d_pool_relu_forward(xs.astype(np.float64), ws.astype(np.float64), b.astype(np.float64), ref,
+                                   None, None)
+        if np.isnan(special):
+            np.testing.assert_array_equal(np.isnan(out), np.isnan(ref), err_msg="NaN positions")
+        assert not (np.isfinite(out) & ~np.isfinite(ref)).any(), special
+        finite = np.isfinite(ref) & np.isfinite(out)
+        assert finite.sum() > out.size // 2
+        assert rel_err(out[finite], ref[finite]) <= TOL
+
+
+@pytest.mark.parametrize("kern", [K, R], ids=["compiled", "reference"])
+@pytest.mark.parametrize("h, wd", [(28, 28), (14, 14), (4, 66), (2, 6)])
+def test_maxpool2_forward_without_positions_is_the_same_out(rng, kern, h, wd):
+    x = np.maximum(randn(rng, 3, 4, h, wd), 0)
+    x[1, 2, 0, 1] = np.nan
+    pooled = (3, 4, h // 2, wd // 2)
+    out, idx, bare = nans(pooled), np.full(pooled, 255, np.uint8), nans(pooled)
+    kern.maxpool2_forward(x, out, idx, 2)
+    kern.maxpool2_forward(x, bare, None, 2)
+    np.testing.assert_array_equal(bare.view(np.int32), out.view(np.int32))
+
+
 @pytest.mark.parametrize("cin,cout,h", [(1, 6, 28), (6, 16, 14)])
 def test_work_at_any_address_gives_the_same_results_and_stays_in_its_bounds(rng, cin, cout, h):
     """The kernels start their scratch at work's first 64-byte boundary: a work of exactly the

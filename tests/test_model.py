@@ -140,6 +140,24 @@ def test_evaluation_on_uint8_pixels_is_evaluation_on_scaled_floats(batch, kern, 
                                                                                 labels)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_evaluation_is_the_training_forward_pass(batch, threads):
+    """evaluate() runs the forward pass only (no pooling positions; conv2 by Winograd F(2x2, 5x5)
+    where kernels.CONV_WINOGRAD): the summed loss of forward_backward's forward pass to rounding and
+    the same correct count, on 96 MNIST images in chunks of 40, 40 and 16 (groups of 16 and a
+    tail), from a trained-like start (the he-normal init) and after one large step."""
+    images, labels = batch
+    flat = init_params(np.zeros(LAYOUT.size, np.float32), seed=4)
+    model = LeNet(kernels, chunk_size=40, nthreads=threads)
+    for _ in range(2):
+        grads = np.zeros_like(flat)
+        loss, correct = model.forward_backward(LAYOUT.views(flat), LAYOUT.views(grads), images, labels, 1.0)
+        ev_loss, ev_correct = model.evaluate(LAYOUT.views(flat), images, labels)
+        assert ev_loss == pytest.approx(loss, rel=1e-5)
+        assert ev_correct == correct
+        flat -= 0.05 * grads / len(labels)
+
+
 @pytest.mark.parametrize("chunk,threads", [(1, 1), (7, 1), (32, 2), (96, 2)])
 def test_chunked_gradient_equals_unchunked(batch, chunk, threads):
     images, labels = batch

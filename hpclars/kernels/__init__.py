@@ -19,7 +19,9 @@ input with more than one channel (LeNet's conv2; any count on the AVX2 build, 2 
 AVX-512) over the pooling windows with a nonzero gradient only: fewer FLOPs than the dense
 computation that :mod:`hpclars.bench` counts.  ``CONV_POOLED_DW1``: the same for one input channel (LeNet's
 conv1; the AVX2 build).  ``CONV_POOLED_DX``: its dx too (14-row inputs such as LeNet's conv2 on
-the AVX2 build, 2 to 6 input channels on AVX-512).
+the AVX2 build, 2 to 6 input channels on AVX-512).  ``CONV_WINOGRAD``: whether
+``conv2d_pool_relu_forward`` without pooling positions (``idx`` None, the evaluation's forward
+pass) takes LeNet's conv2 by Winograd F(2x2, 5x5), equal to rounding (the AVX-512 build).
 """
 
 import importlib.machinery
@@ -65,6 +67,7 @@ try:
     from .conv import POOLED_DW as CONV_POOLED_DW
     from .conv import POOLED_DW1 as CONV_POOLED_DW1
     from .conv import POOLED_DX as CONV_POOLED_DX
+    from .conv import WINOGRAD as CONV_WINOGRAD
     from .conv import conv2d_backward, conv2d_forward, conv2d_work_size
     from .conv import conv2d_pool_relu_backward, conv2d_pool_relu_forward, conv2d_pool_relu_work_size
     from .dense import dense_backward, dense_forward
@@ -89,7 +92,7 @@ __all__ = [
     "KERNEL_PATH",
     "conv2d_forward", "conv2d_backward", "conv2d_work_size",
     "conv2d_pool_relu_forward", "conv2d_pool_relu_backward", "conv2d_pool_relu_work_size",
-    "CONV_POOL_FUSED", "CONV_POOLED_DW", "CONV_POOLED_DW1", "CONV_POOLED_DX",
+    "CONV_POOL_FUSED", "CONV_POOLED_DW", "CONV_POOLED_DW1", "CONV_POOLED_DX", "CONV_WINOGRAD",
     "maxpool2_forward", "maxpool2_backward",
     "relu_forward", "relu_backward",
     "dense_forward", "dense_backward",
