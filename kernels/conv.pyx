@@ -55,14 +55,15 @@ machine (the step 0.93-1.09x), and conv1's 16 images in the lanes stay.
 The forward pass without pooling positions (``idx`` None: evaluation, where no backward pass
 follows) skips the positions' bookkeeping on every build: conv1's fused forward 0.31 against
 0.33-0.34 ms per 256 images, conv2's 1-2% (min of 100, AMD EPYC Zen 5, 2026-12-02).  On the
-AVX-512 build it takes conv2 (K = 5, Cout a multiple of 16, float32 x) 16 images at a time by
-Winograd F(2x2, 5x5) (Lavin and Gray 2016, "Fast Algorithms for Convolutional Neural Networks",
-CVPR; ``hpc_fwd_wino25_group16``, :data:`WINOGRAD`), with the images in the lanes: each 2 x 2
-output tile is one pooling window, pooled in registers, and every scalar operation of the 6 x 6
-transforms is one 16-lane vector operation, with no transposition per tile; 36 products per
-tile and channel pair instead of 100.  conv2's forward pass 0.79-0.89 against 1.08-1.20 ms per
-256 images, the evaluation 1.27-1.31x as fast (min and median of 150 alternating rounds), AMD
-EPYC Zen 5, 2026-12-02, BENCHMARKS.md session 22.  Its rounding differs from the direct sum's
+direct builds it takes conv2 (K = 5, Cout a multiple of 16, float32 x) 16 images (AVX2: 8) at a
+time by Winograd F(2x2, 5x5) (Lavin and Gray 2016, "Fast Algorithms for Convolutional Neural
+Networks", CVPR; ``hpc_fwd_wino25_group16``, ``_group8``, :data:`WINOGRAD`), with the images in
+the lanes: each 2 x 2 output tile is one pooling window, pooled in registers, and every scalar
+operation of the 6 x 6 transforms is one vector operation, with no transposition per tile; 36
+products per tile and channel pair instead of 100.  On AVX-512 conv2's forward pass 0.79-0.89
+against 1.08-1.20 ms per 256 images, the evaluation 1.27-1.31x as fast; the AVX2 build's
+evaluation 1.43-1.48x (min and median of 100-150 alternating rounds, both builds on an AMD EPYC
+Zen 5, 2026-12-02, BENCHMARKS.md session 22).  Its rounding differs from the direct sum's
 (about 2e-6 of the largest output against 2e-7; the kernel tests bound it by 1e-5), and an inf
 in an input tile may give NaN where the direct sum gives +-inf (a NaN gives NaN exactly where
 the direct sum does); training keeps the direct sum.
@@ -179,6 +180,35 @@ cdef extern from *:
     static void hpc_dwt_reduce(const float* dwt, int cout, long ckk, float* dw) {
         for (long j = 0; j < ckk; j++)
             for (int o = 0; o < cout; o++) dw[(long)o * ckk + j] += dwt[j * cout + o];
+    }
+
+    /* u = G g G^T of every (o, c) kernel g = w[o, c] (5 x 5), in double and rounded once, laid out
+       u[o / 16][a * 6 + b][c][o % 16] for the 16-channel blocks of hpc_fwd_wino25_group16 (and _group8); cout a
+       multiple of 16.  G: hpc_wino_bt's comment (AVX-512 section). */
+    static void hpc_wino_weights(const float* w, int cout, int cin, float* u) {
+        static const double G[6][5] = {{0.25, 0, 0, 0, 0},
+                                       {-1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                       {-1.0 / 6, 1.0 / 6, -1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                       {1.0 / 24, 1.0 / 12, 1.0 / 6, 1.0 / 3, 2.0 / 3},
+                                       {1.0 / 24, -1.0 / 12, 1.0 / 6, -1.0 / 3, 2.0 / 3},
+                                       {0, 0, 0, 0, 1}};
+        for (int o = 0; o < cout; o++)
+            for (int c = 0; c < cin; c++) {
+                const float* g = w + ((long)o * cin + c) * 25;
+                double t[6][5];
+                for (int a = 0; a < 6; a++)
+                    for (int l = 0; l < 5; l++) {
+                        double s = 0;
+                        for (int k = 0; k < 5; k++) s += G[a][k] * g[k * 5 + l];
+                        t[a][l] = s;
+                    }
+                for (int a = 0; a < 6; a++)
+                    for (int bb = 0; bb < 6; bb++) {
+                        double s = 0;
+                        for (int l = 0; l < 5; l++) s += t[a][l] * G[bb][l];
+                        u[(((long)(o / 16) * 36 + a * 6 + bb) * cin + c) * 16 + o % 16] = (float)s;
+                    }
+            }
     }
 
     /* The same condition as hpc_pool.h's: a CPU with AVX-512F but not BW and VL (Knights Landing)
@@ -823,35 +853,6 @@ cdef extern from *:
                               _mm512_add_ps(_mm512_sub_ps(m1, m2), m[5 * st]));
     }
 
-    /* u = G g G^T of every (o, c) kernel g = w[o, c] (5 x 5), in double and rounded once, laid out
-       u[o / 16][a * 6 + b][c][o % 16] for the 16-channel blocks of hpc_fwd_wino25_group16; cout a
-       multiple of 16. */
-    static void hpc_wino_weights(const float* w, int cout, int cin, float* u) {
-        static const double G[6][5] = {{0.25, 0, 0, 0, 0},
-                                       {-1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6},
-                                       {-1.0 / 6, 1.0 / 6, -1.0 / 6, 1.0 / 6, -1.0 / 6},
-                                       {1.0 / 24, 1.0 / 12, 1.0 / 6, 1.0 / 3, 2.0 / 3},
-                                       {1.0 / 24, -1.0 / 12, 1.0 / 6, -1.0 / 3, 2.0 / 3},
-                                       {0, 0, 0, 0, 1}};
-        for (int o = 0; o < cout; o++)
-            for (int c = 0; c < cin; c++) {
-                const float* g = w + ((long)o * cin + c) * 25;
-                double t[6][5];
-                for (int a = 0; a < 6; a++)
-                    for (int l = 0; l < 5; l++) {
-                        double s = 0;
-                        for (int k = 0; k < 5; k++) s += G[a][k] * g[k * 5 + l];
-                        t[a][l] = s;
-                    }
-                for (int a = 0; a < 6; a++)
-                    for (int bb = 0; bb < 6; bb++) {
-                        double s = 0;
-                        for (int l = 0; l < 5; l++) s += t[a][l] * G[bb][l];
-                        u[(((long)(o / 16) * 36 + a * 6 + bb) * cin + c) * 16 + o % 16] = (float)s;
-                    }
-            }
-    }
-
     /* The forward-only conv (k = 5, cout a multiple of 16, h and wd even) + bias + 2 x 2 max pooling
        + ReLU of 16 images at once, the images in the 16 lanes, by Winograd F(2 x 2, 5 x 5): each
        2 x 2 output tile is a pooling window, pooled and ReLU'd in registers as it is formed (first
@@ -966,6 +967,9 @@ cdef extern from *:
     }
 
     /* The AVX2 build's; never called here. */
+    static void hpc_fwd_wino25_group8(const float* x, int cin, const float* u, const float* b,
+                                      float* out, int cout, int h, int wd, float* xb, float* th,
+                                      float* v, float* m, float* pool) {}
     static void hpc_fwd1_group8(const float* x, const unsigned char* x8, float scale, const float* w,
                                 const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
                                 float* xb, float* pool, unsigned char* pidx) {}
@@ -1503,6 +1507,116 @@ cdef extern from *:
     }
 
 
+    /* hpc_wino_bt and hpc_wino_at (AVX-512 section) with 8 lanes. */
+    static inline __attribute__((always_inline)) void hpc_wino_bt8(
+            __m256 d0, __m256 d1, __m256 d2, __m256 d3, __m256 d4, __m256 d5, __m256 v[6]) {
+        const __m256 c2 = _mm256_set1_ps(2.0f), c4 = _mm256_set1_ps(4.0f), c5 = _mm256_set1_ps(5.0f);
+        const __m256 t5 = _mm256_sub_ps(d3, d1), t6 = _mm256_sub_ps(d4, d2);
+        v[0] = _mm256_fmadd_ps(c4, d0, _mm256_fnmadd_ps(c5, d2, d4));
+        v[1] = _mm256_fnmadd_ps(c4, _mm256_add_ps(d1, d2), _mm256_add_ps(d3, d4));
+        v[2] = _mm256_fmadd_ps(c4, _mm256_sub_ps(d1, d2), _mm256_sub_ps(d4, d3));
+        v[3] = _mm256_fmadd_ps(c2, t5, t6);
+        v[4] = _mm256_fnmadd_ps(c2, t5, t6);
+        v[5] = _mm256_fmadd_ps(c4, d1, _mm256_fnmadd_ps(c5, d3, d5));
+    }
+
+    static inline __attribute__((always_inline)) void hpc_wino_at8(const __m256* m, __m256* y0, __m256* y1) {
+        *y0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(m[0], m[1]), _mm256_add_ps(m[2], m[3])), m[4]);
+        *y1 = _mm256_fmadd_ps(_mm256_set1_ps(2.0f), _mm256_sub_ps(m[3], m[4]),
+                              _mm256_add_ps(_mm256_sub_ps(m[1], m[2]), m[5]));
+    }
+
+    /* hpc_fwd_wino25_group16 (AVX-512 section: Winograd F(2 x 2, 5 x 5), forward only, pooled and
+       ReLU'd) for 8 images at once in the 8 lanes: the same transforms and weights (u from
+       hpc_wino_weights), the products 8 output channels at a time (8 accumulators, AVX2's 16
+       registers).  Scratch as that kernel's, with 8-float vectors. */
+    static void hpc_fwd_wino25_group8(const float* x, int cin, const float* u, const float* b,
+                                      float* out, int cout, int h, int wd, float* xb, float* th,
+                                      float* v, float* m, float* pool) {
+        const int hp = h + 4, wp = wd + 4, ho = h / 2, wo = wd / 2;
+        const long px = (long)h * wd, istride = (long)cin * px, hw2 = (long)ho * wo, pf = (long)cout * hw2;
+        const __m256 zero = _mm256_setzero_ps();
+        __m256 r[8];
+        for (int c = 0; c < cin; c++) {
+            float* xc = xb + (long)c * hp * wp * 8;
+            long yy = 0, uu = 0;
+            for (long b0 = 0; b0 < px; b0 += 8) {
+                const int n = px - b0 < 8 ? (int)(px - b0) : 8;
+                for (int i = 0; i < 8; i++) r[i] = hpc_load8(x + i * istride + c * px + b0, n);
+                hpc_tr8(r);
+                for (int j = 0; j < n; j++) {
+                    _mm256_storeu_ps(xc + ((yy + 2) * wp + uu + 2) * 8, r[j]);
+                    if (++uu == wd) uu = 0, yy++;
+                }
+            }
+        }
+        for (int tx = 0; tx < wo; tx++) {
+            for (int c = 0; c < cin; c++)
+                for (int y = 0; y < hp; y++) {
+                    const float* dr = xb + (((long)c * hp + y) * wp + 2 * tx) * 8;
+                    __m256 t[6];
+                    hpc_wino_bt8(_mm256_loadu_ps(dr), _mm256_loadu_ps(dr + 8), _mm256_loadu_ps(dr + 16),
+                                 _mm256_loadu_ps(dr + 24), _mm256_loadu_ps(dr + 32), _mm256_loadu_ps(dr + 40), t);
+                    _Pragma("GCC unroll 6") for (int bb = 0; bb < 6; bb++)
+                        _mm256_storeu_ps(th + (((long)c * hp + y) * 6 + bb) * 8, t[bb]);
+                }
+            for (int ty = 0; ty < ho; ty++) {
+                for (int c = 0; c < cin; c++)
+                    _Pragma("GCC unroll 6") for (int bb = 0; bb < 6; bb++) {
+                        const float* tc = th + (((long)c * hp + 2 * ty) * 6 + bb) * 8;
+                        __m256 col[6];
+                        hpc_wino_bt8(_mm256_loadu_ps(tc), _mm256_loadu_ps(tc + 48), _mm256_loadu_ps(tc + 96),
+                                     _mm256_loadu_ps(tc + 144), _mm256_loadu_ps(tc + 192), _mm256_loadu_ps(tc + 240),
+                                     col);
+                        _Pragma("GCC unroll 6") for (int a = 0; a < 6; a++)
+                            _mm256_storeu_ps(v + ((long)(a * 6 + bb) * cin + c) * 8, col[a]);
+                    }
+                for (int o0 = 0; o0 < cout; o0 += 8) {
+                    const float* ub = u + (long)(o0 / 16) * 36 * cin * 16 + o0 % 16;
+                    for (int ab = 0; ab < 36; ab++) {
+                        __m256 acc[8];
+                        _Pragma("GCC unroll 8") for (int o = 0; o < 8; o++) acc[o] = zero;
+                        for (int c = 0; c < cin; c++) {
+                            const __m256 vv = _mm256_loadu_ps(v + ((long)ab * cin + c) * 8);
+                            const float* uc = ub + ((long)ab * cin + c) * 16;
+                            _Pragma("GCC unroll 8") for (int o = 0; o < 8; o++)
+                                acc[o] = _mm256_fmadd_ps(_mm256_broadcast_ss(uc + o), vv, acc[o]);
+                        }
+                        _Pragma("GCC unroll 8") for (int o = 0; o < 8; o++)
+                            _mm256_storeu_ps(m + ((long)o * 36 + ab) * 8, acc[o]);
+                    }
+                    for (int o = 0; o < 8; o++) {
+                        const __m256* mo = (const __m256*)(m + (long)o * 36 * 8);
+                        __m256 r0[6], r1[6];
+                        _Pragma("GCC unroll 6") for (int a = 0; a < 6; a++) {
+                            __m256 row[6];
+                            _Pragma("GCC unroll 6") for (int bb = 0; bb < 6; bb++)
+                                row[bb] = _mm256_loadu_ps((const float*)(mo + a * 6 + bb));
+                            hpc_wino_at8(row, &r0[a], &r1[a]);
+                        }
+                        __m256 y00, y10, y01, y11;
+                        hpc_wino_at8(r0, &y00, &y10);
+                        hpc_wino_at8(r1, &y01, &y11);
+                        const __m256 bv = _mm256_set1_ps(b[o0 + o]);
+                        __m256i a;
+                        __m256 best = hpc_pool4x8(_mm256_add_ps(y00, bv), _mm256_add_ps(y01, bv),
+                                                  _mm256_add_ps(y10, bv), _mm256_add_ps(y11, bv), &a);
+                        best = _mm256_blendv_ps(best, zero, _mm256_cmp_ps(best, zero, _CMP_LT_OQ));
+                        _mm256_storeu_ps(pool + ((long)(o0 + o) * hw2 + (long)ty * wo + tx) * 8, best);
+                    }
+                }
+            }
+        }
+        for (long f0 = 0; f0 < pf; f0 += 8) {
+            const int n = pf - f0 < 8 ? (int)(pf - f0) : 8;
+            _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++)
+                r[j] = _mm256_loadu_ps(pool + (f0 + (j < n ? j : 0)) * 8);  /* past the end: not stored */
+            hpc_tr8(r);
+            _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)
+                hpc_store8(out + i * pf + f0, NULL, r[i], _mm256_setzero_si256(), n);
+        }
+    }
+
     /* AVX-512 only; never called here (HPC_POOL_AVX512 is 0). */
     static void hpc_bwd1_group16(const float* x, const float* dout, const float* y,
                                  const unsigned char* idx, int cout, int h, int wd, float* xb,
@@ -1510,7 +1624,6 @@ cdef extern from *:
     static void hpc_fwd1_group16(const float* x, const unsigned char* x8, float scale, const float* w,
                                  const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
                                  float* xb, float* pool, unsigned char* pidx) {}
-    static void hpc_wino_weights(const float* w, int cout, int cin, float* u) {}
     static void hpc_fwd_wino25_group16(const float* x, int cin, const float* u, const float* b,
                                        float* out, int cout, int h, int wd, float* xb, float* th,
                                        float* v, float* m, float* pool) {}
@@ -1544,10 +1657,12 @@ cdef extern from *:
     static void hpc_fwd1_group16(const float* x, const unsigned char* x8, float scale, const float* w,
                                  const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
                                  float* xb, float* pool, unsigned char* pidx) {}
-    static void hpc_wino_weights(const float* w, int cout, int cin, float* u) {}
     static void hpc_fwd_wino25_group16(const float* x, int cin, const float* u, const float* b,
                                        float* out, int cout, int h, int wd, float* xb, float* th,
                                        float* v, float* m, float* pool) {}
+    static void hpc_fwd_wino25_group8(const float* x, int cin, const float* u, const float* b,
+                                      float* out, int cout, int h, int wd, float* xb, float* th,
+                                      float* v, float* m, float* pool) {}
     #endif
 
     /* The pooled weight gradient and dx (hpc_dw_pooled5, hpc_dx_pooled14): 8-lane AVX2 kernels that
@@ -2075,6 +2190,9 @@ cdef extern from *:
     void hpc_fwd_wino25_group16(const float* x, int cin, const float* u, const float* b, float* out,
                                 int cout, int h, int wd, float* xb, float* th, float* v,
                                 float* m, float* pool) noexcept nogil
+    void hpc_fwd_wino25_group8(const float* x, int cin, const float* u, const float* b, float* out,
+                               int cout, int h, int wd, float* xb, float* th, float* v,
+                               float* m, float* pool) noexcept nogil
     void hpc_fwd1_group16(const float* x, const unsigned char* x8, float scale, const float* w,
                           const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
                           float* xb, float* pool, unsigned char* pidx) noexcept nogil
@@ -2100,10 +2218,10 @@ POOLED_DW = bool(HPC_POOLED_DW)
 #: pass keeps its 16 images in the lanes).
 POOLED_DW1 = bool(HPC_POOLED_DW and not HPC_AVX512)
 #: True where conv2d_pool_relu_forward without positions (idx None: evaluation) takes 16 images
-#: at a time by Winograd F(2x2, 5x5) for K = 5, Cout a multiple of 16, even H and W and a float32
-#: x (LeNet's conv2; the AVX-512 build): fewer operations than the direct sum, equal to rounding
-#: (a relative error near 2e-6 of the largest output; hpc_fwd_wino25_group16).
-WINOGRAD = bool(HPC_AVX512)
+#: (AVX2: 8) at a time by Winograd F(2x2, 5x5) for K = 5, Cout a multiple of 16, even H and W and
+#: a float32 x (LeNet's conv2; the direct builds): fewer operations than the direct sum, equal to
+#: rounding (a relative error near 2e-6 of the largest output; hpc_fwd_wino25_group16, _group8).
+WINOGRAD = bool(HPC_DIRECT and HPC_POOL_SIMD)
 #: True where conv2d_pool_relu_backward also sums dx over the nonzero pooling windows only, equal
 #: to rounding: on the AVX2 build for K = 5, H = 14 and even W of 10 to 16 (hpc_dx_pooled14), on
 #: AVX-512 with the weight gradient, for 2 to 6 input channels (hpc_dw_pooled_hwc5).
@@ -2146,9 +2264,10 @@ ctypedef struct Geom:
     # and their counts.
     bint pooled_dx
     Py_ssize_t dtw, dqv, dqo, dqc
-    # Direct path, the forward-only Winograd F(2x2, 5x5) (hpc_fwd_wino25_group16: AVX-512, K = 5,
+    # Direct path, the forward-only Winograd F(2x2, 5x5) (hpc_fwd_wino25_group16 and _group8, K = 5,
     # Cout a multiple of 16, H and W even): the transformed weights at dwu in the shared piece, then
-    # per slot the padded pixel vectors, the transformed tile, its products and the pooled maps.
+    # per slot the padded pixel vectors, the transformed rows of a tile column, the transformed
+    # tile, its products and the pooled maps (sized for 16 lanes).
     bint wino
     Py_ssize_t dwu, dwx, dwt, dwv, dwm, dwp
 
@@ -2238,7 +2357,7 @@ cdef Geom _geom(Py_ssize_t cin, Py_ssize_t h, Py_ssize_t w, Py_ssize_t cout,
         g.dkt = g.ddt + 16 * <Py_ssize_t>cout * (h // 2) * (w // 2)
         g.dg2 = g.dkt + 16 * <Py_ssize_t>cout * (h // 2) * (w // 2)
         g.dslot = g.dg2 + 16 * 2 * <Py_ssize_t>cout * w
-    g.wino = HPC_AVX512 and k == 5 and cout % 16 == 0 and h % 2 == 0 and w % 2 == 0
+    g.wino = HPC_DIRECT and HPC_POOL_SIMD and k == 5 and cout % 16 == 0 and h % 2 == 0 and w % 2 == 0
     g.dwu = g.dwx = g.dwt = g.dwv = g.dwm = g.dwp = 0  # used only with wino
     if g.wino:
         g.dwu = g.shared
@@ -2417,8 +2536,8 @@ cdef void _direct_forward(x, w, b, out, idx, work, int nt, float x_scale=1.0, bi
     # conv1 (one input channel): 16 (AVX2: 8) images at a time with the images in the lanes, the
     # rest image by image below.
     cdef bint groups = pooled and g.blanes and HPC_POOL_SIMD and (g.cout == 3 or g.cout == 6)
-    # Forward only (no positions) with Cout a multiple of 16 (conv2), on AVX-512: 16 images at a
-    # time by Winograd F(2x2, 5x5) (:data:`CONV_WINOGRAD`), the rest image by image below.
+    # Forward only (no positions) with Cout a multiple of 16 (conv2): 16 images (AVX2: 8) at a
+    # time by Winograd F(2x2, 5x5) (:data:`WINOGRAD`), the rest image by image below.
     cdef bint wino = pooled and not want_idx and not u8 and g.wino
     cdef int gsz = 16 if HPC_POOL_AVX512 else 8
     cdef Py_ssize_t i0, grp, n16 = (nimg // gsz) * gsz if groups or wino else 0
@@ -2434,10 +2553,14 @@ cdef void _direct_forward(x, w, b, out, idx, work, int nt, float x_scale=1.0, bi
             memset(slot + g.dxb, 0, 16 * <Py_ssize_t>g.plane * sizeof(float))
         for grp in prange(n16 // gsz, schedule="static"):
             i0 = grp * gsz
-            if wino:
+            if wino and HPC_POOL_AVX512:
                 hpc_fwd_wino25_group16(&xv[i0, 0, 0, 0], g.cin, wt + g.dwu, &bv[0], &ov[i0, 0, 0, 0], g.cout,
                                        g.h, g.w, slot + g.dwx, slot + g.dwt, slot + g.dwv, slot + g.dwm,
                                        slot + g.dwp)
+            elif wino:
+                hpc_fwd_wino25_group8(&xv[i0, 0, 0, 0], g.cin, wt + g.dwu, &bv[0], &ov[i0, 0, 0, 0], g.cout,
+                                      g.h, g.w, slot + g.dwx, slot + g.dwt, slot + g.dwv, slot + g.dwm,
+                                      slot + g.dwp)
             elif HPC_POOL_AVX512:
                 hpc_fwd1_group16(NULL if u8 else &xv[i0, 0, 0, 0], &xu[i0, 0, 0, 0] if u8 else NULL, x_scale,
                                  &wv[0, 0, 0, 0], &bv[0], &ov[i0, 0, 0, 0],

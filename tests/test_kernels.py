@@ -253,10 +253,12 @@ def test_conv1_forward_images_in_the_lanes_is_image_by_image_bit_for_bit(rng, co
     assert_same_specials(out, out_ref, "conv2d_pool_relu_forward")
 
 
-def winograd_applies(n, cout, k=KSIZE):
-    """Whether conv2d_pool_relu_forward without positions takes (some of) a float32 batch of n
-    by Winograd F(2x2, 5x5) on this build: groups of 16 images, K = 5, Cout a multiple of 16."""
-    return K.CONV_WINOGRAD and k == 5 and cout % 16 == 0 and n >= 16
+def winograd_images(n, cout, k=KSIZE):
+    """How many of a float32 batch of n conv2d_pool_relu_forward without positions takes by
+    Winograd F(2x2, 5x5) on this build: whole groups of 16 images (AVX-512) or 8 (AVX2), where
+    K = 5 and Cout is a multiple of 16."""
+    group = 16 if K.KERNEL_PATH == "avx512" else 8
+    return n // group * group if K.CONV_WINOGRAD and k == 5 and cout % 16 == 0 else 0
 
 
 # The model's two layers, a channel count past the AVX-512 pooled backward's 6, two 16-channel
@@ -269,9 +271,9 @@ def winograd_applies(n, cout, k=KSIZE):
 @pytest.mark.parametrize("pixels", [False, True], ids=["float32", "uint8"])
 def test_conv2d_pool_relu_forward_without_positions(rng, cin, cout, h, wd, n, nthreads, pixels):
     """idx None (evaluation): the outputs of the forward pass that records positions, bit for bit,
-    except where a float32 batch of 16 or more with Cout a multiple of 16 goes by Winograd
-    F(2x2, 5x5) (CONV_WINOGRAD): there its groups of 16 are within TOL of the float64 reference and
-    its last N mod 16 images are the positions' pass's bit for bit.  uint8 pixels never go by
+    except where a float32 batch with Cout a multiple of 16 goes by Winograd F(2x2, 5x5)
+    (CONV_WINOGRAD): there its groups of 16 (AVX2: 8) are within TOL of the float64 reference and
+    its last N mod 16 (8) images are the positions' pass's bit for bit.  uint8 pixels never go by
     Winograd."""
     x8 = rng.integers(0, 256, size=(n, cin, h, wd), dtype=np.uint8)
     x = np.multiply(x8, np.float32(1 / 255), dtype=np.float32) - np.float32(0.3)
@@ -282,7 +284,7 @@ def test_conv2d_pool_relu_forward_without_positions(rng, cin, cout, h, wd, n, nt
     out, idx, bare = nans(pooled), np.full(pooled, 255, np.uint8), nans(pooled)
     K.conv2d_pool_relu_forward(xin, w, b, out, idx, work, nthreads, *extra)
     K.conv2d_pool_relu_forward(xin, w, b, bare, None, work, nthreads, *extra)
-    exact = n - (n // 16 * 16 if winograd_applies(n, cout) and not pixels else 0)
+    exact = n - (0 if pixels else winograd_images(n, cout))
     np.testing.assert_array_equal(bare[n - exact:].view(np.int32), out[n - exact:].view(np.int32))
     if exact < n:
         ref = nans(pooled, np.float64)
