@@ -1,3 +1,9 @@
+"""conv1's and conv2's fused forward pass with pooling positions (training) and without (idx None:
+evaluation; conv2 by Winograd F(2x2, 5x5) where kernels.CONV_WINOGRAD), alternating, 100 rounds,
+batch 256, 1 thread, he-normal weights (seed 0) and bench's random batch; min and median ms.
+
+    python results/bench-epyc-zen5-2026-12-02-s22/conv_fwd_ab.py
+"""
 import time, statistics, numpy as np
 from hpclars import kernels as k
 from hpclars.model import LeNet, LAYOUT, init_params
