@@ -16,3 +16,4 @@ $N hpclars bench train --batch-sizes 64,256,1024 --repeats 9 > $D/train_native_r
 (cd /tmp/kb/avx2new && PYTHONPATH=/tmp/kb/avx2new $N python -m hpclars bench train --batch-sizes 256 --repeats 9) > $D/train_avx2build.txt 2>&1
 (cd /tmp/kb/avx2base && PYTHONPATH=/tmp/kb/avx2base $N python -m hpclars bench train --batch-sizes 256 --repeats 9) > $D/train_avx2build_fb9377a.txt 2>&1
 (cd /work/main && env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python jobs/ab_builds.py /tmp/kb/base --what step --rounds 100 > $D/ab_step.txt 2>&1)
+python $D/winograd_derivation.py > $D/winograd_derivation.txt
