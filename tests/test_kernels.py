@@ -269,55 +269,83 @@ def winograd_images(n, cout, k=KSIZE):
 @pytest.mark.parametrize("cin,cout,h,wd", [(1, 6, 28, 28), (6, 16, 14, 14), (7, 16, 6, 8), (3, 32, 10, 4),
                                            (2, 16, 2, 2)])
 @pytest.mark.parametrize("pixels", [False, True], ids=["float32", "uint8"])
-def test_conv2d_pool_relu_forward_without_positions(rng, cin, cout, h, wd, n, nthreads, pixels):
-    """idx None (evaluation): the outputs of the forward pass that records positions, bit for bit,
-    except where a float32 batch with Cout a multiple of 16 goes by Winograd F(2x2, 5x5)
-    (CONV_WINOGRAD): there its groups of 16 (AVX2: 8) are within TOL of the float64 reference and
-    its last N mod 16 (8) images are the positions' pass's bit for bit.  uint8 pixels never go by
-    Winograd."""
+def test_conv2d_pool_relu_forward_winograd_groups_and_no_positions(rng, cin, cout, h, wd, n, nthreads,
+                                                                   pixels):
+    """idx None (evaluation) gives the outputs of the pass that records positions, bit for bit.
+    Where a batch with Cout a multiple of 16 goes by Winograd F(2x2, 5x5) (CONV_WINOGRAD: both
+    passes), its groups of 16 images (AVX2: 8) differ from the direct sum of each image alone by
+    rounding only (within TOL of the float64 reference), and its last N mod 16 (8) images are that
+    direct sum's bit for bit; float32 and uint8 pixels alike."""
     x8 = rng.integers(0, 256, size=(n, cin, h, wd), dtype=np.uint8)
     x = np.multiply(x8, np.float32(1 / 255), dtype=np.float32) - np.float32(0.3)
     xin, extra = (x8, (1 / 255,)) if pixels else (x, ())
     w, b = randn(rng, cout, cin, KSIZE, KSIZE) * 0.2, randn(rng, cout) * 0.1
     pooled = (n, cout, h // 2, wd // 2)
     work = fused_work(n, cin, cout, h, wd, nthreads)
-    out, idx, bare = nans(pooled), np.full(pooled, 255, np.uint8), nans(pooled)
+    out, idx, bare, one = nans(pooled), np.full(pooled, 255, np.uint8), nans(pooled), nans(pooled)
     K.conv2d_pool_relu_forward(xin, w, b, out, idx, work, nthreads, *extra)
     K.conv2d_pool_relu_forward(xin, w, b, bare, None, work, nthreads, *extra)
-    exact = n - (0 if pixels else winograd_images(n, cout))
-    np.testing.assert_array_equal(bare[n - exact:].view(np.int32), out[n - exact:].view(np.int32))
-    if exact < n:
+    np.testing.assert_array_equal(bare.view(np.int32), out.view(np.int32))
+    work1 = fused_work(1, cin, cout, h, wd, 1)
+    for i in range(n):  # one image never fills a group: the direct sum
+        K.conv2d_pool_relu_forward(xin[i:i + 1], w, b, one[i:i + 1], None, work1, 1, *extra)
+    wino = winograd_images(n, cout)
+    np.testing.assert_array_equal(out[wino:].view(np.int32), one[wino:].view(np.int32))
+    if wino:
         ref = nans(pooled, np.float64)
-        xr = np.multiply(x8, 1 / 255) - 0.3 if pixels else x
-        R.conv2d_pool_relu_forward(xr.astype(np.float64), w.astype(np.float64), b.astype(np.float64), ref,
-                                   None, None)
-        assert rel_err(bare[:n - exact], ref[:n - exact]) <= TOL
-        assert not np.array_equal(bare[:n - exact], out[:n - exact])  # it did take the other sum
+        xr = np.multiply(x8, 1 / 255) if pixels else x.astype(np.float64)
+        R.conv2d_pool_relu_forward(xr, w.astype(np.float64), b.astype(np.float64), ref, None, None)
+        assert rel_err(out[:wino], ref[:wino]) <= TOL
+        assert not np.array_equal(out[:wino], one[:wino])  # it did take the other sum
+
+
+def _blocks_holding(special, n, cout, h, wd):
+    """(n, cout, h/2, wd/2): the pooling windows whose 6 x 6 input block (rows 2r-2 .. 2r+3, columns
+    2s-2 .. 2s+3 of any input channel) holds a True of ``special`` (n, cin, h, wd)."""
+    any_c = special.any(axis=1)
+    out = np.zeros((n, cout, h // 2, wd // 2), bool)
+    for r in range(h // 2):
+        for s in range(wd // 2):
+            hit = any_c[:, max(2 * r - 2, 0):2 * r + 4, max(2 * s - 2, 0):2 * s + 4].any(axis=(1, 2))
+            out[:, :, r, s] = hit[:, None]
+    return out
 
 
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # the reference on NaN and inf
+@pytest.mark.parametrize("positions", [False, True])
 @pytest.mark.parametrize("where", ["x", "w"])
-def test_conv2d_pool_relu_forward_without_positions_keeps_nan_and_inf(rng, where):
-    """A NaN makes NaN exactly the pooled outputs the reference makes NaN, Winograd or not (a tile's
-    2 x 2 outputs read exactly its 6 x 6 input block), and an inf leaves no output finite that the
-    reference makes non-finite (Winograd's transforms may turn a +-inf into NaN)."""
+def test_conv2d_pool_relu_forward_winograd_nan_and_inf(rng, where, positions):
+    """Winograd's groups (35 images: two groups of 16 and 3 direct) and NaN and inf in x or w:
+    a NaN makes NaN exactly the pooled outputs the reference makes NaN (a window's 2 x 2 outputs
+    read exactly its 6 x 6 input block); an inf may make NaN of a window whose block holds it,
+    even where the reference's is finite, but nothing else: every other output is the reference's
+    (its inf, or within TOL)."""
     n, cin, cout, h = 35, 6, 16, 14
     x, w = randn(rng, n, cin, h, h), randn(rng, cout, cin, KSIZE, KSIZE) * 0.2
     b = randn(rng, cout) * 0.1
+    pooled = (n, cout, h // 2, h // 2)
     for special in (np.nan, np.inf, -np.inf):
         xs, ws = x.copy(), w.copy()
         if where == "x":
             xs[[2, 20, 34], [0, 3, 5], [0, 7, 13], [5, 0, 13]] = special
+            near = _blocks_holding(~np.isfinite(xs), n, cout, h, h)
         else:
             ws[4, 2, 1, 3] = special
-        out, ref = nans((n, cout, h // 2, h // 2)), nans((n, cout, h // 2, h // 2), np.float64)
-        K.conv2d_pool_relu_forward(xs, ws, b, out, None, fused_work(n, cin, cout, h, h, 1), 1)
+            near = np.zeros(pooled, bool)
+            near[:, 4] = True  # that weight meets every input block of channel 4
+        out, ref = nans(pooled), nans(pooled, np.float64)
+        idx = np.full(pooled, 255, np.uint8) if positions else None
+        K.conv2d_pool_relu_forward(xs, ws, b, out, idx, fused_work(n, cin, cout, h, h, 1), 1)
         R.conv2d_pool_relu_forward(xs.astype(np.float64), ws.astype(np.float64), b.astype(np.float64), ref,
                                    None, None)
         if np.isnan(special):
             np.testing.assert_array_equal(np.isnan(out), np.isnan(ref), err_msg="NaN positions")
-        assert not (np.isfinite(out) & ~np.isfinite(ref)).any(), special
-        finite = np.isfinite(ref) & np.isfinite(out)
+        made_nan = np.isnan(out) & ~np.isnan(ref)
+        assert not (made_nan & ~near).any(), special
+        rest = ~made_nan
+        np.testing.assert_array_equal(np.isinf(out[rest]), np.isinf(ref[rest]))
+        np.testing.assert_array_equal(out[rest & np.isinf(out)], ref[rest & np.isinf(out)])
+        finite = rest & np.isfinite(ref)
         assert finite.sum() > out.size // 2
         assert rel_err(out[finite], ref[finite]) <= TOL
 
@@ -842,6 +870,16 @@ BAD_ARGUMENTS = [
 def test_bad_argument_is_refused_by_name(call, name, value):
     with pytest.raises(ValueError, match=rf"^{name}\b"):
         call(**{name: value})
+
+
+def test_fused_backward_needs_the_forward_passs_positions():
+    """idx None is a forward pass's choice (evaluation); the backward pass refuses it by name."""
+    n, cin, cout, h = 2, 6, 16, 14
+    x, w = randn(np.random.default_rng(0), n, cin, h, h), np.zeros((cout, cin, KSIZE, KSIZE), np.float32)
+    out = np.zeros((n, cout, h // 2, h // 2), np.float32)
+    with pytest.raises(ValueError, match="^idx "):
+        K.conv2d_pool_relu_backward(x, w, out, None, out, None, np.zeros_like(w), np.zeros(cout, np.float32),
+                                    fused_work(n, cin, cout, h, h, 1), 1)
 
 
 def test_read_only_output_is_refused_by_name():
