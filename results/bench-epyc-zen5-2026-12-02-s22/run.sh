@@ -24,3 +24,8 @@ $N hpclars bench step --repeats 41 > $D/step_native.txt 2>&1
 (cd /tmp/kb/avx2new && PYTHONPATH=/tmp/kb/avx2new $N python jobs/ab_builds.py /tmp/kb/avx2base --what eval --rounds 100) > $D/ab_eval_avx2build.txt 2>&1
 (cd /tmp/kb/avx2new && PYTHONPATH=/tmp/kb/avx2new $N python -m hpclars bench train --batch-sizes 256 --repeats 9) > $D/train_avx2build.txt 2>&1
 (cd /tmp/kb/avx2base && PYTHONPATH=/tmp/kb/avx2base $N python -m hpclars bench train --batch-sizes 256 --repeats 9) > $D/train_avx2build_fb9377a.txt 2>&1
+# Rerun in a quieter spell, after the above (f552d1c built in place at /tmp/kb/f552):
+$N python jobs/ab_builds.py /tmp/kb/f552 --what eval --rounds 100 > $D/ab_eval_vs_f552d1c.txt 2>&1
+$N python jobs/ab_builds.py /tmp/kb/base --what eval --rounds 150 > $D/ab_eval_run2.txt 2>&1
+$N python jobs/ab_builds.py /tmp/kb/base --what step --rounds 150 > $D/ab_step_run3.txt 2>&1
+$N hpclars bench train --batch-sizes 64,256,1024 --repeats 9 > $D/train_native_run3.txt 2>&1
