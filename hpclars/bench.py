@@ -52,50 +52,20 @@ FWD_FLOPS = CONV1 + CONV2 + DENSE
 TRAIN_FLOPS = FWD_FLOPS + CONV1 + 2 * CONV2 + 2 * DENSE
 
 
-def winograd_flops(cin=6, cout=16, h=14, w=14):
-    """FLOPs per image of a conv (K = 5) -> pool forward by Winograd F(2x2, 5x5) as
-    ``hpc_fwd_wino25_group16`` and ``_group8`` compute it (kernels/conv.pyx): 36 products per
-    2 x 2 tile and channel pair (multiply-add = 2); 22 FLOPs per 6-point input transform B^T d,
-    for each input channel the h + 4 rows of every tile column and the 6 columns of every tile;
-    9 per output transform A^T m, 8 per tile and output channel, and the bias's 4 adds.  LeNet's
-    conv2: 453,712, against the direct sum's 940,800 (:data:`CONV2`)."""
-    tiles = (h // 2) * (w // 2)
-    return 2 * 36 * cin * cout * tiles + 22 * cin * ((w // 2) * (h + 4) + 6 * tiles) + (9 * 8 + 4) * cout * tiles
-
-
-def winograd_share(chunk):
-    """The share of a chunk's images that this build's conv2 forward takes by Winograd: whole
-    groups of 16 (AVX-512) or 8 (AVX2) images where ``kernels.CONV_WINOGRAD``, else 0."""
-    from . import kernels
-
-    if not kernels.CONV_WINOGRAD or chunk < 1:
-        return 0.0
-    group = 16 if kernels.KERNEL_PATH == "avx512" else 8
-    return chunk // group * group / chunk
-
-
 def flops_note():
     """A '# ...' line for the outputs that quote GFLOP/s, where the build's kernels do fewer FLOPs
-    than the dense computation counted here (hpclars.kernels.CONV_POOLED_DW, CONV_WINOGRAD), else
-    None."""
+    than the dense computation counted here (hpclars.kernels.CONV_POOLED_DW), else None."""
     from . import kernels
 
-    if not kernels.CONV_POOLED_DW and not kernels.CONV_WINOGRAD:
+    if not kernels.CONV_POOLED_DW:
         return None
-    said = []
-    if kernels.CONV_WINOGRAD:
-        said.append(f"takes conv2's forward pass by Winograd F(2x2, 5x5) in groups of images "
-                    f"(kernels.CONV_WINOGRAD: {winograd_flops() / 1e6:.3f} of its {CONV2 / 1e6:.3f} dense MFLOP "
-                    "per image)")
-    if kernels.CONV_POOLED_DW:
-        parts = (["conv1's weight gradient"] if kernels.CONV_POOLED_DW1 else []) + ["conv2's weight gradient"] \
-            + (["conv2's dx"] if kernels.CONV_POOLED_DX else [])
-        what = " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts)
-        said.append(f"sums {what} in its fused conv -> pool -> ReLU backward over the nonzero pooling windows "
-                    "only (kernels.CONV_POOLED_DW, _DW1, _DX: their nonzero terms are at most a quarter of "
-                    "those parts' dense FLOPs)")
-    return ("# GFLOP/s (and % sgemm where shown) count the dense computation's FLOPs; this build "
-            + "; it ".join(said) + ", so its rates are dense-equivalent (model FLOPs)")
+    parts = (["conv1's weight gradient"] if kernels.CONV_POOLED_DW1 else []) + ["conv2's weight gradient"] \
+        + (["conv2's dx"] if kernels.CONV_POOLED_DX else [])
+    what = " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts)
+    return ("# GFLOP/s (and % sgemm where shown) count the dense computation's FLOPs; this build's "
+            f"fused conv -> pool -> ReLU backward sums {what} over the nonzero "
+            "pooling windows only (kernels.CONV_POOLED_DW, _DW1, _DX: their nonzero terms are "
+            "at most a quarter of those parts' dense FLOPs), so its rates are dense-equivalent (model FLOPs)")
 
 
 def executed_flops(model):
@@ -109,9 +79,7 @@ def executed_flops(model):
     four) times the share of those windows: the pooled values whose gradient times the ReLU's
     mask, ``dp * (p > 0)``, is nonzero, the kernels' own test.  The shares are those of the
     model's chunk buffers (the batch's last chunk).  An image with a non-finite value takes the
-    dense path; this count does not see that.  Where conv2's forward pass goes by Winograd
-    (``kernels.CONV_WINOGRAD``), the images of whole groups in a chunk of ``model.chunk``
-    (:func:`winograd_share`, which assumes full chunks) execute :func:`winograd_flops` there.
+    dense path; this count does not see that.
     Returns (FLOPs per image: float, {"conv1": share, "conv2": share}: floats in [0, 1]).
     """
     from . import kernels
@@ -121,9 +89,7 @@ def executed_flops(model):
     dw1 = CONV1 * share["conv1"] / 4 if kernels.CONV_POOLED_DW1 else CONV1
     dw2 = CONV2 * share["conv2"] / 4 if kernels.CONV_POOLED_DW else CONV2
     dx2 = CONV2 * share["conv2"] / 4 if kernels.CONV_POOLED_DX else CONV2
-    wino = winograd_share(model.chunk)
-    fwd = FWD_FLOPS - wino * (CONV2 - winograd_flops())
-    return fwd + 2 * DENSE + dw1 + dw2 + dx2, share
+    return FWD_FLOPS + 2 * DENSE + dw1 + dw2 + dx2, share
 
 
 def median_time(fn, repeats, warmup=2):
@@ -284,6 +250,8 @@ def torch_step(batch, threads, ddp=False):
 
 
 def bench_train(args):
+    from . import kernels
+
     print(f"# hpclars bench train: {args.threads} thread(s), chunk {args.chunk_size}, {args.repeats} "
           f"repeats, {TRAIN_FLOPS / 1e6:.2f} MFLOP per image, optimizer {args.optimizer}")
     print("# interleaved: each repeat times one sgemm 1024^3 (scipy OpenBLAS, 1 call), the training "
@@ -297,8 +265,10 @@ def bench_train(args):
     print("# % exec: the median % sgemm over the FLOPs this build executes on the batch "
           "(bench.executed_flops; the same as % sgemm where a build computes every dense term); "
           "exec MFLOP: those FLOPs per image")
-    print("# eval: the trainer's forward-only evaluation (the training step's forward pass without its pooling "
-          "positions) at the same batch and chunk; x train = its images/s over the training step's")
+    wino = ("; this build takes conv2 by Winograd F(2x2, 5x5) there (kernels.CONV_WINOGRAD: fewer "
+            "operations than the 1.39 model MFLOP per image, equal to rounding)" if kernels.CONV_WINOGRAD else "")
+    print("# eval: the trainer's forward-only evaluation (no pooling positions) at the same batch and chunk"
+          f"{wino}; x train = its images/s over the training step's")
     print(f"{'batch':>6} {'hpclars img/s':>14} {'GFLOP/s':>8} {'sgemm':>6} {'% sgemm':>8} {'min-max':>12} "
           f"{'best':>6} {'% exec':>7} {'exec MFLOP':>10} {'eval img/s':>11} {'x train':>8} {'torch img/s':>12} "
           f"{'ratio':>6}")

@@ -52,18 +52,24 @@ step 1.06-1.15x (minima of 3 runs; 1.08-1.17x medians on real MNIST batches), AM
 8-lane kernels, tried here first, were not clearly faster than the dense 16-lane ones on that
 machine (the step 0.93-1.09x), and conv1's 16 images in the lanes stay.
 
-The fused forward pass takes conv2 (K = 5, Cout a multiple of 16) 16 images (AVX2: 8) at a time
-by Winograd F(2x2, 5x5) (Lavin and Gray 2016, "Fast Algorithms for Convolutional Neural
-Networks", CVPR; ``hpc_fwd_wino25_group16``, ``_group8``, :data:`WINOGRAD`), with the images in
-the lanes: each 2 x 2 output tile is one pooling window, pooled (with its position) in registers,
-and every scalar operation of the 6 x 6 transforms is one vector operation, with no
-transposition per tile; 36 products per tile and channel pair instead of 100.  Its rounding
-differs from the direct sum's (about 2e-6 of the largest output against 2e-7; the kernel tests
-bound both by 1e-5); a NaN gives NaN exactly where the direct sum does, but an inf in a pooling
-window's 6 x 6 input block may make that window NaN where the direct sum's is finite.  A batch's
-last N mod 16 (8) images take the direct sum.  Without pooling positions (``idx`` None: a forward
-pass no backward pass follows, the evaluation) no kernel computes, stores or transposes them.
-Measured in BENCHMARKS.md session 22 (AMD EPYC Zen 5, 2026-12-02).
+The forward pass without pooling positions (``idx`` None: evaluation, where no backward pass
+follows) skips the positions' bookkeeping on every build: conv1's fused forward 0.31 against
+0.34 ms per 256 images (min of 100, AMD EPYC Zen 5, 2026-12-02).  On the direct builds it takes
+conv2 (K = 5, Cout a multiple of 16, float32 x) 16 images (AVX2: 8) at a time by Winograd
+F(2x2, 5x5) (Lavin and Gray 2016, "Fast Algorithms for Convolutional Neural Networks", CVPR;
+``hpc_fwd_wino25_group16``, ``_group8``, :data:`WINOGRAD`), with the images in the lanes: each
+2 x 2 output tile is one pooling window, pooled in registers, and every scalar operation of the
+6 x 6 transforms is one vector operation, with no transposition per tile; 36 products per tile
+and channel pair instead of 100.  On AVX-512 conv2's forward pass 0.86 against 1.14 ms per 256
+images (min of 100), the evaluation 1.17-1.30x as fast, the AVX2 build's 1.39-1.50x (min and
+median of 100-150 alternating rounds; both builds on an AMD EPYC Zen 5, 2026-12-02;
+BENCHMARKS.md session 22).  Its rounding differs from the direct sum's (about 2e-6 of the
+largest output against 2e-7; the kernel tests bound both by 1e-5); a NaN gives NaN exactly where
+the direct sum does, but an inf in a pooling window's 6 x 6 input block may make that window NaN
+where the direct sum's is finite.  The training pass keeps the direct sum: with Winograd there
+too the step ran 1.03-1.12x faster, but 2 ranks' parameters after 20 steps of SGD differed from
+1 rank's by 2.9e-4 of a tensor's largest value instead of 2e-7 (its rounding, larger and
+changed by any change of the weights, flips near-tied pooling choices; BENCHMARKS.md session 22).
 
 Measured at batch 256, one thread, on the AMD EPYC (Zen 5) nodes: several times
 faster than the per-image im2col + sgemm it replaced, whose (Cout = 6 or 16) x
@@ -734,7 +740,8 @@ cdef extern from *:
        are those of the image-by-image path bit for bit; the window is then pooled as
        hpc_pool_fwd pools (first maximum, first NaN; position 2 * row + column) and ReLU'd.
        pidx NULL: values only (a copy inlined with a literal NULL, specialised, ran conv1 slower:
-       0.36 against 0.32 ms per 256 images, min of 100; AMD EPYC Zen 5, 2026-12-02). */
+       0.36 ms per 256 images against 0.32 for the same build's pass with positions, min of 100,
+       one run, not kept; AMD EPYC Zen 5, 2026-12-02). */
     static inline __attribute__((always_inline)) void hpc_fwd1_block(
             const float* xb, const float* w, const float* b, int o0, const int OB, int ho, int wo,
             float* pool, unsigned char* pidx) {
@@ -850,28 +857,26 @@ cdef extern from *:
                               _mm512_add_ps(_mm512_sub_ps(m1, m2), m[5 * st]));
     }
 
-    /* The fused forward of conv (k = 5, cout a multiple of 16, h and wd even) + bias + 2 x 2 max
-       pooling + ReLU for 16 images at once, the images in the 16 lanes, by Winograd F(2 x 2, 5 x 5):
-       each 2 x 2 output tile is a pooling window, pooled and ReLU'd in registers as it is formed
-       (first maximum, first NaN, positions 0..3 row-major, as hpc_pool_fwd), so the pre-pool map
-       never exists.  Per tile and 16 images: 36 cin cout FMAs (the direct sum: 100 cin cout), 6 cin
-       6-point input transforms plus cin (h + 4) / 2 per tile column shared by its tiles, and 8 cout
-       output transforms.  Rounding differs from the direct sum's (a relative error near 2e-6 of the
-       largest output, against 2e-7; tests/test_kernels.py); a NaN gives NaN exactly where the
-       direct sum does, but an inf in a window's 6 x 6 input block may make that window NaN even
-       where the direct sum's is finite.  x (or x8, uint8 pixels times `scale` rounded to float32,
-       as hpc_pad_rows_u8; x NULL then) points at the first of the 16 images (cin, h, wd each,
-       consecutive); out and idx (cout, h/2, wd/2) each, idx NULL: the values only; u from
-       hpc_wino_weights.  Scratch: xb, cin (h + 4) x (wd + 4) pixel vectors whose border the caller
-       zeroed; th, 6 cin (h + 4) vectors; v, 36 cin vectors; m, 36 x 16 vectors; pool, cout h wd / 4
-       vectors; pidx, 16 bytes per pooled value (NULL with idx). */
-    static void hpc_fwd_wino25_group16(const float* x, const unsigned char* x8, float scale, int cin,
-                                       const float* u, const float* b, float* out, unsigned char* idx,
-                                       int cout, int h, int wd, float* xb, float* th, float* v, float* m,
-                                       float* pool, unsigned char* pidx) {
+    /* The forward-only conv (k = 5, cout a multiple of 16, h and wd even) + bias + 2 x 2 max pooling
+       + ReLU of 16 images at once, the images in the 16 lanes, by Winograd F(2 x 2, 5 x 5): each
+       2 x 2 output tile is a pooling window, pooled and ReLU'd in registers as it is formed (first
+       maximum, first NaN, as hpc_pool_fwd), so neither the pre-pool map nor positions exist.  About
+       1.8x fewer vector operations than the direct sum (per tile and 16 images: 36 x cin x cout
+       FMAs, 12 cin and about 5 cout 6-point transforms, against 100 x cin x cout FMAs); rounding
+       differs from the direct sum's (a relative error near 2e-6 of the largest output, against 2e-7;
+       tests/test_kernels.py); an inf in a window's 6 x 6 input block may make that window NaN even
+       where the direct sum's is finite.  For evaluation only: the training pass keeps the direct
+       sum and its positions (module docstring).
+       x points at the first of the 16 images (cin, h, wd each, consecutive); out (cout, h/2, wd/2)
+       each; u from hpc_wino_weights.  Scratch: xb, cin (h + 4) x (wd + 4) pixel vectors whose border
+       the caller zeroed; th, 6 cin (h + 4) vectors; v, 36 cin vectors; m, 36 x 16 vectors; pool,
+       cout h wd / 4 vectors. */
+    static void hpc_fwd_wino25_group16(const float* x, int cin, const float* u, const float* b,
+                                       float* out, int cout, int h, int wd, float* xb, float* th,
+                                       float* v, float* m, float* pool) {
         const int hp = h + 4, wp = wd + 4, ho = h / 2, wo = wd / 2;
         const long px = (long)h * wd, istride = (long)cin * px, hw2 = (long)ho * wo, pf = (long)cout * hw2;
-        const __m512 zero = _mm512_setzero_ps(), sv = _mm512_set1_ps(scale);
+        const __m512 zero = _mm512_setzero_ps();
         __m512 r[16];
         /* the 16 images' pixels, channel by channel, as pixel vectors in the padded grid */
         for (int c = 0; c < cin; c++) {
@@ -880,10 +885,7 @@ cdef extern from *:
             for (long b0 = 0; b0 < px; b0 += 16) {
                 const int n = px - b0 < 16 ? (int)(px - b0) : 16;
                 const __mmask16 mk = hpc_lanes(n);
-                for (int i = 0; i < 16; i++)
-                    r[i] = x ? _mm512_maskz_loadu_ps(mk, x + i * istride + c * px + b0)
-                             : _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
-                                                 _mm_maskz_loadu_epi8(mk, x8 + i * istride + c * px + b0))), sv);
+                for (int i = 0; i < 16; i++) r[i] = _mm512_maskz_loadu_ps(mk, x + i * istride + c * px + b0);
                 hpc_tr16(r);
                 for (int j = 0; j < n; j++) {
                     _mm512_storeu_ps(xc + ((yy + 2) * wp + uu + 2) * 16, r[j]);
@@ -946,54 +948,33 @@ cdef extern from *:
                         const __m512 bv = _mm512_set1_ps(b[o0 + o]);
                         __m512 best = _mm512_add_ps(y00, bv), t;
                         t = _mm512_add_ps(y01, bv);
-                        const __mmask16 m1 = hpc_wins(t, best);
-                        best = _mm512_mask_mov_ps(best, m1, t);
+                        best = _mm512_mask_mov_ps(best, hpc_wins(t, best), t);
                         t = _mm512_add_ps(y10, bv);
-                        const __mmask16 m2 = hpc_wins(t, best);
-                        best = _mm512_mask_mov_ps(best, m2, t);
+                        best = _mm512_mask_mov_ps(best, hpc_wins(t, best), t);
                         t = _mm512_add_ps(y11, bv);
-                        const __mmask16 m3 = hpc_wins(t, best);
-                        best = _mm512_mask_mov_ps(best, m3, t);
+                        best = _mm512_mask_mov_ps(best, hpc_wins(t, best), t);
                         best = _mm512_mask_mov_ps(best, _mm512_cmp_ps_mask(best, zero, _CMP_LT_OQ), zero);
-                        const long f = (long)(o0 + o) * hw2 + (long)ty * wo + tx;
-                        _mm512_storeu_ps(pool + f * 16, best);
-                        if (pidx) {  /* positions 0..3 row-major, as hpc_pool_fwd's */
-                            __m512i arg = _mm512_maskz_mov_epi32(m1, _mm512_set1_epi32(1));
-                            arg = _mm512_mask_mov_epi32(arg, m2, _mm512_set1_epi32(2));
-                            arg = _mm512_mask_mov_epi32(arg, m3, _mm512_set1_epi32(3));
-                            _mm_storeu_si128((__m128i*)(pidx + f * 16), _mm512_cvtepi32_epi8(arg));
-                        }
+                        _mm512_storeu_ps(pool + ((long)(o0 + o) * hw2 + (long)ty * wo + tx) * 16, best);
                     }
                 }
             }
         }
-        /* the pooled maps (16 images in the lanes) -> out (and the positions -> idx), 16 values at a
-           time */
+        /* the pooled maps (16 images in the lanes) -> out, 16 values at a time */
         for (long f0 = 0; f0 < pf; f0 += 16) {
             const int n = pf - f0 < 16 ? (int)(pf - f0) : 16;
             const __mmask16 mk = hpc_lanes(n);
-            __m512 a[16];
-            _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++) {
-                const long f = f0 + (j < n ? j : 0);  /* past the end: any value, not stored */
-                r[j] = _mm512_loadu_ps(pool + f * 16);
-                if (idx)
-                    a[j] = _mm512_castsi512_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(pidx + f * 16))));
-            }
+            _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++)
+                r[j] = _mm512_loadu_ps(pool + (f0 + (j < n ? j : 0)) * 16);  /* past the end: not stored */
             hpc_tr16(r);
             _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++)
                 _mm512_mask_storeu_ps(out + i * pf + f0, mk, r[i]);
-            if (!idx) continue;
-            hpc_tr16(a);
-            _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++)
-                _mm_mask_storeu_epi8(idx + i * pf + f0, mk, _mm512_cvtepi32_epi8(_mm512_castps_si512(a[i])));
         }
     }
 
     /* The AVX2 build's; never called here. */
-    static void hpc_fwd_wino25_group8(const float* x, const unsigned char* x8, float scale, int cin,
-                                      const float* u, const float* b, float* out, unsigned char* idx,
-                                      int cout, int h, int wd, float* xb, float* th, float* v, float* m,
-                                      float* pool, unsigned char* pidx) {}
+    static void hpc_fwd_wino25_group8(const float* x, int cin, const float* u, const float* b,
+                                      float* out, int cout, int h, int wd, float* xb, float* th,
+                                      float* v, float* m, float* pool) {}
     static void hpc_fwd1_group8(const float* x, const unsigned char* x8, float scale, const float* w,
                                 const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
                                 float* xb, float* pool, unsigned char* pidx) {}
@@ -1550,27 +1531,23 @@ cdef extern from *:
                               _mm256_add_ps(_mm256_sub_ps(m[1], m[2]), m[5]));
     }
 
-    /* hpc_fwd_wino25_group16 (AVX-512 section: the fused forward by Winograd F(2 x 2, 5 x 5), pooled
-       and ReLU'd) for 8 images at once in the 8 lanes: the same transforms and weights (u from
+    /* hpc_fwd_wino25_group16 (AVX-512 section: Winograd F(2 x 2, 5 x 5), forward only, pooled and
+       ReLU'd) for 8 images at once in the 8 lanes: the same transforms and weights (u from
        hpc_wino_weights), the products 8 output channels at a time (8 accumulators, AVX2's 16
        registers).  Scratch as that kernel's, with 8-float vectors. */
-    static void hpc_fwd_wino25_group8(const float* x, const unsigned char* x8, float scale, int cin,
-                                      const float* u, const float* b, float* out, unsigned char* idx,
-                                      int cout, int h, int wd, float* xb, float* th, float* v, float* m,
-                                      float* pool, unsigned char* pidx) {
+    static void hpc_fwd_wino25_group8(const float* x, int cin, const float* u, const float* b,
+                                      float* out, int cout, int h, int wd, float* xb, float* th,
+                                      float* v, float* m, float* pool) {
         const int hp = h + 4, wp = wd + 4, ho = h / 2, wo = wd / 2;
         const long px = (long)h * wd, istride = (long)cin * px, hw2 = (long)ho * wo, pf = (long)cout * hw2;
-        const __m256 zero = _mm256_setzero_ps(), sv = _mm256_set1_ps(scale);
+        const __m256 zero = _mm256_setzero_ps();
         __m256 r[8];
         for (int c = 0; c < cin; c++) {
             float* xc = xb + (long)c * hp * wp * 8;
             long yy = 0, uu = 0;
             for (long b0 = 0; b0 < px; b0 += 8) {
                 const int n = px - b0 < 8 ? (int)(px - b0) : 8;
-                for (int i = 0; i < 8; i++)
-                    r[i] = x ? hpc_load8(x + i * istride + c * px + b0, n)
-                             : _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
-                                                 hpc_load_bytes8(x8 + i * istride + c * px + b0, n))), sv);
+                for (int i = 0; i < 8; i++) r[i] = hpc_load8(x + i * istride + c * px + b0, n);
                 hpc_tr8(r);
                 for (int j = 0; j < n; j++) {
                     _mm256_storeu_ps(xc + ((yy + 2) * wp + uu + 2) * 8, r[j]);
@@ -1630,26 +1607,18 @@ cdef extern from *:
                         __m256 best = hpc_pool4x8(_mm256_add_ps(y00, bv), _mm256_add_ps(y01, bv),
                                                   _mm256_add_ps(y10, bv), _mm256_add_ps(y11, bv), &a);
                         best = _mm256_blendv_ps(best, zero, _mm256_cmp_ps(best, zero, _CMP_LT_OQ));
-                        const long f = (long)(o0 + o) * hw2 + (long)ty * wo + tx;
-                        _mm256_storeu_ps(pool + f * 8, best);
-                        if (pidx) _mm_storel_epi64((__m128i*)(pidx + f * 8), hpc_bytes8(a));
+                        _mm256_storeu_ps(pool + ((long)(o0 + o) * hw2 + (long)ty * wo + tx) * 8, best);
                     }
                 }
             }
         }
         for (long f0 = 0; f0 < pf; f0 += 8) {
             const int n = pf - f0 < 8 ? (int)(pf - f0) : 8;
-            __m256 a[8];
-            _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) {
-                const long f = f0 + (j < n ? j : 0);  /* past the end: any value, not stored */
-                r[j] = _mm256_loadu_ps(pool + f * 8);
-                a[j] = idx ? _mm256_castsi256_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(pidx + f * 8))))
-                           : _mm256_setzero_ps();
-            }
+            _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++)
+                r[j] = _mm256_loadu_ps(pool + (f0 + (j < n ? j : 0)) * 8);  /* past the end: not stored */
             hpc_tr8(r);
-            if (idx) hpc_tr8(a);
             _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)
-                hpc_store8(out + i * pf + f0, idx ? idx + i * pf + f0 : NULL, r[i], _mm256_castps_si256(a[i]), n);
+                hpc_store8(out + i * pf + f0, NULL, r[i], _mm256_setzero_si256(), n);
         }
     }
 
@@ -1660,10 +1629,9 @@ cdef extern from *:
     static void hpc_fwd1_group16(const float* x, const unsigned char* x8, float scale, const float* w,
                                  const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
                                  float* xb, float* pool, unsigned char* pidx) {}
-    static void hpc_fwd_wino25_group16(const float* x, const unsigned char* x8, float scale, int cin,
-                                       const float* u, const float* b, float* out, unsigned char* idx,
-                                       int cout, int h, int wd, float* xb, float* th, float* v, float* m,
-                                       float* pool, unsigned char* pidx) {}
+    static void hpc_fwd_wino25_group16(const float* x, int cin, const float* u, const float* b,
+                                       float* out, int cout, int h, int wd, float* xb, float* th,
+                                       float* v, float* m, float* pool) {}
 
     #else
     /* Without AVX-512 or AVX2 + FMA the kernels take the im2col + sgemm path; these are never
@@ -1694,14 +1662,12 @@ cdef extern from *:
     static void hpc_fwd1_group16(const float* x, const unsigned char* x8, float scale, const float* w,
                                  const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
                                  float* xb, float* pool, unsigned char* pidx) {}
-    static void hpc_fwd_wino25_group16(const float* x, const unsigned char* x8, float scale, int cin,
-                                       const float* u, const float* b, float* out, unsigned char* idx,
-                                       int cout, int h, int wd, float* xb, float* th, float* v, float* m,
-                                       float* pool, unsigned char* pidx) {}
-    static void hpc_fwd_wino25_group8(const float* x, const unsigned char* x8, float scale, int cin,
-                                      const float* u, const float* b, float* out, unsigned char* idx,
-                                      int cout, int h, int wd, float* xb, float* th, float* v, float* m,
-                                      float* pool, unsigned char* pidx) {}
+    static void hpc_fwd_wino25_group16(const float* x, int cin, const float* u, const float* b,
+                                       float* out, int cout, int h, int wd, float* xb, float* th,
+                                       float* v, float* m, float* pool) {}
+    static void hpc_fwd_wino25_group8(const float* x, int cin, const float* u, const float* b,
+                                      float* out, int cout, int h, int wd, float* xb, float* th,
+                                      float* v, float* m, float* pool) {}
     #endif
 
     /* The pooled weight gradient and dx (hpc_dw_pooled5, hpc_dx_pooled14): 8-lane AVX2 kernels that
@@ -2226,14 +2192,12 @@ cdef extern from *:
                           const unsigned char* idx, int cout, int h, int wd, float* xb, float* dt,
                           float* kt, float* g2, float* acc16, float* db) noexcept nogil
     void hpc_wino_weights(const float* w, int cout, int cin, float* u) noexcept nogil
-    void hpc_fwd_wino25_group16(const float* x, const unsigned char* x8, float scale, int cin,
-                                const float* u, const float* b, float* out, unsigned char* idx, int cout,
-                                int h, int wd, float* xb, float* th, float* v, float* m, float* pool,
-                                unsigned char* pidx) noexcept nogil
-    void hpc_fwd_wino25_group8(const float* x, const unsigned char* x8, float scale, int cin,
-                               const float* u, const float* b, float* out, unsigned char* idx, int cout,
-                               int h, int wd, float* xb, float* th, float* v, float* m, float* pool,
-                               unsigned char* pidx) noexcept nogil
+    void hpc_fwd_wino25_group16(const float* x, int cin, const float* u, const float* b, float* out,
+                                int cout, int h, int wd, float* xb, float* th, float* v,
+                                float* m, float* pool) noexcept nogil
+    void hpc_fwd_wino25_group8(const float* x, int cin, const float* u, const float* b, float* out,
+                               int cout, int h, int wd, float* xb, float* th, float* v,
+                               float* m, float* pool) noexcept nogil
     void hpc_fwd1_group16(const float* x, const unsigned char* x8, float scale, const float* w,
                           const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
                           float* xb, float* pool, unsigned char* pidx) noexcept nogil
@@ -2258,11 +2222,10 @@ POOLED_DW = bool(HPC_POOLED_DW)
 #: ... and for one input channel (LeNet's conv1; the AVX2 build only: on AVX-512 conv1's backward
 #: pass keeps its 16 images in the lanes).
 POOLED_DW1 = bool(HPC_POOLED_DW and not HPC_AVX512)
-#: True where conv2d_pool_relu_forward takes 16 images (AVX2: 8) at a time by Winograd F(2x2, 5x5)
-#: for K = 5, Cout a multiple of 16 and even H and W (LeNet's conv2; the direct builds), with or
-#: without positions: fewer operations than the direct sum, equal to rounding (a relative error
-#: near 2e-6 of the largest output; hpc_fwd_wino25_group16, _group8); a batch's last N mod 16 (8)
-#: images take the direct sum.
+#: True where conv2d_pool_relu_forward without positions (idx None: evaluation) takes 16 images
+#: (AVX2: 8) at a time by Winograd F(2x2, 5x5) for K = 5, Cout a multiple of 16, even H and W and
+#: a float32 x (LeNet's conv2; the direct builds): fewer operations than the direct sum, equal to
+#: rounding (a relative error near 2e-6 of the largest output; hpc_fwd_wino25_group16, _group8).
 WINOGRAD = bool(HPC_DIRECT and HPC_POOL_SIMD)
 #: True where conv2d_pool_relu_backward also sums dx over the nonzero pooling windows only, equal
 #: to rounding: on the AVX2 build for K = 5, H = 14 and even W of 10 to 16 (hpc_dx_pooled14), on
@@ -2306,13 +2269,13 @@ ctypedef struct Geom:
     # and their counts.
     bint pooled_dx
     Py_ssize_t dtw, dqv, dqo, dqc
-    # Direct path, the fused forward by Winograd F(2x2, 5x5) (hpc_fwd_wino25_group16 and _group8,
-    # K = 5, Cout a multiple of 16, H and W even): the transformed weights at dwu in the shared
-    # piece, then, last in a slot (the backward pass neither reads nor zeroes them), the padded
-    # pixel vectors, the transformed rows of a tile column, the transformed tile, its products,
-    # the pooled maps and their positions (sized for 16 lanes).
+    # Direct path, the forward-only Winograd F(2x2, 5x5) (hpc_fwd_wino25_group16 and _group8, K = 5,
+    # Cout a multiple of 16, H and W even): the transformed weights at dwu in the shared piece, then,
+    # last in a slot (the backward pass neither reads nor zeroes them), the padded pixel vectors,
+    # the transformed rows of a tile column, the transformed tile, its products and the pooled
+    # maps (sized for 16 lanes).
     bint wino
-    Py_ssize_t dwu, dwx, dwt, dwv, dwm, dwp, dwk
+    Py_ssize_t dwu, dwx, dwt, dwv, dwm, dwp
 
 
 cdef inline Py_ssize_t _up16(Py_ssize_t m) noexcept nogil:
@@ -2401,7 +2364,7 @@ cdef Geom _geom(Py_ssize_t cin, Py_ssize_t h, Py_ssize_t w, Py_ssize_t cout,
         g.dg2 = g.dkt + 16 * <Py_ssize_t>cout * (h // 2) * (w // 2)
         g.dslot = g.dg2 + 16 * 2 * <Py_ssize_t>cout * w
     g.wino = HPC_DIRECT and HPC_POOL_SIMD and k == 5 and cout % 16 == 0 and h % 2 == 0 and w % 2 == 0
-    g.dwu = g.dwx = g.dwt = g.dwv = g.dwm = g.dwp = g.dwk = 0  # used only with wino
+    g.dwu = g.dwx = g.dwt = g.dwv = g.dwm = g.dwp = 0  # used only with wino
     if g.wino:
         g.dwu = g.shared
         g.shared += _up16(<Py_ssize_t>36 * cin * cout)
@@ -2410,8 +2373,7 @@ cdef Geom _geom(Py_ssize_t cin, Py_ssize_t h, Py_ssize_t w, Py_ssize_t cout,
         g.dwv = g.dwt + 16 * 6 * <Py_ssize_t>cin * (h + 4)
         g.dwm = g.dwv + 16 * 36 * <Py_ssize_t>cin
         g.dwp = g.dwm + 16 * 36 * 16
-        g.dwk = g.dwp + 16 * <Py_ssize_t>cout * (h // 2) * (w // 2)
-        g.dslot = g.dwk + 4 * <Py_ssize_t>cout * (h // 2) * (w // 2)  # 16 bytes per pooled value
+        g.dslot = g.dwp + 16 * <Py_ssize_t>cout * (h // 2) * (w // 2)
     return g
 
 
@@ -2580,9 +2542,9 @@ cdef void _direct_forward(x, w, b, out, idx, work, int nt, float x_scale=1.0, bi
     # conv1 (one input channel): 16 (AVX2: 8) images at a time with the images in the lanes, the
     # rest image by image below.
     cdef bint groups = pooled and g.blanes and HPC_POOL_SIMD and (g.cout == 3 or g.cout == 6)
-    # Cout a multiple of 16 (conv2): 16 images (AVX2: 8) at a time by Winograd F(2x2, 5x5)
-    # (:data:`WINOGRAD`), the rest image by image below.
-    cdef bint wino = pooled and g.wino
+    # Forward only (no positions) with Cout a multiple of 16 (conv2): 16 images (AVX2: 8) at a
+    # time by Winograd F(2x2, 5x5) (:data:`WINOGRAD`), the rest image by image below.
+    cdef bint wino = pooled and not want_idx and not u8 and g.wino
     cdef int gsz = 16 if HPC_POOL_AVX512 else 8
     cdef Py_ssize_t i0, grp, n16 = (nimg // gsz) * gsz if groups or wino else 0
     if wino and n16:
@@ -2598,17 +2560,13 @@ cdef void _direct_forward(x, w, b, out, idx, work, int nt, float x_scale=1.0, bi
         for grp in prange(n16 // gsz, schedule="static"):
             i0 = grp * gsz
             if wino and HPC_POOL_AVX512:
-                hpc_fwd_wino25_group16(NULL if u8 else &xv[i0, 0, 0, 0], &xu[i0, 0, 0, 0] if u8 else NULL, x_scale,
-                                       g.cin, wt + g.dwu, &bv[0], &ov[i0, 0, 0, 0],
-                                       &iv[i0, 0, 0, 0] if want_idx else NULL, g.cout, g.h, g.w, slot + g.dwx,
-                                       slot + g.dwt, slot + g.dwv, slot + g.dwm, slot + g.dwp,
-                                       <unsigned char*>(slot + g.dwk) if want_idx else NULL)
+                hpc_fwd_wino25_group16(&xv[i0, 0, 0, 0], g.cin, wt + g.dwu, &bv[0], &ov[i0, 0, 0, 0], g.cout,
+                                       g.h, g.w, slot + g.dwx, slot + g.dwt, slot + g.dwv, slot + g.dwm,
+                                       slot + g.dwp)
             elif wino:
-                hpc_fwd_wino25_group8(NULL if u8 else &xv[i0, 0, 0, 0], &xu[i0, 0, 0, 0] if u8 else NULL, x_scale,
-                                      g.cin, wt + g.dwu, &bv[0], &ov[i0, 0, 0, 0],
-                                      &iv[i0, 0, 0, 0] if want_idx else NULL, g.cout, g.h, g.w, slot + g.dwx,
-                                      slot + g.dwt, slot + g.dwv, slot + g.dwm, slot + g.dwp,
-                                      <unsigned char*>(slot + g.dwk) if want_idx else NULL)
+                hpc_fwd_wino25_group8(&xv[i0, 0, 0, 0], g.cin, wt + g.dwu, &bv[0], &ov[i0, 0, 0, 0], g.cout,
+                                      g.h, g.w, slot + g.dwx, slot + g.dwt, slot + g.dwv, slot + g.dwm,
+                                      slot + g.dwp)
             elif HPC_POOL_AVX512:
                 hpc_fwd1_group16(NULL if u8 else &xv[i0, 0, 0, 0], &xu[i0, 0, 0, 0] if u8 else NULL, x_scale,
                                  &wv[0, 0, 0, 0], &bv[0], &ov[i0, 0, 0, 0],
@@ -2974,13 +2932,10 @@ def conv2d_pool_relu_forward(x, w, b, out, idx, work, int nthreads=1, x_scale=No
     work (>= conv2d_pool_relu_work_size(N, Cin, H, W, Cout, K, nthreads),)  scratch, float32
 
     The same values as conv2d_forward, maxpool2_forward and relu_forward in turn (ReLU
-    after pooling: relu(max(.)) = max(relu(.)), ReLU is monotone), bit for bit where the
-    batch's images go one by one, to rounding where :data:`WINOGRAD` takes groups of them
-    (K = 5, Cout a multiple of 16: Winograd F(2x2, 5x5), Lavin and Gray 2016; module
-    docstring).  Where :data:`FUSED`, each image's convolution stays in the thread's scratch
-    (Cout*H*W floats, in cache), so the pre-pool activations never go to memory.  Raises
-    ValueError for a bad argument (a uint8 x without a finite x_scale, or an x_scale with a
-    float32 x).
+    after pooling: relu(max(.)) = max(relu(.)), ReLU is monotone).  Where :data:`FUSED`,
+    each image's convolution stays in the thread's scratch (Cout*H*W floats, in cache), so
+    the pre-pool activations never go to memory.  Raises ValueError for a bad argument (a
+    uint8 x without a finite x_scale, or an x_scale with a float32 x).
     """
     n, cin, h, wd, cout, k = _check_fused(x, w, out, idx, work, nthreads, True)
     _checked(b, "b", np.float32, (cout,))

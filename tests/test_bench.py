@@ -93,38 +93,25 @@ def test_bench_train_reports_the_median_share_of_sgemm_inside_its_range():
     executed = float(row[8])
     assert 0 < executed <= TRAIN_FLOPS / 1e6 + 5e-4
     assert float(row[7].rstrip("%")) == pytest.approx(share * executed * 1e6 / TRAIN_FLOPS, abs=0.11)  # both rounded to 0.1
-    if not kernels.CONV_POOLED_DW and not kernels.CONV_WINOGRAD:
+    if not kernels.CONV_POOLED_DW:
         assert row[8] == f"{TRAIN_FLOPS / 1e6:.3f}" and row[7] == row[4]
     assert "interleaved" in proc.stdout
 
 
-def test_winograd_flops_count_the_kernels_operations():
-    from hpclars.bench import CONV2, winograd_flops
-
-    # LeNet's conv2, by hand: 49 tiles x 36 products x 6 x 16 channels, 6 channels x (7 tile columns
-    # x 18 rows + 49 tiles x 6 columns) input transforms of 22 FLOPs, 49 x 16 x (8 x 9 + 4)
-    assert winograd_flops() == 49 * 36 * 96 * 2 + 6 * (7 * 18 + 49 * 6) * 22 + 49 * 16 * 76 == 453712
-    assert winograd_flops() < CONV2 / 2
-    assert winograd_flops(cin=1, cout=16, h=2, w=2) == 36 * 16 * 2 + (6 + 6) * 22 + 16 * 76
-
-
 def test_executed_flops_counts_the_pooled_parts_by_their_nonzero_windows():
     from hpclars import kernels
-    from hpclars.bench import CONV1, CONV2, DENSE, TRAIN_FLOPS, OneRankStep, executed_flops, winograd_flops
+    from hpclars.bench import CONV1, CONV2, DENSE, FWD_FLOPS, TRAIN_FLOPS, OneRankStep, executed_flops
 
     s = OneRankStep(12, 1, 12)
     s.forward_backward()
     m = s.model
-    # a chunk of 12 fills no group of 16; of 8 (AVX2) it does: 8 of its 12 images by Winograd
-    wino = 8 / 12 if kernels.CONV_WINOGRAD and kernels.KERNEL_PATH == "avx2" else 0.0
-    FWD_FLOPS = CONV1 + CONV2 + DENSE - wino * (CONV2 - winograd_flops())
     flops, share = executed_flops(m)
     assert set(share) == {"conv1", "conv2"} and all(0 < v <= 1 for v in share.values())
     # the shares are those of the windows whose gradient reaches the kernels' sums
     live = (m.dp2 != 0) & (m.p2 > 0)
     assert share["conv2"] == pytest.approx(live.mean())
     if not kernels.CONV_POOLED_DW:
-        assert flops == pytest.approx(TRAIN_FLOPS - wino * (CONV2 - winograd_flops()))
+        assert flops == TRAIN_FLOPS
     else:
         assert FWD_FLOPS + 2 * DENSE < flops < TRAIN_FLOPS
         # no conv2 window with a gradient: its pooled parts execute nothing

@@ -269,34 +269,29 @@ def winograd_images(n, cout, k=KSIZE):
 @pytest.mark.parametrize("cin,cout,h,wd", [(1, 6, 28, 28), (6, 16, 14, 14), (7, 16, 6, 8), (3, 32, 10, 4),
                                            (2, 16, 2, 2)])
 @pytest.mark.parametrize("pixels", [False, True], ids=["float32", "uint8"])
-def test_conv2d_pool_relu_forward_winograd_groups_and_no_positions(rng, cin, cout, h, wd, n, nthreads,
-                                                                   pixels):
-    """idx None (evaluation) gives the outputs of the pass that records positions, bit for bit.
-    Where a batch with Cout a multiple of 16 goes by Winograd F(2x2, 5x5) (CONV_WINOGRAD: both
-    passes), its groups of 16 images (AVX2: 8) differ from the direct sum of each image alone by
-    rounding only (within TOL of the float64 reference), and its last N mod 16 (8) images are that
-    direct sum's bit for bit; float32 and uint8 pixels alike."""
+def test_conv2d_pool_relu_forward_without_positions(rng, cin, cout, h, wd, n, nthreads, pixels):
+    """idx None (evaluation): the outputs of the forward pass that records positions, bit for bit,
+    except where a float32 batch with Cout a multiple of 16 goes by Winograd F(2x2, 5x5)
+    (CONV_WINOGRAD): there its groups of 16 (AVX2: 8) are within TOL of the float64 reference and
+    its last N mod 16 (8) images are the positions' pass's bit for bit.  uint8 pixels never go by
+    Winograd."""
     x8 = rng.integers(0, 256, size=(n, cin, h, wd), dtype=np.uint8)
     x = np.multiply(x8, np.float32(1 / 255), dtype=np.float32) - np.float32(0.3)
     xin, extra = (x8, (1 / 255,)) if pixels else (x, ())
     w, b = randn(rng, cout, cin, KSIZE, KSIZE) * 0.2, randn(rng, cout) * 0.1
     pooled = (n, cout, h // 2, wd // 2)
     work = fused_work(n, cin, cout, h, wd, nthreads)
-    out, idx, bare, one = nans(pooled), np.full(pooled, 255, np.uint8), nans(pooled), nans(pooled)
+    out, idx, bare = nans(pooled), np.full(pooled, 255, np.uint8), nans(pooled)
     K.conv2d_pool_relu_forward(xin, w, b, out, idx, work, nthreads, *extra)
     K.conv2d_pool_relu_forward(xin, w, b, bare, None, work, nthreads, *extra)
-    np.testing.assert_array_equal(bare.view(np.int32), out.view(np.int32))
-    work1 = fused_work(1, cin, cout, h, wd, 1)
-    for i in range(n):  # one image never fills a group: the direct sum
-        K.conv2d_pool_relu_forward(xin[i:i + 1], w, b, one[i:i + 1], None, work1, 1, *extra)
-    wino = winograd_images(n, cout)
-    np.testing.assert_array_equal(out[wino:].view(np.int32), one[wino:].view(np.int32))
-    if wino:
-        ref = nans(pooled, np.float64)
-        xr = np.multiply(x8, 1 / 255) if pixels else x.astype(np.float64)
-        R.conv2d_pool_relu_forward(xr, w.astype(np.float64), b.astype(np.float64), ref, None, None)
-        assert rel_err(out[:wino], ref[:wino]) <= TOL
-        assert not np.array_equal(out[:wino], one[:wino])  # it did take the other sum
+    exact = n - (0 if pixels else winograd_images(n, cout))
+    np.testing.assert_array_equal(bare[n - exact:].view(np.int32), out[n - exact:].view(np.int32))
+    if exact < n:
+        ref = nans(pooled, np.float64)  # (float32 only: uint8 pixels never go by Winograd)
+        R.conv2d_pool_relu_forward(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), ref,
+                                   None, None)
+        assert rel_err(bare[:n - exact], ref[:n - exact]) <= TOL
+        assert not np.array_equal(bare[:n - exact], out[:n - exact])  # it did take the other sum
 
 
 def _blocks_holding(special, n, cout, h, wd):
@@ -312,14 +307,13 @@ def _blocks_holding(special, n, cout, h, wd):
 
 
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # the reference on NaN and inf
-@pytest.mark.parametrize("positions", [False, True])
 @pytest.mark.parametrize("where", ["x", "w"])
-def test_conv2d_pool_relu_forward_winograd_nan_and_inf(rng, where, positions):
-    """Winograd's groups (35 images: two groups of 16 and 3 direct) and NaN and inf in x or w:
-    a NaN makes NaN exactly the pooled outputs the reference makes NaN (a window's 2 x 2 outputs
-    read exactly its 6 x 6 input block); an inf may make NaN of a window whose block holds it,
-    even where the reference's is finite, but nothing else: every other output is the reference's
-    (its inf, or within TOL)."""
+def test_conv2d_pool_relu_forward_without_positions_keeps_nan_and_inf(rng, where):
+    """Without positions (Winograd's groups where CONV_WINOGRAD: 35 images, two groups of 16 and 3
+    direct) and NaN and inf in x or w: a NaN makes NaN exactly the pooled outputs the reference
+    makes NaN (a window's 2 x 2 outputs read exactly its 6 x 6 input block); an inf may make NaN
+    of a window whose block holds it, even where the reference's is finite, but nothing else:
+    every other output is the reference's (its inf, or within TOL)."""
     n, cin, cout, h = 35, 6, 16, 14
     x, w = randn(rng, n, cin, h, h), randn(rng, cout, cin, KSIZE, KSIZE) * 0.2
     b = randn(rng, cout) * 0.1
@@ -334,8 +328,7 @@ def test_conv2d_pool_relu_forward_winograd_nan_and_inf(rng, where, positions):
             near = np.zeros(pooled, bool)
             near[:, 4] = True  # that weight meets every input block of channel 4
         out, ref = nans(pooled), nans(pooled, np.float64)
-        idx = np.full(pooled, 255, np.uint8) if positions else None
-        K.conv2d_pool_relu_forward(xs, ws, b, out, idx, fused_work(n, cin, cout, h, h, 1), 1)
+        K.conv2d_pool_relu_forward(xs, ws, b, out, None, fused_work(n, cin, cout, h, h, 1), 1)
         R.conv2d_pool_relu_forward(xs.astype(np.float64), ws.astype(np.float64), b.astype(np.float64), ref,
                                    None, None)
         if np.isnan(special):
