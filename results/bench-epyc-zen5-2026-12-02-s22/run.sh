@@ -29,3 +29,10 @@ $N python jobs/ab_builds.py /tmp/kb/f552 --what eval --rounds 100 > $D/ab_eval_v
 $N python jobs/ab_builds.py /tmp/kb/base --what eval --rounds 150 > $D/ab_eval_run2.txt 2>&1
 $N python jobs/ab_builds.py /tmp/kb/base --what step --rounds 150 > $D/ab_step_run3.txt 2>&1
 $N hpclars bench train --batch-sizes 64,256,1024 --repeats 9 > $D/train_native_run3.txt 2>&1
+# After reverting the training step's Winograd (b058146): the rank-count agreement and the final figures.
+(cd /tmp/kb/base && PYTHONPATH=/tmp/kb/base bash /work/main/$D/nranks_agreement.sh base) > $D/nranks_fb9377a.txt 2>&1
+bash $D/nranks_agreement.sh final > $D/nranks_b058146.txt 2>&1
+$N hpclars bench train --batch-sizes 64,256,1024 --repeats 9 > $D/train_final.txt 2>&1
+$N python jobs/ab_builds.py /tmp/kb/base --what eval --rounds 150 > $D/ab_eval_final.txt 2>&1
+$N python jobs/ab_builds.py /tmp/kb/base --what step --rounds 100 > $D/ab_step_final.txt 2>&1
+python $D/eval_agreement.py > $D/eval_agreement.txt 2>&1  # at b058146 (eval_agreement_768fe23.txt: the same script, labelled winograd/direct, at 768fe23)
