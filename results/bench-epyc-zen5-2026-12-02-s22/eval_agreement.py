@@ -18,10 +18,11 @@ import numpy as np
 from hpclars import kernels
 from hpclars.data import load_mnist
 from hpclars.model import LAYOUT, LeNet, init_params
+from hpclars.provenance import git_commit
 
 d = load_mnist(download=False)
 images, labels = d.test_images, d.test_labels.astype(np.int32)
-print(f"# kernel_path {kernels.KERNEL_PATH}, CONV_WINOGRAD {kernels.CONV_WINOGRAD}")
+print(f"# git_commit {git_commit()}, kernel_path {kernels.KERNEL_PATH}, CONV_WINOGRAD {kernels.CONV_WINOGRAD}")
 runs = {}
 for name, chunk in (("chunk-256", 256), ("chunk-7", 7)):
     flat = init_params(np.zeros(LAYOUT.size, np.float32), 0)
