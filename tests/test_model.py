@@ -144,8 +144,9 @@ def test_evaluation_on_uint8_pixels_is_evaluation_on_scaled_floats(batch, kern, 
 def test_evaluation_is_the_training_forward_pass(batch, threads):
     """evaluate() runs the forward pass only (no pooling positions; conv2 by Winograd F(2x2, 5x5)
     where kernels.CONV_WINOGRAD): the summed loss of forward_backward's forward pass to rounding and
-    the same correct count, on 96 MNIST images in chunks of 40, 40 and 16 (groups of 16 and a
-    tail), from a trained-like start (the he-normal init) and after one large step."""
+    the same correct count, on 96 MNIST images in chunks of 40, 40 and 16 (groups of 16 or 8 and a
+    tail), at the he-normal start and after a step.  The count is equal on these images and
+    weights; elsewhere an image whose two largest logits lie within rounding could differ."""
     images, labels = batch
     flat = init_params(np.zeros(LAYOUT.size, np.float32), seed=4)
     model = LeNet(kernels, chunk_size=40, nthreads=threads)
