@@ -860,9 +860,11 @@ cdef extern from *:
     /* The forward-only conv (k = 5, cout a multiple of 16, h and wd even) + bias + 2 x 2 max pooling
        + ReLU of 16 images at once, the images in the 16 lanes, by Winograd F(2 x 2, 5 x 5): each
        2 x 2 output tile is a pooling window, pooled and ReLU'd in registers as it is formed (first
-       maximum, first NaN, as hpc_pool_fwd), so neither the pre-pool map nor positions exist.  About
-       1.8x fewer vector operations than the direct sum (per tile and 16 images: 36 x cin x cout
-       FMAs, 12 cin and about 5 cout 6-point transforms, against 100 x cin x cout FMAs); rounding
+       maximum, first NaN, as hpc_pool_fwd), so neither the pre-pool map nor positions exist.  Per
+       tile and 16 images: 36 cin cout FMAs (the direct sum: 100 cin cout), 6 cin column input
+       transforms plus the tile column's row transforms shared by its tiles (3 cin per tile at
+       h = 14), and 8 cout output transforms, each of 6 points (conv2 0.86 against 1.14 ms per 256
+       images, BENCHMARKS.md session 22); rounding
        differs from the direct sum's (a relative error near 2e-6 of the largest output, against 2e-7;
        tests/test_kernels.py); an inf in a window's 6 x 6 input block may make that window NaN even
        where the direct sum's is finite.  For evaluation only: the training pass keeps the direct
