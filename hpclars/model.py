@@ -269,8 +269,9 @@ class LeNet:
         Forward only: no pooling positions kept, conv2 by Winograd F(2x2, 5x5) where
         ``kernels.CONV_WINOGRAD`` (Lavin and Gray 2016), and uint8 images go to the first
         convolution as they are, scaled there (no backward pass needs them as floats), the same
-        values as :func:`to_float`'s; so the logits of :meth:`forward_backward`'s forward pass to
-        rounding (within 1.2e-5 of logits up to 22 on MNIST's test set, BENCHMARKS.md session 22)."""
+        values as :func:`to_float`'s; so its logits are those of :meth:`forward_backward`'s forward
+        pass to rounding (within 1.2e-5 of logits up to 22 on MNIST's test set, BENCHMARKS.md
+        session 22)."""
         loss, correct = 0.0, 0
         pixels = images.dtype == np.uint8 and images.flags.c_contiguous
         for lo in range(0, len(labels), self.chunk):

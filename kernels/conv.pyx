@@ -2227,7 +2227,8 @@ POOLED_DW1 = bool(HPC_POOLED_DW and not HPC_AVX512)
 #: True where conv2d_pool_relu_forward without positions (idx None: evaluation) takes 16 images
 #: (AVX2: 8) at a time by Winograd F(2x2, 5x5) for K = 5, Cout a multiple of 16, even H and W and
 #: a float32 x (LeNet's conv2; the direct builds): fewer operations than the direct sum, equal to
-#: rounding (a relative error near 2e-6 of the largest output; hpc_fwd_wino25_group16, _group8).
+#: rounding (a relative error near 2e-6 of the largest output; hpc_fwd_wino25_group16, _group8),
+#: except that an inf in a pooling window's 6 x 6 input block may make that window NaN.
 WINOGRAD = bool(HPC_DIRECT and HPC_POOL_SIMD)
 #: True where conv2d_pool_relu_backward also sums dx over the nonzero pooling windows only, equal
 #: to rounding: on the AVX2 build for K = 5, H = 14 and even W of 10 to 16 (hpc_dx_pooled14), on
@@ -2930,11 +2931,16 @@ def conv2d_pool_relu_forward(x, w, b, out, idx, work, int nthreads=1, x_scale=No
     idx  (N, Cout, H/2, W/2)     OUT  uint8, the max's position in its window (0..3), as
                                       maxpool2_forward on the convolution's output; or None
                                       for a forward pass that no backward pass follows
-                                      (evaluation): the same out, no position computed or stored
+                                      (evaluation): no position computed or stored, and where
+                                      :data:`WINOGRAD` (K = 5, Cout a multiple of 16, float32 x)
+                                      the batch's groups of 16 (AVX2: 8) images by Winograd
+                                      F(2x2, 5x5), equal to rounding (module docstring: an inf
+                                      in a window's input may make that window NaN)
     work (>= conv2d_pool_relu_work_size(N, Cin, H, W, Cout, K, nthreads),)  scratch, float32
 
     The same values as conv2d_forward, maxpool2_forward and relu_forward in turn (ReLU
-    after pooling: relu(max(.)) = max(relu(.)), ReLU is monotone).  Where :data:`FUSED`,
+    after pooling: relu(max(.)) = max(relu(.)), ReLU is monotone), bit for bit with positions,
+    to rounding by Winograd without them.  Where :data:`FUSED`,
     each image's convolution stays in the thread's scratch (Cout*H*W floats, in cache), so
     the pre-pool activations never go to memory.  Raises ValueError for a bad argument (a
     uint8 x without a finite x_scale, or an x_scale with a float32 x).

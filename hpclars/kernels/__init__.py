@@ -21,7 +21,8 @@ computation that :mod:`hpclars.bench` counts.  ``CONV_POOLED_DW1``: the same for
 conv1; the AVX2 build).  ``CONV_POOLED_DX``: its dx too (14-row inputs such as LeNet's conv2 on
 the AVX2 build, 2 to 6 input channels on AVX-512).  ``CONV_WINOGRAD``: whether
 ``conv2d_pool_relu_forward`` without pooling positions (``idx`` None, the evaluation's forward
-pass) takes LeNet's conv2 by Winograd F(2x2, 5x5), equal to rounding (the AVX-512 and AVX2 builds).
+pass) takes LeNet's conv2 by Winograd F(2x2, 5x5), equal to rounding (the AVX-512 and AVX2 builds;
+an inf in a pooling window's input may make that window NaN there).
 """
 
 import importlib.machinery
