@@ -36,3 +36,4 @@ $N hpclars bench train --batch-sizes 64,256,1024 --repeats 9 > $D/train_final.tx
 $N python jobs/ab_builds.py /tmp/kb/base --what eval --rounds 150 > $D/ab_eval_final.txt 2>&1
 $N python jobs/ab_builds.py /tmp/kb/base --what step --rounds 100 > $D/ab_step_final.txt 2>&1
 python $D/eval_agreement.py > $D/eval_agreement.txt 2>&1  # at b058146 (eval_agreement_768fe23.txt: the same script, labelled winograd/direct, at 768fe23)
+hpclars train --preset paper --optimizer sgd --batch-size 256 --epochs 2 --out /tmp/s22/evalcost.h5 --overwrite --no-progress  # -> eval_cost.txt (read back with read_log)
