@@ -576,7 +576,7 @@ cdef extern from *:
                         __m512 best = _mm512_loadu_ps(rows + ((long)u0 + 2 * s) * 16);
                         __m512i arg = _mm512_setzero_si512();
                         __m512 v = _mm512_loadu_ps(rows + ((long)u0 + 2 * s + 1) * 16);
-                        __mmask16 m1 = hpc_wins(v, best);
+                        const __mmask16 m1 = hpc_wins(v, best);
                         best = _mm512_mask_mov_ps(best, m1, v);
                         const __mmask16 m2 = hpc_wins(acc[2 * s], best);
                         best = _mm512_mask_mov_ps(best, m2, acc[2 * s]);
@@ -620,11 +620,12 @@ cdef extern from *:
     }
 
     /* The 16 images' pixels (x float32, or x8 uint8 pixels times `scale` rounded to float32, as
-       hpc_pad_rows_u8; x NULL then; h x wd each, consecutive) transposed into pixel vectors, lane i
-       image i, in the interior of the padded grid xb ((h + 4) x (wd + 4) vectors), in 16 x 16
-       register transposes.  Shared by the 16-image backward and forward kernels below. */
+       hpc_pad_rows_u8; x NULL then; an h x wd plane each, `istride` elements apart) transposed into
+       pixel vectors, lane i image i, in the interior of the padded grid xb ((h + 4) x (wd + 4)
+       vectors), in 16 x 16 register transposes.  Shared by the 16-image backward and forward
+       kernels below (the Winograd one calls it per input channel). */
     static void hpc_pixels16(const float* x, const unsigned char* x8, float scale, int h, int wd,
-                             float* xb) {
+                             long istride, float* xb) {
         const int wp = wd + 4;
         const long px = (long)h * wd;
         const __m512 sv = _mm512_set1_ps(scale);
@@ -634,14 +635,40 @@ cdef extern from *:
             const int n = px - b0 < 16 ? (int)(px - b0) : 16;
             const __mmask16 m = hpc_lanes(n);
             for (int i = 0; i < 16; i++)
-                r[i] = x ? _mm512_maskz_loadu_ps(m, x + i * px + b0)
+                r[i] = x ? _mm512_maskz_loadu_ps(m, x + i * istride + b0)
                          : _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
-                                             _mm_maskz_loadu_epi8(m, x8 + i * px + b0))), sv);
+                                             _mm_maskz_loadu_epi8(m, x8 + i * istride + b0))), sv);
             hpc_tr16(r);
             for (int j = 0; j < n; j++) {
                 _mm512_storeu_ps(xb + ((yy + 2) * wp + uu + 2) * 16, r[j]);
                 if (++uu == wd) uu = 0, yy++;
             }
+        }
+    }
+
+    /* The reverse for the pooled maps of 16 images: pool (pf vectors, lane i image i) and their
+       positions pidx (16 bytes per value) to out and idx (pf values per image, consecutive), 16
+       values at a time in 16 x 16 register transposes; idx NULL: the values only (pidx unread). */
+    static void hpc_unlane16(const float* pool, const unsigned char* pidx, long pf, float* out,
+                             unsigned char* idx) {
+        __m512 r[16], a[16];
+        for (long f0 = 0; f0 < pf; f0 += 16) {
+            const int n = pf - f0 < 16 ? (int)(pf - f0) : 16;
+            const __mmask16 m = hpc_lanes(n);
+            _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++) {
+                const long f = f0 + (j < n ? j : 0);  /* past the end: any value, not stored */
+                r[j] = _mm512_loadu_ps(pool + f * 16);
+                if (idx)
+                    a[j] = _mm512_castsi512_ps(_mm512_cvtepu8_epi32(
+                        _mm_loadu_si128((const __m128i*)(pidx + f * 16))));
+            }
+            hpc_tr16(r);
+            _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++)
+                _mm512_mask_storeu_ps(out + i * pf + f0, m, r[i]);
+            if (!idx) continue;
+            hpc_tr16(a);
+            _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++)
+                _mm_mask_storeu_epi8(idx + i * pf + f0, m, _mm512_cvtepi32_epi8(_mm512_castps_si512(a[i])));
         }
     }
 
@@ -660,7 +687,7 @@ cdef extern from *:
         const long pf = (long)cout * ho * wo;
         const __m512 one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
         __m512 r[16], k[16];
-        hpc_pixels16(x, NULL, 1.0f, h, wd, xb);  /* the 16 images' pixels, as pixel vectors */
+        hpc_pixels16(x, NULL, 1.0f, h, wd, (long)h * wd, xb);  /* the 16 images' pixels, as pixel vectors */
         /* the pooled gradient times the ReLU's (dout * (y > 0), a product as hpc_pool_bwd's: NaN or
            inf times 0 stays NaN) and the pooling positions, transposed */
         for (long b0 = 0; b0 < pf; b0 += 16) {
@@ -799,31 +826,12 @@ cdef extern from *:
                                  const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
                                  float* xb, float* pool, unsigned char* pidx) {
         const int ho = h / 2, wo = wd / 2;
-        const long pf = (long)cout * ho * wo;
-        __m512 r[16], a[16];
-        hpc_pixels16(x, x8, scale, h, wd, xb);
+        hpc_pixels16(x, x8, scale, h, wd, (long)h * wd, xb);
         if (cout == 6)
             hpc_fwd1_block(xb, w, b, 0, 6, ho, wo, pool, pidx);
         else
             hpc_fwd1_block(xb, w, b, 0, 3, ho, wo, pool, pidx);
-        for (long f0 = 0; f0 < pf; f0 += 16) {
-            const int n = pf - f0 < 16 ? (int)(pf - f0) : 16;
-            const __mmask16 m = hpc_lanes(n);
-            _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++) {
-                const long f = f0 + (j < n ? j : 0);  /* past the end: any value, not stored */
-                r[j] = _mm512_loadu_ps(pool + f * 16);
-                if (idx)
-                    a[j] = _mm512_castsi512_ps(_mm512_cvtepu8_epi32(
-                        _mm_loadu_si128((const __m128i*)(pidx + f * 16))));
-            }
-            hpc_tr16(r);
-            _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++)
-                _mm512_mask_storeu_ps(out + i * pf + f0, m, r[i]);
-            if (!idx) continue;
-            hpc_tr16(a);
-            _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++)
-                _mm_mask_storeu_epi8(idx + i * pf + f0, m, _mm512_cvtepi32_epi8(_mm512_castps_si512(a[i])));
-        }
+        hpc_unlane16(pool, pidx, (long)cout * ho * wo, out, idx);
     }
     /* Winograd F(2 x 2, 5 x 5) (Lavin and Gray 2016, "Fast Algorithms for Convolutional Neural
        Networks", CVPR, section 4; Toom-Cook at the points 0, 1, -1, 2, -2 and infinity): each 2 x 2
@@ -848,13 +856,11 @@ cdef extern from *:
         v[5] = _mm512_fmadd_ps(c4, d1, _mm512_fnmadd_ps(c5, d3, d5));
     }
 
-    /* (y0, y1) = A^T m for 6 vectors m, m[j] at m + j * st. */
-    static inline __attribute__((always_inline)) void hpc_wino_at(const __m512* m, int st, __m512* y0,
-                                                                  __m512* y1) {
-        const __m512 m1 = m[st], m2 = m[2 * st], m3 = m[3 * st], m4 = m[4 * st];
-        *y0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(m[0], m1), _mm512_add_ps(m2, m3)), m4);
-        *y1 = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), _mm512_sub_ps(m3, m4),
-                              _mm512_add_ps(_mm512_sub_ps(m1, m2), m[5 * st]));
+    /* (y0, y1) = A^T m for 6 vectors m[0:6]. */
+    static inline __attribute__((always_inline)) void hpc_wino_at(const __m512* m, __m512* y0, __m512* y1) {
+        *y0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(m[0], m[1]), _mm512_add_ps(m[2], m[3])), m[4]);
+        *y1 = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), _mm512_sub_ps(m[3], m[4]),
+                              _mm512_add_ps(_mm512_sub_ps(m[1], m[2]), m[5]));
     }
 
     /* The forward-only conv (k = 5, cout a multiple of 16, h and wd even) + bias + 2 x 2 max pooling
@@ -877,24 +883,10 @@ cdef extern from *:
                                        float* out, int cout, int h, int wd, float* xb, float* th,
                                        float* v, float* m, float* pool) {
         const int hp = h + 4, wp = wd + 4, ho = h / 2, wo = wd / 2;
-        const long px = (long)h * wd, istride = (long)cin * px, hw2 = (long)ho * wo, pf = (long)cout * hw2;
+        const long px = (long)h * wd, hw2 = (long)ho * wo;
         const __m512 zero = _mm512_setzero_ps();
-        __m512 r[16];
-        /* the 16 images' pixels, channel by channel, as pixel vectors in the padded grid */
-        for (int c = 0; c < cin; c++) {
-            float* xc = xb + (long)c * hp * wp * 16;
-            long yy = 0, uu = 0;
-            for (long b0 = 0; b0 < px; b0 += 16) {
-                const int n = px - b0 < 16 ? (int)(px - b0) : 16;
-                const __mmask16 mk = hpc_lanes(n);
-                for (int i = 0; i < 16; i++) r[i] = _mm512_maskz_loadu_ps(mk, x + i * istride + c * px + b0);
-                hpc_tr16(r);
-                for (int j = 0; j < n; j++) {
-                    _mm512_storeu_ps(xc + ((yy + 2) * wp + uu + 2) * 16, r[j]);
-                    if (++uu == wd) uu = 0, yy++;
-                }
-            }
-        }
+        for (int c = 0; c < cin; c++)  /* the 16 images' pixels, channel by channel */
+            hpc_pixels16(x + c * px, NULL, 1.0f, h, wd, cin * px, xb + (long)c * hp * wp * 16);
         for (int tx = 0; tx < wo; tx++) {
             /* th[(c * hp + y) * 6 + b] = (d B)[y][b], the rows of the tile column's 6 input columns
                transformed once for all its tiles (each row serves up to 3 of them) */
@@ -942,11 +934,11 @@ cdef extern from *:
                             __m512 row[6];
                             _Pragma("GCC unroll 6") for (int bb = 0; bb < 6; bb++)
                                 row[bb] = _mm512_loadu_ps((const float*)(mo + a * 6 + bb));
-                            hpc_wino_at(row, 1, &r0[a], &r1[a]);
+                            hpc_wino_at(row, &r0[a], &r1[a]);
                         }
                         __m512 y00, y10, y01, y11;
-                        hpc_wino_at(r0, 1, &y00, &y10);
-                        hpc_wino_at(r1, 1, &y01, &y11);
+                        hpc_wino_at(r0, &y00, &y10);
+                        hpc_wino_at(r1, &y01, &y11);
                         const __m512 bv = _mm512_set1_ps(b[o0 + o]);
                         __m512 best = _mm512_add_ps(y00, bv), t;
                         t = _mm512_add_ps(y01, bv);
@@ -961,16 +953,7 @@ cdef extern from *:
                 }
             }
         }
-        /* the pooled maps (16 images in the lanes) -> out, 16 values at a time */
-        for (long f0 = 0; f0 < pf; f0 += 16) {
-            const int n = pf - f0 < 16 ? (int)(pf - f0) : 16;
-            const __mmask16 mk = hpc_lanes(n);
-            _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++)
-                r[j] = _mm512_loadu_ps(pool + (f0 + (j < n ? j : 0)) * 16);  /* past the end: not stored */
-            hpc_tr16(r);
-            _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++)
-                _mm512_mask_storeu_ps(out + i * pf + f0, mk, r[i]);
-        }
+        hpc_unlane16(pool, NULL, cout * hw2, out, NULL);
     }
 
     /* The AVX2 build's; never called here. */
@@ -1401,11 +1384,12 @@ cdef extern from *:
     }
 
     /* The 8 images' pixels (x float32, or x8 uint8 pixels times `scale` rounded to float32, as
-       hpc_pad_rows_u8; x NULL then; h x wd each, consecutive) transposed into pixel vectors, lane i
-       image i, in the interior of the padded grid xb ((h + 4) x (wd + 4) vectors), in 8 x 8
-       register transposes (hpc_pixels16's, 8 lanes).  Shared by the 8-image kernels below. */
+       hpc_pad_rows_u8; x NULL then; an h x wd plane each, `istride` elements apart) transposed into
+       pixel vectors, lane i image i, in the interior of the padded grid xb ((h + 4) x (wd + 4)
+       vectors), in 8 x 8 register transposes (hpc_pixels16's, 8 lanes).  Shared by the 8-image
+       kernels below. */
     static void hpc_pixels8(const float* x, const unsigned char* x8, float scale, int h, int wd,
-                            float* xb) {
+                            long istride, float* xb) {
         const int wp = wd + 4;
         const long px = (long)h * wd;
         const __m256 sv = _mm256_set1_ps(scale);
@@ -1415,10 +1399,10 @@ cdef extern from *:
             const int n = px - b0 < 8 ? (int)(px - b0) : 8;
             for (int i = 0; i < 8; i++) {
                 if (x) {
-                    r[i] = hpc_load8(x + i * px + b0, n);
+                    r[i] = hpc_load8(x + i * istride + b0, n);
                 } else {
                     r[i] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
-                                             hpc_load_bytes8(x8 + i * px + b0, n))), sv);
+                                             hpc_load_bytes8(x8 + i * istride + b0, n))), sv);
                 }
             }
             hpc_tr8(r);
@@ -1426,6 +1410,27 @@ cdef extern from *:
                 _mm256_storeu_ps(xb + ((yy + 2) * wp + uu + 2) * 8, r[j]);
                 if (++uu == wd) uu = 0, yy++;
             }
+        }
+    }
+
+    /* hpc_unlane16 with 8 lanes: pool (pf vectors) and pidx (8 bytes per value) to out and idx, 8
+       values at a time in 8 x 8 register transposes; idx NULL: the values only (pidx unread). */
+    static void hpc_unlane8(const float* pool, const unsigned char* pidx, long pf, float* out,
+                            unsigned char* idx) {
+        __m256 r[8], a[8];
+        for (long f0 = 0; f0 < pf; f0 += 8) {
+            const int n = pf - f0 < 8 ? (int)(pf - f0) : 8;
+            _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) {
+                const long f = f0 + (j < n ? j : 0);  /* past the end: any value, not stored */
+                r[j] = _mm256_loadu_ps(pool + f * 8);
+                a[j] = idx ? _mm256_castsi256_ps(_mm256_cvtepu8_epi32(
+                                 _mm_loadl_epi64((const __m128i*)(pidx + f * 8))))
+                           : _mm256_setzero_ps();
+            }
+            hpc_tr8(r);
+            if (idx) hpc_tr8(a);
+            _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)
+                hpc_store8(out + i * pf + f0, idx ? idx + i * pf + f0 : NULL, r[i], _mm256_castps_si256(a[i]), n);
         }
     }
 
@@ -1493,24 +1498,9 @@ cdef extern from *:
                                 const float* b, float* out, unsigned char* idx, int cout, int h, int wd,
                                 float* xb, float* pool, unsigned char* pidx) {
         const int ho = h / 2, wo = wd / 2;
-        const long pf = (long)cout * ho * wo;
-        __m256 r[8], a[8];
-        hpc_pixels8(x, x8, scale, h, wd, xb);
+        hpc_pixels8(x, x8, scale, h, wd, (long)h * wd, xb);
         for (int o0 = 0; o0 < cout; o0 += 3) hpc_fwd1_block8(xb, w, b, o0, ho, wo, pool, pidx);
-        for (long f0 = 0; f0 < pf; f0 += 8) {
-            const int n = pf - f0 < 8 ? (int)(pf - f0) : 8;
-            _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) {
-                const long f = f0 + (j < n ? j : 0);  /* past the end: any value, not stored */
-                r[j] = _mm256_loadu_ps(pool + f * 8);
-                a[j] = idx ? _mm256_castsi256_ps(_mm256_cvtepu8_epi32(
-                                 _mm_loadl_epi64((const __m128i*)(pidx + f * 8))))
-                           : _mm256_setzero_ps();
-            }
-            hpc_tr8(r);
-            if (idx) hpc_tr8(a);
-            _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)
-                hpc_store8(out + i * pf + f0, idx ? idx + i * pf + f0 : NULL, r[i], _mm256_castps_si256(a[i]), n);
-        }
+        hpc_unlane8(pool, pidx, (long)cout * ho * wo, out, idx);
     }
 
 
@@ -1541,22 +1531,10 @@ cdef extern from *:
                                       float* out, int cout, int h, int wd, float* xb, float* th,
                                       float* v, float* m, float* pool) {
         const int hp = h + 4, wp = wd + 4, ho = h / 2, wo = wd / 2;
-        const long px = (long)h * wd, istride = (long)cin * px, hw2 = (long)ho * wo, pf = (long)cout * hw2;
+        const long px = (long)h * wd, hw2 = (long)ho * wo;
         const __m256 zero = _mm256_setzero_ps();
-        __m256 r[8];
-        for (int c = 0; c < cin; c++) {
-            float* xc = xb + (long)c * hp * wp * 8;
-            long yy = 0, uu = 0;
-            for (long b0 = 0; b0 < px; b0 += 8) {
-                const int n = px - b0 < 8 ? (int)(px - b0) : 8;
-                for (int i = 0; i < 8; i++) r[i] = hpc_load8(x + i * istride + c * px + b0, n);
-                hpc_tr8(r);
-                for (int j = 0; j < n; j++) {
-                    _mm256_storeu_ps(xc + ((yy + 2) * wp + uu + 2) * 8, r[j]);
-                    if (++uu == wd) uu = 0, yy++;
-                }
-            }
-        }
+        for (int c = 0; c < cin; c++)  /* the 8 images' pixels, channel by channel */
+            hpc_pixels8(x + c * px, NULL, 1.0f, h, wd, cin * px, xb + (long)c * hp * wp * 8);
         for (int tx = 0; tx < wo; tx++) {
             for (int c = 0; c < cin; c++)
                 for (int y = 0; y < hp; y++) {
@@ -1614,14 +1592,7 @@ cdef extern from *:
                 }
             }
         }
-        for (long f0 = 0; f0 < pf; f0 += 8) {
-            const int n = pf - f0 < 8 ? (int)(pf - f0) : 8;
-            _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++)
-                r[j] = _mm256_loadu_ps(pool + (f0 + (j < n ? j : 0)) * 8);  /* past the end: not stored */
-            hpc_tr8(r);
-            _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)
-                hpc_store8(out + i * pf + f0, NULL, r[i], _mm256_setzero_si256(), n);
-        }
+        hpc_unlane8(pool, NULL, cout * hw2, out, NULL);
     }
 
     /* AVX-512 only; never called here (HPC_POOL_AVX512 is 0). */
