@@ -100,13 +100,18 @@ def blas_overrides(environ=None):
     return {name: environ[name] for name in BLAS_OVERRIDES if environ.get(name)}
 
 
+def _assignments(overrides):
+    """"NAME=value, ..." of :func:`blas_overrides`'s dict."""
+    return ", ".join(f"{n}={v}" for n, v in overrides.items())
+
+
 def blas(environ=None):
     """Every BLAS loaded in this process, as threadpoolctl sees it ("none loaded" if none), then
     "[NAME=value, ...]" for the :func:`blas_overrides` set in ``environ``."""
     found = [" ".join(str(i[k]) for k in ("internal_api", "version", "architecture") if i.get(k))
              + f" ({os.path.basename(i.get('filepath', '?'))})"
              for i in threadpool_info() if i.get("user_api") == "blas"]
-    overrides = ", ".join(f"{n}={v}" for n, v in blas_overrides(environ).items())
+    overrides = _assignments(blas_overrides(environ))
     return ("; ".join(dict.fromkeys(found)) or "none loaded") + (f" [{overrides}]" if overrides else "")
 
 
@@ -132,7 +137,7 @@ def blas_override_note(environ=None):
     if not overrides:
         return None
     unset = " -u ".join(overrides)
-    return (f"# note: {', '.join(f'{n}={v}' for n, v in overrides.items())} set: OpenBLAS's kernels or blocking "
+    return (f"# note: {_assignments(overrides)} set: OpenBLAS's kernels or blocking "
             "are not the ones it picks for this CPU, in the sgemm that '% of sgemm' is measured against "
             f"and in hpclars's dense layers; `env -u {unset} hpclars bench ...` measures this "
             "machine as it is")

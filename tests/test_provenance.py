@@ -34,7 +34,6 @@ def test_environment_names_the_machine():
             assert f"{info['version']} {info['architecture']} (" in env["blas"]
 
 
-@needs_git
 def test_blas_line_names_the_overrides_of_openblass_own_choice():
     from hpclars.provenance import blas
 
@@ -59,6 +58,7 @@ def test_a_blas_override_gets_a_note_under_the_benchs_environment():
     assert lines[5].startswith("# note: OPENBLAS_CORETYPE=Haswell")
 
 
+@needs_git
 def test_git_commit_is_the_checkout_hpclars_runs_from():
     if subprocess.run(["git", "-C", str(ROOT), "rev-parse"], capture_output=True).returncode:
         pytest.skip("not a git checkout")
