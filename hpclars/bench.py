@@ -730,6 +730,12 @@ def bench_scaling(args):
           f"{args.warmup} untimed + {args.steps} timed steps on both sides; hpclars: the trainer under mpiexec, "
           "timed by its training clock; baseline: PyTorch DDP, gloo over loopback")
     print(f"# launcher: {' '.join([mpiexec, *args.mpiexec_args])} -n N (the probes and the trainer alike)")
+    if args.balance_every < 0:
+        raise SystemExit(f"hpclars bench scaling: --balance-every must be >= 0 (0: equal shares), got {args.balance_every}")
+    balance = ("--balance-every", str(args.balance_every)) if args.balance_every else ()
+    if balance:
+        print(f"# hpclars re-splits the global batch by each rank's measured speed every {args.balance_every} "
+              "steps (--balance-every; hpclars.balance), from equal shares; the DDP baseline keeps equal shares")
     if repeats > 1:
         print(f"# {repeats} repeats, the rank counts interleaved; each repeat's efficiency is against its own "
               "1-rank run; img/s, ms and efficiency: medians over the repeats, eff range: their min-max")
@@ -764,7 +770,8 @@ def bench_scaling(args):
                 name = f"weak-n{n}.h5" if repeats == 1 else f"weak-n{n}-r{r}.h5"
                 out = os.path.join(args.keep_logs or tmp, name)
                 windows[n].append(trainer_window(n, n * args.batch_per_rank, args.steps, args.warmup, out,
-                                                 data_dir=args.data_dir, mpiexec_args=args.mpiexec_args))
+                                                 data_dir=args.data_dir, mpiexec_args=args.mpiexec_args,
+                                                 extra=balance))
                 if r < repeats - 1:
                     continue
                 # The last repeat: this rank count's row is complete, print it as it comes.
@@ -975,6 +982,9 @@ def add_parser(sub, parser_class):
     w.add_argument("--repeats", type=int, default=1,
                    help="run the rank counts this many times, interleaved, and report medians; each "
                         "repeat's efficiency is against its own 1-rank run (default 1)")
+    w.add_argument("--balance-every", type=int, default=0, metavar="K",
+                   help="run hpclars with --balance-every K: shares of the global batch by each rank's "
+                        "measured speed, re-measured every K steps (default 0: equal shares)")
     _add_launcher_option(w)
     w.add_argument("--keep-logs", default="", metavar="DIR",
                    help="keep the hpclars run logs (weak-n<ranks>.h5, weak-n<ranks>-r<repeat>.h5 with "

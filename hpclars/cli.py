@@ -81,6 +81,13 @@ HELP = {
                          "soon as the backward pass has produced it (fc3 first, conv1 last), and "
                          "wait only before the optimizer step; pays off on slow networks "
                          "(BENCHMARKS.md); same results as the blocking Allreduce to rounding",
+    "rank_weights": "split each global batch over the ranks in proportion to these relative speeds, "
+                    "one per rank, e.g. 2,1,1 (for ranks on cores or nodes of known, unequal speed); "
+                    "the gradient is the same mean over the global batch, to rounding; none: equal shares",
+    "balance_every": "every K optimizer steps, re-split the global batch over the ranks in proportion "
+                     "to each rank's measured images/s over those K steps (one small Allreduce), so "
+                     "that a slow core no longer paces every step; the gradient is the same mean over "
+                     "the global batch, to rounding; shares start from --rank-weights; 0: off",
     "preset": f"named set of overrides applied before the flags: {', '.join(sorted(C.PRESETS))}",
 }
 

@@ -354,14 +354,16 @@ class GradientReducer:
         """The squared norm of this rank's gradient (call before :meth:`reduce`)."""
         return self._layer_sq if self._overlap is not None else np.dot(self.grads, self.grads)
 
-    def reduce(self):
-        """Sum the buffer over the ranks (collective), then make ``grads`` the mean."""
+    def reduce(self, mean=True):
+        """Sum the buffer over the ranks (collective), then, if ``mean``, divide ``grads`` by the
+        number of ranks (False: each rank already scaled its part by 1 / global batch, as with
+        unequal shares, :mod:`hpclars.balance`, and the sum is the mean)."""
         if self._overlap is not None:
             self._overlap.start("slots")
             self._overlap.wait()
         else:
             self.comm.allreduce_sum_(self.buf)
-        if self.comm.size > 1:
+        if mean and self.comm.size > 1:
             self.grads *= np.float32(1.0 / self.comm.size)
 
 

@@ -14,6 +14,8 @@ import json
 import math
 from dataclasses import dataclass
 
+from .balance import parse_weights
+
 OPTIMIZERS = ("sgd", "lars", "lamb", "adam", "adamw")
 SCHEDULES = ("inverse-time", "constant", "poly", "cosine")
 LR_SCALING = ("none", "linear", "sqrt")
@@ -81,6 +83,8 @@ class Config:
     chunk_size: int = 256           # images per kernel call; bounds memory
     threads: int = 1                # OpenMP threads per rank
     overlap_allreduce: bool = False  # Iallreduce each layer's gradient as backward produces it
+    rank_weights: str = ""          # "w0,w1,...": split the global batch by these relative speeds
+    balance_every: int = 0          # re-split the global batch by measured speed every K steps; 0: off
     progress: bool = True
     preset: str = ""
 
@@ -181,7 +185,8 @@ PRESET_ORIGINS = {
 # computes (beyond float rounding): a resume may change them, and the analysis ignores them when
 # it decides which runs are repeats of one configuration.
 RUN_CONTROL = ("out", "overwrite", "resume", "stop_file", "progress", "data_dir", "threads",
-               "chunk_size", "checkpoint_every", "preset", "overlap_allreduce", "mllog")
+               "chunk_size", "checkpoint_every", "preset", "overlap_allreduce", "mllog",
+               "rank_weights", "balance_every")
 
 
 def field_names():
@@ -326,6 +331,13 @@ def validate(cfg):
     _check_target(cfg.target_accuracy)
     _at_least(cfg, "chunk_size", 1)
     _at_least(cfg, "threads", 1)
+    if not (isinstance(cfg.balance_every, int) and not isinstance(cfg.balance_every, bool)
+            and cfg.balance_every >= 0):
+        raise ConfigError(f"--balance-every: must be an integer >= 0 (0: off), got {cfg.balance_every!r}")
+    try:
+        parse_weights(cfg.rank_weights)
+    except ValueError as err:
+        raise ConfigError(f"--rank-weights: {err}") from None
     if not cfg.out:
         raise ConfigError("--out: an output path is required")
     if not cfg.out.endswith((".h5", ".hdf5")):
@@ -353,11 +365,15 @@ def validate_for_world(cfg, world_size):
         raise ConfigError(
             f"--batch-size: {cfg.batch_size} is smaller than the {world_size} ranks; "
             "every rank needs at least one image")
-    if cfg.batch_size % world_size:
+    weights = parse_weights(cfg.rank_weights)
+    if weights is not None and len(weights) != world_size:
+        raise ConfigError(f"--rank-weights: {len(weights)} weight(s) for {world_size} rank(s); give one per rank")
+    if cfg.batch_size % world_size and weights is None and not cfg.balance_every:
         raise ConfigError(
             f"--batch-size: {cfg.batch_size} is not divisible by the {world_size} ranks; "
             f"try {cfg.batch_size - cfg.batch_size % world_size} or "
-            f"{cfg.batch_size + world_size - cfg.batch_size % world_size}")
+            f"{cfg.batch_size + world_size - cfg.batch_size % world_size} (or split it unequally: "
+            "--rank-weights or --balance-every)")
 
 
 def steps_per_epoch(cfg):

@@ -55,6 +55,9 @@ ROOT_ATTRS = {
                "(hpclars.target.first_reached); absent in older logs",
     "environment": "JSON: what ran it, of the latest attempt (hpclars.provenance.environment: "
                    "git_commit, cpu_model, mpi_library, blas, kernel_path); absent in older logs",
+    "rank_shares": 'JSON [{"step": t, "shares": [images of rank 0, 1, ...]}, ...]: the split of the '
+                   "global batch from optimizer step t + 1 on, one entry per start, resume and "
+                   "change (hpclars.balance); only with --rank-weights or --balance-every",
 }
 GROUPS = {
     "/epochs/<field>": "1-D, one entry per logged epoch; epoch 0 is the evaluation before any "
@@ -261,6 +264,12 @@ class RunData:
     def rank_hosts(self):
         """The host of each rank, by rank ([] for logs older than the attribute)."""
         return json.loads(self.attrs.get("rank_hosts", "[]"))
+
+    @property
+    def rank_shares(self):
+        """[{"step", "shares"}, ...]: how the global batch was split, from step + 1 on ([]: equally,
+        or a log older than the attribute)."""
+        return json.loads(self.attrs.get("rank_shares", "[]"))
 
     @property
     def targets(self):

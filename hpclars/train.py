@@ -9,7 +9,8 @@ One step on each rank: gather this rank's contiguous slice of the global batch
 from a per-epoch permutation that every rank draws identically, accumulate the
 gradient of the local images chunk by chunk, average it with ONE in-place
 Allreduce of the flat buffer, then run the optimizer on identical data on every
-rank (so LARS/LAMB norms need no communication).
+rank (so LARS/LAMB norms need no communication).  The slices are equal unless
+--rank-weights or --balance-every split the batch by speed (:mod:`hpclars.balance`).
 
 The flat Allreduce buffer (:class:`hpclars.comm.GradientReducer`) carries three
 named float32 slots after the gradient: the local summed loss, the squared norm
@@ -56,6 +57,7 @@ from . import checkpoint as ckpt
 from . import config as C
 from . import schedules
 from . import stats, target
+from .balance import RankShares, parse_weights
 from .comm import Comm, GradientReducer
 from .data import DataError, load_data
 from .log import FINISHED, RunLog
@@ -162,7 +164,9 @@ class Trainer:
     def _setup(self):
         """Buffers, model and optimizer; the parameters are not set yet."""
         cfg, comm, k = self.cfg, self.comm, self.kernels
-        b = cfg.batch_size // comm.size
+        self.shares = RankShares(cfg.batch_size, comm.size, parse_weights(cfg.rank_weights), cfg.balance_every)
+        # The model's buffers hold the largest share this run can give a rank.
+        b = cfg.batch_size if cfg.balance_every else int(self.shares.shares.max())
         flat = self.flat = np.zeros(LAYOUT.size, dtype=np.float32)
         self.last_finite = np.zeros_like(flat)  # parameters before the step, for a diverged log
         self.reducer = GradientReducer(comm, LAYOUT.size, layer_slices(LAYOUT) if cfg.overlap_allreduce else None)
@@ -209,6 +213,16 @@ class Trainer:
             target.write_targets(self.log, self.evals.targets)
         self.log.attrs["rank_hosts"] = json.dumps(hosts)
         self.log.attrs["environment"] = json.dumps(environment())
+        if cfg.rank_weights or cfg.balance_every:  # the split this attempt starts from
+            kept = [e for e in json.loads(self.log.attrs.get("rank_shares", "[]")) if e["step"] < self.opt.t]
+            self.log.attrs["rank_shares"] = json.dumps(kept)
+            self._log_shares()
+
+    def _log_shares(self):
+        """Append the current split to the log's rank_shares attribute (rank 0)."""
+        entries = json.loads(self.log.attrs["rank_shares"])
+        entries.append({"step": int(self.opt.t), "shares": self.shares.shares.tolist()})
+        self.log.attrs["rank_shares"] = json.dumps(entries)
 
     def _log_start(self):
         """Announce a fresh run and log epoch 0: the evaluation before any training."""
@@ -310,21 +324,26 @@ class Trainer:
     def _step(self, perm):
         """One optimizer step (batch self.k of the epoch); returns (status, message) as _epoch_steps."""
         cfg, comm, opt, red = self.cfg, self.comm, self.opt, self.reducer
-        B, N = cfg.batch_size, comm.size
-        b = B // N
+        B, N, shares = cfg.batch_size, comm.size, self.shares
+        b = int(shares.shares[comm.rank])
         grads = red.grads
-        lo = self.k * B + comm.rank * b
+        ts = time.perf_counter()
+        lo = self.k * B + int(shares.offsets[comm.rank])
         idx = perm[lo:lo + b]
         images, labels = self.data.train_images[idx], self.data.train_labels[idx]
         t0 = time.perf_counter()
         red.zero()
+        # Equal shares: each rank's mean, then the mean over ranks (reduce divides by N); unequal
+        # ones (hpclars.balance): each rank's sum over B, whose sum over ranks is the mean.
         # The step's number correct is not reduced: accuracies come from the evaluations.
-        loss, _ = self.model.forward_backward(self.P, self.G, images, labels, 1.0 / b, red.on_layer_done)
+        loss, _ = self.model.forward_backward(self.P, self.G, images, labels, 1.0 / (b if shares.equal else B),
+                                              red.on_layer_done)
         red["loss_sum"] = loss
-        red["local_sq"] = red.local_sq_norm()
+        red["local_sq"] = red.local_sq_norm() * (1.0 if shares.equal else (B / b) ** 2)  # |rank's mean|^2
         red["stop"] = 1.0 if self.stop.requested() else 0.0
         t1 = time.perf_counter()
-        red.reduce()  # with --overlap-allreduce, time_allreduce is the communication left exposed
+        shares.record(b, t1 - ts)
+        red.reduce(mean=shares.equal)  # with --overlap-allreduce, time_allreduce is the communication left exposed
         t2 = time.perf_counter()
         step_loss = red["loss_sum"] / B
         g2 = self.kernels.sumsq(grads)  # float64 sums, no float64 copies of the buffer
@@ -338,10 +357,12 @@ class Trainer:
             self.flat[...] = self.last_finite  # the log keeps the last finite parameters
             return "diverged", f"non-finite {where} after step {opt.t - 1}"
         t3 = time.perf_counter()
-        stats.accumulate(self.acc, opt, step_loss, red["local_sq"] / N, g2, b, B, N,
+        stats.accumulate(self.acc, opt, step_loss, red["local_sq"] / N, g2, shares.harmonic_mean, B, N,
                          (t1 - t0, t2 - t1, t3 - t2))
         self.acc["last_lr"] = lr
         self.k += 1
+        if shares.due(opt.t) and opt.t < C.total_steps(cfg) and shares.rebalance(comm) and comm.is_root:
+            self._log_shares()
         self.bar.set_postfix_str(f"loss {step_loss:.4f}", refresh=False)
         self.bar.update()
         if red["stop"] > 0:
@@ -439,6 +460,8 @@ class Trainer:
         line += f"  {wall_s:7.1f}s"
         if epoch:
             line += f"  {ips:8.0f} img/s"
+            if not self.shares.equal:
+                line += f"  shares {self.shares.shares.min()}-{self.shares.shares.max()}"
         self.say(line)
 
     def _checkpoint(self):

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The whole single-node scaling study in one command (4 minutes on the lent 16-core node on
-# 2026-11-30, before the concurrent and back-to-back steps and parts 5-6 were added, which
-# should add about 1.5; 135 s on 2 cores with them on 2026-12-01, results/bench-epyc-avx2-2026-12-01-s19/node_study_dryrun): hpclars's weak scaling beside the machine's own per-rank rates at the same rank counts
+# 2026-11-30, before the concurrent and back-to-back steps and parts 5-7 were added, which
+# should add about 2; 135 s on 2 cores with them on 2026-12-01, results/bench-epyc-avx2-2026-12-01-s19/node_study_dryrun): hpclars's weak scaling beside the machine's own per-rank rates at the same rank counts
 # and bindings, ranks x threads, the single-core step against sgemm (and PyTorch, if
 # installed), every core timing the step at once, the bare Allreduce, weak scaling at a second
 # per-rank batch, and the probes' absolute rates.  Writes one text file per part under OUT_DIR; each part runs even if an
@@ -75,7 +75,13 @@ step allreduce mpiexec --bind-to core -n "$CORES" hpclars bench allreduce --batc
 #    analysis/time_to_target.py --step-times fits a(N) B/N + c(N) to.
 step scaling-b64 hpclars bench scaling --ranks "$LIST" --batch-per-rank 64 --steps 40 --warmup 10 --no-torch \
     --mpiexec-args="--bind-to core" --keep-logs "$OUT_DIR/scaling-logs-b64"
-# 7. The machine's own rates in absolute units at every rank count (no hpclars code).
+# 7. Weak scaling as in 1, with the global batch re-split every 10 steps by each rank's measured
+#    speed (--balance-every 10; hpclars.balance): on the 2026-11-30 node the cores ran at three
+#    speeds with all 16 busy, and equal shares hold every step to the slowest.  Two repeats.
+step scaling-balanced hpclars bench scaling --ranks "$LIST" --batch-per-rank 256 --steps 40 --warmup 10 \
+    --repeats 2 --balance-every 10 --no-torch --mpiexec-args="--bind-to core" \
+    --keep-logs "$OUT_DIR/scaling-logs-balanced"
+# 8. The machine's own rates in absolute units at every rank count (no hpclars code).
 for k in "${RANKS[@]}"; do
     step "probes-n$k" mpiexec --bind-to core -n "$k" hpclars bench machine --seconds 0.5
 done

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from _util import assert_ok, flat_params, launch, metrics, read_log, run, run_concurrently, train_args
+from hpclars.balance import split
+from hpclars.log import ROOT_ATTRS
 
 STEPS = 20
 BATCH = 64  # divisible by 1, 2 and 4
@@ -47,6 +49,46 @@ def test_n_ranks_equal_one_rank(tmp_path, data_dir, one_rank_logs, ranks, opt):
     # Not vacuous: the 20 steps trained the model.
     assert one.epochs["train_loss"][-1] < one.epochs["train_loss"][0] - 0.1
     np.testing.assert_allclose(many.epochs["test_acc"], one.epochs["test_acc"], atol=2e-4)
+
+
+@pytest.mark.parametrize("ranks,weights", [(2, "3,1"), (4, "1,2,3,4")])
+def test_unequal_rank_shares_train_what_one_rank_trains(tmp_path, data_dir, one_rank_logs, ranks, weights):
+    """--rank-weights splits each global batch unequally; the gradient is the same mean over it."""
+    path, equal = tmp_path / "w.h5", tmp_path / "e.h5"
+    flags = dict(preset="paper", optimizer="sgd", batch_size=BATCH, epochs=1, max_steps=STEPS)
+    assert_ok(run(train_args(path, data_dir, rank_weights=weights, **flags), ranks=ranks))
+    assert_ok(run(train_args(equal, data_dir, **flags), ranks=ranks))
+    one, many, eq = one_rank_logs["sgd"], read_log(path), read_log(equal)
+    expected = split(BATCH, [float(w) for w in weights.split(",")]).tolist()
+    assert many.rank_shares == [{"step": 0, "shares": expected}] and len(set(expected)) > 1
+    assert eq.rank_shares == [] and "rank_shares" not in eq.attrs  # equal shares: nothing to record
+    assert set(many.attrs) | {"tensor_names"} == set(ROOT_ATTRS)  # the schema names it
+    assert many.status == "completed" and many.epochs["step"][-1] == STEPS
+    for name in one.tensor_names:
+        a, b = many.params[name], one.params[name]
+        assert np.max(np.abs(a - b)) <= 1e-5 * np.max(np.abs(b)), name
+    np.testing.assert_allclose(many.epochs["test_acc"], one.epochs["test_acc"], atol=2e-4)
+    # The noise scale's per-rank terms are rescaled to each rank's own mean gradient: the
+    # estimate is of the same size as with equal shares (without the rescaling it is negative).
+    ns, ns_eq = many.epochs["noise_scale"][-1], eq.epochs["noise_scale"][-1]
+    assert 0 < ns and 0 < ns_eq and 1 / 3 < ns / ns_eq < 3, (ns, ns_eq)
+
+
+def test_balance_every_resplits_by_measured_speed(tmp_path, data_dir, one_rank_logs):
+    """--balance-every: from a 7:1 split of two equal processes the measured speeds move the
+    shares towards equal, every re-split sums to the batch, and the run trains what one rank does."""
+    path = tmp_path / "b.h5"
+    assert_ok(run(train_args(path, data_dir, preset="paper", optimizer="sgd", batch_size=BATCH, epochs=1,
+                             max_steps=STEPS, rank_weights="7,1", balance_every=5), ranks=2))
+    log, one = read_log(path), one_rank_logs["sgd"]
+    entries = log.rank_shares
+    assert entries[0] == {"step": 0, "shares": [56, 8]}
+    assert all(e["step"] % 5 == 0 and 0 < e["step"] < STEPS and sum(e["shares"]) == BATCH and min(e["shares"]) >= 1
+               for e in entries[1:])
+    assert len(entries) >= 2 and max(entries[-1]["shares"]) < 56, entries
+    for name in one.tensor_names:
+        a, b = log.params[name], one.params[name]
+        assert np.max(np.abs(a - b)) <= 1e-5 * np.max(np.abs(b)), name
 
 
 @pytest.mark.parametrize("ranks", [2, 4])
