@@ -18,7 +18,9 @@ images, forward and backward), and every K steps the ranks sum a (2, N) array of
 images and seconds, one small Allreduce; rank r's speed is then its images over its seconds, and
 the new shares are proportional to the speeds (:func:`split`).  A step is as slow as
 max_r shares[r] / speed[r]; new shares are taken only if they make that at least ``MIN_GAIN``
-faster, so timing noise does not move them back and forth.  Every rank computes the same shares
+(5%) faster, so timing noise does not move them back and forth (with 2%, two ranks on two
+quiet cores of the 2-vCPU VM lost 4-7% of their images/s to such moves, BENCHMARKS.md
+session 23), and they come in multiples of 16 images (``RankShares.granule``).  Every rank computes the same shares
 from the same summed array.  This is the static load balancing of heterogeneous data parallelism
 (a batch share per worker in proportion to its measured throughput), re-measured as the machine
 drifts; it changes no hyperparameter.
@@ -30,19 +32,27 @@ shares and measures again).
 
 import numpy as np
 
-MIN_GAIN = 0.02  # re-split only if the predicted step is at least 2% faster
+MIN_GAIN = 0.05  # re-split only if the predicted step is at least 5% faster
+GRANULE = 16     # shares in multiples of 16 images where each rank has at least 32
 
 
-def split(global_batch, weights):
-    """Integer shares of ``global_batch`` in proportion to ``weights``, each at least 1.
+def split(global_batch, weights, granule=1):
+    """Integer shares of ``global_batch`` in proportion to ``weights``, each at least ``granule``.
 
-    global_batch: int >= len(weights).  weights: 1-D array-like of N > 0 finite floats (relative
-    speeds).  Returns int64 (N,) summing to ``global_batch``: the floors of the proportional
-    shares (each raised to 1), then the images left over one each to the largest remainders,
-    lowest rank first among equal ones (Hamilton's largest-remainder method), so equal weights
-    give equal shares where N divides the batch.  Raises ValueError naming a bad weight or a
-    batch smaller than N.
+    global_batch: int >= len(weights) * granule.  weights: 1-D array-like of N > 0 finite floats
+    (relative speeds).  granule: int >= 1, the unit the shares come in.  Returns int64 (N,)
+    summing to ``global_batch``: global_batch // granule units shared out by Hamilton's
+    largest-remainder method (the floors of the proportional shares, each raised to 1, then the
+    units left over one each to the largest remainders, lowest rank first among equal ones), so
+    equal weights give equal shares where N divides the units; the global_batch % granule images
+    left go to the rank of the largest weight.  Raises ValueError naming a bad weight or a batch
+    too small for N ranks.
     """
+    if granule > 1:
+        w = np.asarray(weights, dtype=np.float64)
+        shares = granule * split(global_batch // granule, w)
+        shares[int(np.argmax(w))] += global_batch % granule
+        return shares
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim != 1 or not len(w) or not np.all(np.isfinite(w)) or np.any(w <= 0):
         raise ValueError(f"rank weights must be finite and > 0, got {list(np.atleast_1d(w))}")
@@ -79,14 +89,22 @@ class RankShares:
 
     global_batch: int B; n_ranks: int N <= B; weights: None (equal) or N relative speeds, the
     starting split; every: int K >= 0, steps between re-splits by measured speed (0: never).
-    Attributes: ``shares`` and ``offsets`` (int64 (N,)), ``equal`` (bool: all shares equal).
+    Attributes: ``shares`` and ``offsets`` (int64 (N,)), ``equal`` (bool: all shares equal),
+    ``granule``: :data:`GRANULE` where B // N >= 2 :data:`GRANULE`, else 1.  Shares come in
+    multiples of the granule because the AVX-512 kernels take 16 images at a time (conv1's fused
+    passes, evaluation's Winograd) and a chunk's last N mod 16 image by image; it also keeps
+    timing noise from moving a few images back and forth.
     """
 
     def __init__(self, global_batch, n_ranks, weights=None, every=0):
         self.global_batch, self.n_ranks, self.every = int(global_batch), int(n_ranks), int(every)
-        self._set(split(self.global_batch, np.ones(n_ranks) if weights is None else weights))
+        self.granule = GRANULE if self.global_batch // self.n_ranks >= 2 * GRANULE else 1
+        self._set(self._split(np.ones(n_ranks) if weights is None else weights))
         self._images = 0
         self._seconds = 0.0
+
+    def _split(self, weights):
+        return split(self.global_batch, weights, self.granule)
 
     def _set(self, shares):
         self.shares = np.asarray(shares, dtype=np.int64)
@@ -124,7 +142,7 @@ class RankShares:
         if np.any(images <= 0) or np.any(seconds <= 0):
             return False
         speed = images / seconds
-        new = split(self.global_batch, speed)
+        new = self._split(speed)
         if np.max(new / speed) > (1.0 - MIN_GAIN) * np.max(self.shares / speed):
             return False
         self._set(new)

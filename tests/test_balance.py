@@ -28,6 +28,23 @@ def test_split_is_proportional_and_sums_to_the_batch(batch, weights, expected):
     assert shares.sum() == batch and shares.min() >= 1
 
 
+@pytest.mark.parametrize("batch,weights,granule,expected", [
+    (512, [1, 1], 16, [256, 256]),
+    (512, [2, 1], 16, [336, 176]),      # 341.3 and 170.7 in units of 16: 21 and 11
+    (520, [1, 2], 16, [176, 344]),      # 32 units: 10.7 and 21.3 -> 11 and 21; 8 images left: the faster rank
+    (64, [7, 1], 16, [48, 16]),         # every rank keeps a granule
+])
+def test_split_in_granules(batch, weights, granule, expected):
+    shares = split(batch, weights, granule)
+    assert shares.tolist() == expected and shares.sum() == batch
+
+
+def test_rank_shares_come_in_granules_where_each_rank_has_two():
+    assert RankShares(512, 2, [2, 1]).granule == 16 and RankShares(512, 2, [2, 1]).shares.tolist() == [336, 176]
+    assert RankShares(64, 2).granule == 16 and RankShares(60, 2).granule == 1
+    assert RankShares(60, 2, [2, 1]).shares.tolist() == [40, 20]
+
+
 def test_split_stays_within_one_image_of_proportional():
     rng = np.random.default_rng(0)
     for _ in range(200):
