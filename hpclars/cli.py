@@ -83,7 +83,7 @@ HELP = {
                          "(BENCHMARKS.md); same results as the blocking Allreduce to rounding",
     "rank_weights": "split each global batch over the ranks in proportion to these relative speeds, "
                     "one per rank, e.g. 2,1,1 (for ranks on cores or nodes of known, unequal speed); "
-                    "the gradient is the same mean over the global batch, to rounding; none: equal shares",
+                    "the gradient is the same mean over the global batch, to rounding",
     "balance_every": "every K optimizer steps, re-split the global batch over the ranks in proportion "
                      "to each rank's measured images/s over those K steps (one small Allreduce), so "
                      "that a slow core no longer paces every step; the gradient is the same mean over "
@@ -95,6 +95,7 @@ HELP = {
 DEFAULT_SHOWN = {
     "data_dir": "$HPCLARS_DATA, else a per-user cache filled from the public mirrors",
     "preset": "none",
+    "rank_weights": "none, equal shares",
 }
 
 CHOICES = {
