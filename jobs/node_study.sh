@@ -1,7 +1,7 @@
 #!/bin/bash
 # The whole single-node scaling study in one command (4 minutes on the lent 16-core node on
 # 2026-11-30, before the concurrent and back-to-back steps and parts 5-7 were added, which
-# should add about 2; 135 s on 2 cores with them on 2026-12-01, results/bench-epyc-avx2-2026-12-01-s19/node_study_dryrun): hpclars's weak scaling beside the machine's own per-rank rates at the same rank counts
+# should add about 2; 82 s on 2 cores with all of them on 2026-12-02, results/bench-epyc-zen5-2026-12-02-s23/node_study_dryrun): hpclars's weak scaling beside the machine's own per-rank rates at the same rank counts
 # and bindings, ranks x threads, the single-core step against sgemm (and PyTorch, if
 # installed), every core timing the step at once, the bare Allreduce, weak scaling at a second
 # per-rank batch, and the probes' absolute rates.  Writes one text file per part under OUT_DIR; each part runs even if an
