@@ -51,11 +51,13 @@ def test_n_ranks_equal_one_rank(tmp_path, data_dir, one_rank_logs, ranks, opt):
     np.testing.assert_allclose(many.epochs["test_acc"], one.epochs["test_acc"], atol=2e-4)
 
 
-@pytest.mark.parametrize("ranks,weights", [(2, "3,1"), (4, "1,2,3,4")])
-def test_unequal_rank_shares_train_what_one_rank_trains(tmp_path, data_dir, one_rank_logs, ranks, weights):
-    """--rank-weights splits each global batch unequally; the gradient is the same mean over it."""
+@pytest.mark.parametrize("ranks,weights,overlap", [(2, "3,1", False), (2, "3,1", True), (4, "1,2,3,4", False)])
+def test_unequal_rank_shares_train_what_one_rank_trains(tmp_path, data_dir, one_rank_logs, ranks, weights, overlap):
+    """--rank-weights splits each global batch unequally; the gradient is the same mean over it,
+    with the blocking Allreduce and with --overlap-allreduce's per-layer ones."""
     path, equal = tmp_path / "w.h5", tmp_path / "e.h5"
-    flags = dict(preset="paper", optimizer="sgd", batch_size=BATCH, epochs=1, max_steps=STEPS)
+    flags = dict(preset="paper", optimizer="sgd", batch_size=BATCH, epochs=1, max_steps=STEPS,
+                 **({"overlap_allreduce": True} if overlap else {}))
     assert_ok(run(train_args(path, data_dir, rank_weights=weights, **flags), ranks=ranks))
     assert_ok(run(train_args(equal, data_dir, **flags), ranks=ranks))
     one, many, eq = one_rank_logs["sgd"], read_log(path), read_log(equal)
