@@ -14,15 +14,17 @@ With equal shares the trainer keeps its old arithmetic (scale 1/b, then the Allr
 divided by N), bit for bit; with unequal ones each rank scales by 1/B and the sum is the mean.
 
 Re-splitting (``every`` K > 0 steps): each rank times its own part of every step (gathering its
-images, forward and backward), and every K steps the ranks sum a (2, N) array of the window's
-images and seconds, one small Allreduce; rank r's speed is then its images over its seconds, and
-the new shares are proportional to the speeds (:func:`split`).  A step is as slow as
-max_r shares[r] / speed[r]; new shares are taken only if they make that at least ``MIN_GAIN``
-(5%) faster, so timing noise does not move them back and forth (with 2%, two ranks on two
-quiet cores of the 2-vCPU VM lost 4-7% of their images/s to such moves, BENCHMARKS.md
-session 23), and they come in multiples of 16 images (``RankShares.granule``).  Every rank computes the same shares
-from the same summed array.  This is the static load balancing of heterogeneous data parallelism
-(a batch share per worker in proportion to its measured throughput), re-measured as the machine
+images, forward and backward; not the first step after a start or resume), and every K steps
+the ranks sum a (2, N) array of the window's images and seconds, one small Allreduce; rank r's
+speed is then its images over its seconds, and the new shares are proportional to the speeds
+(:func:`resplit`).  A step is as slow as max_r shares[r] / speed[r] (the compute: the optimizer
+step, the same on every rank, is not balanced); new shares are taken only if they make that at
+least ``MIN_GAIN`` (5%) shorter, and they come in multiples of 16 images where the equal split
+does (``RankShares.granule``), so that timing noise does not move a few images back and forth
+(the first version, any integer shares and a 2% threshold, cost two ranks on two quiet vCPUs
+4-7% of their images/s; BENCHMARKS.md session 23).  Every rank computes the same shares from
+the same summed array.  This is static load balancing of heterogeneous data parallelism (a
+batch share per worker in proportion to its measured throughput), re-measured as the machine
 drifts; it changes no hyperparameter.
 
 Deliberately left out: shares for evaluation (it is a third of an epoch's cost and split
@@ -37,22 +39,21 @@ GRANULE = 16     # shares in multiples of 16 images where each rank has at least
 
 
 def split(global_batch, weights, granule=1):
-    """Integer shares of ``global_batch`` in proportion to ``weights``, each at least ``granule``.
+    """Integer shares of ``global_batch`` in proportion to ``weights``.
 
     global_batch: int >= len(weights) * granule.  weights: 1-D array-like of N > 0 finite floats
-    (relative speeds).  granule: int >= 1, the unit the shares come in.  Returns int64 (N,)
-    summing to ``global_batch``: global_batch // granule units shared out by Hamilton's
-    largest-remainder method (the floors of the proportional shares, each raised to 1, then the
-    units left over one each to the largest remainders, lowest rank first among equal ones), so
-    equal weights give equal shares where N divides the units; the global_batch % granule images
-    left go to the rank of the largest weight.  Raises ValueError naming a bad weight or a batch
-    too small for N ranks.
+    (relative speeds).  granule: int >= 1 dividing global_batch, the unit the shares come in.
+    Returns int64 (N,) summing to ``global_batch``, each at least ``granule``: global_batch //
+    granule units shared out by Hamilton's largest-remainder method (the floors of the
+    proportional shares, each raised to 1, then the units left over one each to the largest
+    remainders, lowest rank first among equal ones), so equal weights give equal shares where N
+    divides the units, else shares one unit apart.  Raises ValueError naming a bad weight, a
+    granule that does not divide the batch, or a batch too small for N ranks.
     """
     if granule > 1:
-        w = np.asarray(weights, dtype=np.float64)
-        shares = granule * split(global_batch // granule, w)
-        shares[int(np.argmax(w))] += global_batch % granule
-        return shares
+        if global_batch % granule:
+            raise ValueError(f"a granule of {granule} does not divide the global batch {global_batch}")
+        return granule * split(global_batch // granule, weights)
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim != 1 or not len(w) or not np.all(np.isfinite(w)) or np.any(w <= 0):
         raise ValueError(f"rank weights must be finite and > 0, got {list(np.atleast_1d(w))}")
@@ -69,8 +70,6 @@ def split(global_batch, weights, granule=1):
         shares[int(np.argmax(shares))] -= 1
         left += 1
     return shares
-
-
 def parse_weights(text):
     """``"2,1,1"`` -> [2.0, 1.0, 1.0]; "" -> None.  Raises ValueError naming the bad entry."""
     if not text:
@@ -90,18 +89,21 @@ class RankShares:
     global_batch: int B; n_ranks: int N <= B; weights: None (equal) or N relative speeds, the
     starting split; every: int K >= 0, steps between re-splits by measured speed (0: never).
     Attributes: ``shares`` and ``offsets`` (int64 (N,)), ``equal`` (bool: all shares equal),
-    ``granule``: :data:`GRANULE` where B // N >= 2 :data:`GRANULE`, else 1.  Shares come in
-    multiples of the granule because the AVX-512 kernels take 16 images at a time (conv1's fused
-    passes, evaluation's Winograd) and a chunk's last N mod 16 image by image; it also keeps
-    timing noise from moving a few images back and forth.
+    ``granule``: :data:`GRANULE` where B / N is a multiple of it and at least twice it (so that
+    equal shares are granular), else 1.  Shares come in multiples of the granule because the
+    AVX-512 kernels take 16 images at a time (conv1's fused passes, evaluation's Winograd) and a
+    chunk's last N mod 16 image by image; it also keeps timing noise from moving a few images
+    back and forth.  Raises ValueError if ``weights`` is not one per rank.
     """
 
     def __init__(self, global_batch, n_ranks, weights=None, every=0):
         self.global_batch, self.n_ranks, self.every = int(global_batch), int(n_ranks), int(every)
-        self.granule = GRANULE if self.global_batch // self.n_ranks >= 2 * GRANULE else 1
+        if weights is not None and len(weights) != self.n_ranks:
+            raise ValueError(f"{len(weights)} rank weight(s) for {self.n_ranks} rank(s); give one per rank")
+        per_rank, rest = divmod(self.global_batch, self.n_ranks)
+        self.granule = GRANULE if rest == 0 and per_rank % GRANULE == 0 and per_rank >= 2 * GRANULE else 1
         self._set(self._split(np.ones(n_ranks) if weights is None else weights))
-        self._images = 0
-        self._seconds = 0.0
+        self._steps, self._images, self._seconds = -1, 0, 0.0  # -1: the first step is not timed
 
     def _split(self, weights):
         return split(self.global_batch, weights, self.granule)
@@ -122,28 +124,56 @@ class RankShares:
             return float(self.shares[0])
         return self.n_ranks / float(np.sum(1.0 / self.shares))
 
+    @property
+    def window(self):
+        """(timed steps, images, seconds) of this rank since the last re-split (or the start)."""
+        return max(self._steps, 0), self._images, self._seconds
+
     def record(self, images, seconds):
-        """Add one step of this rank's own work: ``images`` (int) in ``seconds`` (float)."""
-        self._images += images
-        self._seconds += seconds
+        """Add one step of this rank's own work: ``images`` (int) in ``seconds`` (float).  The
+        first step after the shares were made (a start or a resume) is left out: cold caches,
+        page faults and lazy allocation."""
+        if self._steps >= 0:
+            self._images += images
+            self._seconds += seconds
+        self._steps += 1
 
     def due(self, step):
-        """True after optimizer step ``step`` (1-based) if a re-split is due; the same on every rank."""
-        return self.every > 0 and step % self.every == 0
+        """True after optimizer step ``step`` (1-based) if a re-split is due: every K steps, with
+        at least K // 2 steps timed since the last (a resume's first window may be short).  The
+        same on every rank: each records every step."""
+        return self.every > 0 and step % self.every == 0 and self._steps >= max(self.every // 2, 1)
 
     def rebalance(self, comm):
-        """Collective: sum every rank's window, re-split if that is ``MIN_GAIN`` faster, restart
-        the window.  comm: :class:`hpclars.comm.Comm`.  Returns True if the shares changed."""
+        """Collective: sum every rank's window, take :func:`resplit`'s shares if any, restart the
+        window.  comm: :class:`hpclars.comm.Comm`.  Returns True if the shares changed.  Every
+        rank ends with the same shares: each entry of the summed (2, N) array has one nonzero
+        term, so the sum is exact and the same everywhere."""
         window = np.zeros((2, self.n_ranks))
         window[:, comm.rank] = self._images, self._seconds
         comm.allreduce_sum_(window)
-        self._images, self._seconds = 0, 0.0
-        images, seconds = window
-        if np.any(images <= 0) or np.any(seconds <= 0):
-            return False
-        speed = images / seconds
-        new = self._split(speed)
-        if np.max(new / speed) > (1.0 - MIN_GAIN) * np.max(self.shares / speed):
+        self._steps, self._images, self._seconds = 0, 0, 0.0
+        new = resplit(self.shares, *window, self.granule)
+        if new is None:
             return False
         self._set(new)
         return True
+
+
+def resplit(shares, images, seconds, granule=1, min_gain=MIN_GAIN):
+    """The shares by measured speed, or None if they would not shorten the step by ``min_gain``.
+
+    shares: int (N,) the current split; images, seconds: float (N,) each rank's images and
+    seconds over the window; granule: as :func:`split`.  A rank's speed is images / seconds; a
+    synchronous step takes max_r shares[r] / speed[r]; the new split is :func:`split` of the
+    global batch by the speeds, taken only if its step is at least ``min_gain`` shorter.  None
+    also where a rank has no timed image (nothing to go by).
+    """
+    images, seconds = np.asarray(images, dtype=np.float64), np.asarray(seconds, dtype=np.float64)
+    if np.any(images <= 0) or np.any(seconds <= 0):
+        return None
+    speed = images / seconds
+    new = split(int(np.sum(shares)), speed, granule)
+    if np.max(new / speed) > (1.0 - min_gain) * np.max(np.asarray(shares) / speed):
+        return None
+    return new

@@ -735,7 +735,8 @@ def bench_scaling(args):
     balance = ("--balance-every", str(args.balance_every)) if args.balance_every else ()
     if balance:
         print(f"# hpclars re-splits the global batch by each rank's measured speed every {args.balance_every} "
-              "steps (--balance-every; hpclars.balance), from equal shares; the DDP baseline keeps equal shares")
+              "steps (--balance-every; hpclars.balance), from equal shares; the DDP baseline keeps equal shares; "
+              "'vs slowest' may then exceed 100%: a step no longer waits for the slowest rank's pace")
     if repeats > 1:
         print(f"# {repeats} repeats, the rank counts interleaved; each repeat's efficiency is against its own "
               "1-rank run; img/s, ms and efficiency: medians over the repeats, eff range: their min-max")

@@ -296,7 +296,8 @@ class GradientReducer:
     backward pass accumulates into) followed by one float32 slot per name in :data:`SLOTS`.
     :meth:`reduce` sums the whole buffer over the ranks with ONE in-place Allreduce and then
     divides ``grads`` by the number of ranks, so the gradient becomes the mean over ranks
-    and each slot the sum; every rank then holds the same values.
+    and each slot the sum (``reduce(mean=False)``: no division, for unequal shares whose
+    ranks scaled by 1 / global batch already); every rank then holds the same values.
 
     Slots (read and written by name, ``reducer["loss_sum"] = x``; reading gives a float):
       loss_sum  this rank's summed minibatch loss (after reduce: the global sum)

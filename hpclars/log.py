@@ -57,7 +57,7 @@ ROOT_ATTRS = {
                    "git_commit, cpu_model, mpi_library, blas, kernel_path); absent in older logs",
     "rank_shares": 'JSON [{"step": t, "shares": [images of rank 0, 1, ...]}, ...]: the split of the '
                    "global batch from optimizer step t + 1 on, one entry per start, resume and "
-                   "change (hpclars.balance); only with --rank-weights or --balance-every",
+                   "change (hpclars.balance); only in runs that had --rank-weights or --balance-every",
 }
 GROUPS = {
     "/epochs/<field>": "1-D, one entry per logged epoch; epoch 0 is the evaluation before any "
@@ -267,8 +267,8 @@ class RunData:
 
     @property
     def rank_shares(self):
-        """[{"step", "shares"}, ...]: how the global batch was split, from step + 1 on ([]: equally,
-        or a log older than the attribute)."""
+        """[{"step", "shares"}, ...]: how the global batch was split, from step + 1 on ([]: equal
+        shares throughout, or a log older than the attribute)."""
         return json.loads(self.attrs.get("rank_shares", "[]"))
 
     @property

@@ -26,7 +26,8 @@ def noise_terms(local_sq_mean, global_sq, b, B):
     sums over an epoch's steps (the ratio of single-step estimates is too noisy).
 
     local_sq_mean, global_sq: floats (squared norms); b < B: the per-rank and global batch
-    sizes (ints).  Returns (|G|^2 estimate, tr(Sigma) estimate), floats; either may be
+    sizes (with unequal shares b_r, b is their harmonic mean N / sum(1 / b_r), a float:
+    :attr:`hpclars.balance.RankShares.harmonic_mean`).  Returns (|G|^2 estimate, tr(Sigma) estimate), floats; either may be
     negative for one step (they are unbiased, not clipped).
     """
     g2 = (B * global_sq - b * local_sq_mean) / (B - b)

@@ -213,7 +213,9 @@ class Trainer:
             target.write_targets(self.log, self.evals.targets)
         self.log.attrs["rank_hosts"] = json.dumps(hosts)
         self.log.attrs["environment"] = json.dumps(environment())
-        if cfg.rank_weights or cfg.balance_every:  # the split this attempt starts from
+        # The split this attempt starts from, whenever one was ever unequal (a resume may drop
+        # the flags: then the log says that equal shares took over).
+        if cfg.rank_weights or cfg.balance_every or "rank_shares" in self.log.attrs:
             kept = [e for e in json.loads(self.log.attrs.get("rank_shares", "[]")) if e["step"] < self.opt.t]
             self.log.attrs["rank_shares"] = json.dumps(kept)
             self._log_shares()

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from _util import run, train_args
-from hpclars.balance import RankShares, parse_weights, split
+from hpclars.balance import RankShares, parse_weights, resplit, split
 from hpclars.comm import Comm
+from hpclars.stats import noise_terms
 
 
 @pytest.mark.parametrize("batch,weights,expected", [
@@ -31,18 +32,85 @@ def test_split_is_proportional_and_sums_to_the_batch(batch, weights, expected):
 @pytest.mark.parametrize("batch,weights,granule,expected", [
     (512, [1, 1], 16, [256, 256]),
     (512, [2, 1], 16, [336, 176]),      # 341.3 and 170.7 in units of 16: 21 and 11
-    (520, [1, 2], 16, [176, 344]),      # 32 units: 10.7 and 21.3 -> 11 and 21; 8 images left: the faster rank
     (64, [7, 1], 16, [48, 16]),         # every rank keeps a granule
 ])
 def test_split_in_granules(batch, weights, granule, expected):
     shares = split(batch, weights, granule)
     assert shares.tolist() == expected and shares.sum() == batch
+    with pytest.raises(ValueError, match="a granule of 16 does not divide the global batch 520"):
+        split(520, weights, 16)
 
 
-def test_rank_shares_come_in_granules_where_each_rank_has_two():
-    assert RankShares(512, 2, [2, 1]).granule == 16 and RankShares(512, 2, [2, 1]).shares.tolist() == [336, 176]
-    assert RankShares(64, 2).granule == 16 and RankShares(60, 2).granule == 1
-    assert RankShares(60, 2, [2, 1]).shares.tolist() == [40, 20]
+@pytest.mark.parametrize("batch,ranks,granule,shares", [
+    (512, 2, 16, [256, 256]),
+    (64, 2, 16, [32, 32]),
+    (1000, 4, 1, [250] * 4),            # 250 is no multiple of 16: granule 1, still equal
+    (520, 2, 1, [260, 260]),
+    (60, 2, 1, [30, 30]),               # under 2 granules per rank
+    (4000, 16, 1, [250] * 16),
+    (63, 2, 1, [32, 31]),               # not divisible: one image apart
+])
+def test_equal_weights_give_equal_shares_whatever_the_granule(batch, ranks, granule, shares):
+    s = RankShares(batch, ranks, every=10)
+    assert s.granule == granule and s.shares.tolist() == shares
+    assert RankShares(batch, ranks, [1.0] * ranks).shares.tolist() == shares
+
+
+def test_rank_shares_refuse_a_weight_count_other_than_the_ranks():
+    with pytest.raises(ValueError, match="3 rank weight"):
+        RankShares(64, 2, [1, 1, 1])
+
+
+def test_resplit_follows_speed_and_ignores_small_gains():
+    # Rank 1 at half speed: 256/256 -> 336/176 (granules of 16), a 2/3 -> ~1/2 shorter step.
+    assert resplit([256, 256], [2560, 1280], [1.0, 1.0], 16).tolist() == [336, 176]
+    assert resplit([256, 256], [2560, 1280], [1.0, 1.0], 1).tolist() == [341, 171]
+    # 3% apart: the best split is at most 3% faster, under MIN_GAIN (5%): keep the shares.
+    assert resplit([256, 256], [2560, 2560], [1.0, 1.03], 1) is None
+    # Already proportional: nothing to gain.
+    assert resplit([336, 176], [3360, 1760], [1.0, 1.0], 16) is None
+    # Back to equal when the slow rank recovers.
+    assert resplit([336, 176], [3360, 1760], [1.0, 0.5], 16).tolist() == [256, 256]
+    # A rank that timed nothing gives nothing to go by.
+    assert resplit([256, 256], [0, 2560], [0.0, 1.0]) is None
+
+
+def test_noise_scale_terms_are_unbiased_with_unequal_shares():
+    """McCandlish et al.'s estimators with the per-rank means of unequal shares b_r: unbiased
+    with b = the shares' harmonic mean (what the trainer passes), biased with the mean share."""
+    rng = np.random.default_rng(1)
+    d, shares = 40, np.array([48, 16])
+    G, sigma = rng.normal(size=d), 1.5      # per-example gradient G + N(0, sigma^2 I)
+    true_g2, true_tr = float(G @ G), d * sigma ** 2
+    B = int(shares.sum())
+    est = {"harmonic": [], "mean": []}
+    for _ in range(4000):
+        per_example = G + sigma * rng.normal(size=(B, d))
+        parts = np.split(per_example, np.cumsum(shares)[:-1])
+        local_sq_mean = np.mean([np.sum(p.mean(axis=0) ** 2) for p in parts])
+        global_sq = float(np.sum(per_example.mean(axis=0) ** 2))
+        est["harmonic"].append(noise_terms(local_sq_mean, global_sq, RankShares(B, 2, shares).harmonic_mean, B))
+        est["mean"].append(noise_terms(local_sq_mean, global_sq, B / 2, B))
+    g2, tr = np.mean(est["harmonic"], axis=0)
+    assert abs(g2 - true_g2) < 0.02 * true_g2 and abs(tr - true_tr) < 0.05 * true_tr, (g2, tr, true_g2, true_tr)
+    g2_wrong, tr_wrong = np.mean(est["mean"], axis=0)
+    assert abs(tr_wrong - true_tr) > 0.2 * true_tr  # the mean share would overstate tr(Sigma)
+
+
+def test_the_first_step_is_not_timed_and_a_short_window_waits():
+    """A re-split needs K // 2 timed steps since the last; the first step after a start or a
+    resume is not timed (cold caches, page faults)."""
+    s = RankShares(128, 1, every=4)
+    s.record(128, 5.0)                   # step 1: cold, left out
+    assert s.window == (0, 0, 0.0)
+    for _ in range(3):                   # steps 2-4
+        s.record(128, 0.01)
+    assert s.window == (3, 384, pytest.approx(0.03))
+    assert not s.due(3) and s.due(4)
+    r = RankShares(128, 1, every=4)      # a resume after step 6
+    r.record(128, 0.01)                  # step 7: cold
+    r.record(128, 0.01)                  # step 8: one timed step, under 4 // 2
+    assert not r.due(8)
 
 
 def test_split_stays_within_one_image_of_proportional():
@@ -88,9 +156,14 @@ def test_equal_shares_keep_the_equal_path_and_its_batch():
 def test_rebalance_on_one_rank_keeps_the_whole_batch():
     """One real process: the window is summed (a no-op) and the one share stays the batch."""
     s = RankShares(128, 1, every=3)
-    assert [s.due(t) for t in range(1, 7)] == [False, False, True, False, False, True]
-    s.record(128, 0.01)
-    assert s.rebalance(Comm()) is False and s.shares.tolist() == [128]
+    due = []
+    for t in range(1, 8):
+        s.record(128, 0.01)
+        due.append(s.due(t))
+        if due[-1]:
+            assert s.rebalance(Comm()) is False and s.shares.tolist() == [128]
+            assert s.window == (0, 0, 0.0)  # a new window
+    assert due == [False, False, True, False, False, True, False]
     assert not RankShares(128, 1).due(3)  # every=0: never
 
 

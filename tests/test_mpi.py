@@ -78,17 +78,37 @@ def test_unequal_rank_shares_train_what_one_rank_trains(tmp_path, data_dir, one_
 
 def test_balance_every_resplits_by_measured_speed(tmp_path, data_dir, one_rank_logs):
     """--balance-every: from a 7:1 split of two equal processes (48 and 16 images: shares come in
-    16s) the measured speeds move the shares towards equal, every re-split sums to the batch, and
-    the run trains what one rank does."""
+    16s) a re-split comes, every split sums to the batch, and the run trains what one rank does."""
     path = tmp_path / "b.h5"
     assert_ok(run(train_args(path, data_dir, preset="paper", optimizer="sgd", batch_size=BATCH, epochs=1,
                              max_steps=STEPS, rank_weights="7,1", balance_every=5), ranks=2))
     log, one = read_log(path), one_rank_logs["sgd"]
     entries = log.rank_shares
     assert entries[0] == {"step": 0, "shares": [48, 16]}
-    assert all(e["step"] % 5 == 0 and 0 < e["step"] < STEPS and sum(e["shares"]) == BATCH and min(e["shares"]) >= 1
+    assert all(e["step"] % 5 == 0 and 0 < e["step"] < STEPS and sum(e["shares"]) == BATCH and min(e["shares"]) >= 16
                for e in entries[1:])
-    assert len(entries) >= 2 and max(entries[-1]["shares"]) < 48, entries
+    # Equal processes are nowhere near 3:1: a re-split came (what it chose depends on timing;
+    # hpclars.balance.resplit's choices are tested in test_balance.py).
+    assert len(entries) >= 2, entries
+    for name in one.tensor_names:
+        a, b = log.params[name], one.params[name]
+        assert np.max(np.abs(a - b)) <= 1e-5 * np.max(np.abs(b)), name
+
+
+def test_a_resume_without_the_balance_flags_logs_equal_shares(tmp_path, data_dir, one_rank_logs):
+    """Stopped at step 13 of a --rank-weights 3,1 --balance-every 5 run, resumed without the
+    flags: the log keeps the splits before the stop and records equal shares from there on,
+    and the parameters are still those one rank trains."""
+    path = tmp_path / "r.h5"
+    flags = dict(preset="paper", optimizer="sgd", batch_size=BATCH, epochs=1, max_steps=STEPS)
+    stopped = run(["step:12", 0, "SIGTERM"] + train_args(path, data_dir, rank_weights="3,1", balance_every=5, **flags),
+                  ranks=2, script="stop_at.py")
+    assert stopped.returncode == 75, stopped.stderr
+    before = read_log(path).rank_shares
+    assert before[0] == {"step": 0, "shares": [48, 16]} and all(e["step"] <= 13 for e in before)
+    assert_ok(run(train_args(path, data_dir, resume=True, **flags), ranks=2))
+    log, one = read_log(path), one_rank_logs["sgd"]
+    assert log.status == "completed" and log.rank_shares == before + [{"step": 13, "shares": [32, 32]}]
     for name in one.tensor_names:
         a, b = log.params[name], one.params[name]
         assert np.max(np.abs(a - b)) <= 1e-5 * np.max(np.abs(b)), name

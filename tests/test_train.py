@@ -35,7 +35,8 @@ def test_log_holds_every_field(paper_sgd_run):
     proc, log = paper_sgd_run
     assert set(log.epochs) == set(EPOCH_FIELDS)
     assert set(log.tensors) == set(TENSOR_FIELDS)
-    # The schema names every attribute (rank_shares only with an unequal split: test_mpi.py).
+    # The schema names every attribute (rank_shares only in runs with --rank-weights or
+    # --balance-every: test_mpi.py).
     assert set(log.attrs) | {"tensor_names", "rank_shares"} == set(ROOT_ATTRS)
     assert set(log.environment) == {"git_commit", "cpu_model", "mpi_library", "blas", "kernel_path"}
     np.testing.assert_array_equal(log.epochs["epoch"], [0, 1, 2])

@@ -21,5 +21,9 @@ done
 kill $HOG
 for i in 1 2 3; do
     $N "${S[@]}" > $D/quiet_equal_$i.txt 2>&1
-    $N "${S[@]}" --balance-every 10 > $D/quiet_balanced_$i.txt 2>&1
+    $N "${S[@]}" --balance-every 10 --keep-logs $D/quiet_logs_$i > $D/quiet_balanced_$i.txt 2>&1
 done
+# The splits the balanced runs took, from their logs (the logs themselves are not kept: 4 MB).
+python $D/shares.py $D/hog_logs_* > $D/hog_shares.txt
+python $D/shares.py $D/quiet_logs_* > $D/quiet_shares.txt
+rm -rf $D/hog_logs_* $D/quiet_logs_*

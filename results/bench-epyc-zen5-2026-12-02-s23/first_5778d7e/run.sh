@@ -1,4 +1,8 @@
 #!/bin/bash
+# The script as run at 5778d7e (the first version of hpclars.balance: any integer shares, a
+# re-split for a predicted 2% gain), whose outputs are in this folder; it writes into the
+# parent folder, so to rerun it, check out 5778d7e and move the files here afterwards.
+# hog_shares.txt here was made afterwards with ../shares.py from the kept logs, since deleted.
 # Session 23: --balance-every (hpclars.balance) on the 2-vCPU Zen 5 VM, with nothing else running.
 # Two ranks bound to the two cores.  "hog": a busy Python loop pinned to core 1, sharing it with
 # rank 1 (a stand-in for a slow or shared core); "quiet": no hog.  Each scenario alternates the
