@@ -21,8 +21,8 @@ speed is then its images over its seconds, and the new shares are proportional t
 step, the same on every rank, is not balanced); new shares are taken only if they make that at
 least ``MIN_GAIN`` (5%) shorter, and they come in multiples of 16 images where the equal split
 does (``RankShares.granule``), so that timing noise does not move a few images back and forth
-(the first version, any integer shares and a 2% threshold, cost two ranks on two quiet vCPUs
-4-7% of their images/s; BENCHMARKS.md session 23).  Every rank computes the same shares from
+(with the first version, any integer shares and a 2% threshold, two ranks on two quiet vCPUs
+read 4-7 points lower efficiency than equal shares; BENCHMARKS.md session 23).  Every rank computes the same shares from
 the same summed array.  This is static load balancing of heterogeneous data parallelism (a
 batch share per worker in proportion to its measured throughput), re-measured as the machine
 drifts; it changes no hyperparameter.
