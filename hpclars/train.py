@@ -230,8 +230,12 @@ class Trainer:
         """Announce a fresh run and log epoch 0: the evaluation before any training."""
         cfg, comm = self.cfg, self.comm
         self.mllog.run_started()
+        split = ""
+        if cfg.rank_weights or cfg.balance_every:
+            split = f", shares {'/'.join(map(str, self.shares.shares))}" + (
+                f" re-split by speed every {cfg.balance_every} steps" if cfg.balance_every else "")
         self.say(f"hpclars: {cfg.optimizer} batch {cfg.batch_size} on {comm.size} rank(s) x {cfg.threads} "
-                 f"thread(s), {C.describe_steps(cfg)} -> {cfg.out}")
+                 f"thread(s){split}, {C.describe_steps(cfg)} -> {cfg.out}")
         t0 = time.perf_counter()
         ev = self._evaluate(self.P, self.eval_model)
         times = comm.allreduce_max_(np.array([np.nan, np.nan, np.nan, time.perf_counter() - t0]))
