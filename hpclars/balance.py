@@ -70,6 +70,8 @@ def split(global_batch, weights, granule=1):
         shares[int(np.argmax(shares))] -= 1
         left += 1
     return shares
+
+
 def parse_weights(text):
     """``"2,1,1"`` -> [2.0, 1.0, 1.0]; "" -> None.  Raises ValueError naming the bad entry."""
     if not text:
